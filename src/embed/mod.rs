@@ -1,0 +1,40 @@
+//! Sentence embeddings: a sentence-transformers model folder (BERT + mean pooling + L2 norm) run on
+//! candle. The pipeline only knows [`Embedder`].
+
+use crate::error::Result;
+
+pub mod model;
+
+/// Options of one `encode` call, named as in sentence-transformers.
+#[derive(Debug, Clone)]
+pub struct EncodeOptions {
+    /// Upper bound on sentences per forward pass.
+    pub batch_size: usize,
+    /// L2-normalise each vector (sentence-transformers' `normalize_embeddings`).
+    pub normalize: bool,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions { batch_size: 32, normalize: true }
+    }
+}
+
+/// Turns sentences into fixed-size vectors. Output order equals input order.
+pub trait Embedder: Send + Sync {
+    /// Vector dimension (384 for all-MiniLM-L6-v2).
+    fn dim(&self) -> usize;
+    /// Tokens per sentence after truncation (from `sentence_bert_config.json`).
+    fn max_seq_length(&self) -> usize;
+    /// A stable identity of the model (folder name + weights checksum) recorded in manifests so a
+    /// run never mixes vectors of two models.
+    fn model_id(&self) -> &str;
+    /// Embed `texts`; returns `texts.len() * dim()` floats, row-major. `progress` is called with
+    /// the number of sentences finished so far (monotonic), if given.
+    fn embed(
+        &self,
+        texts: &[&str],
+        opts: &EncodeOptions,
+        progress: Option<&(dyn Fn(usize) + Sync)>,
+    ) -> Result<Vec<f32>>;
+}

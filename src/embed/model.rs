@@ -1,0 +1,1 @@
+//! Locating and loading a sentence-transformers model folder.

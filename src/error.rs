@@ -1,0 +1,132 @@
+//! One error type for the whole crate.
+//!
+//! Every error carries a stable [`ErrorKind`] slug (what a DAG or script branches on) and, where it
+//! applies, the file, row and column it is about, so a person reads one clear sentence and a program
+//! reads structured fields. The pyo3 layer maps kinds onto a Python exception hierarchy.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Stable, machine-readable error categories. The `as_str` slugs are part of the public contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The input file does not exist or cannot be opened.
+    FileNotFound,
+    /// The file is not a parquet file (bad magic bytes).
+    NotParquet,
+    /// The file is parquet but damaged (truncated footer, corrupt pages).
+    CorruptFile,
+    /// A mapped column does not exist.
+    MissingColumn,
+    /// A mapped column has a type we cannot use.
+    WrongColumnType,
+    /// A text value is null, empty or whitespace only (only raised in strict mode).
+    EmptyText,
+    /// The same point id occurs twice (only raised in strict mode).
+    DuplicateId,
+    /// A setting has a value that cannot work.
+    InvalidConfig,
+    /// The model folder is missing, incomplete or malformed.
+    Model,
+    /// The forward pass failed.
+    Embed,
+    /// The vector store answered with an error.
+    Store,
+    /// The vector store cannot be reached (after retries).
+    StoreUnavailable,
+    /// A collection exists with another vector size or distance.
+    CollectionMismatch,
+    /// A handoff file (shard, manifest) is missing, damaged or fails its checksum.
+    Handoff,
+    /// The run directory belongs to another input or model.
+    RunMismatch,
+    /// Another process holds the lock (run directory or embedded store).
+    Locked,
+    /// Any other I/O failure.
+    Io,
+    /// A bug: an invariant did not hold.
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::FileNotFound => "file_not_found",
+            ErrorKind::NotParquet => "not_parquet",
+            ErrorKind::CorruptFile => "corrupt_file",
+            ErrorKind::MissingColumn => "missing_column",
+            ErrorKind::WrongColumnType => "wrong_column_type",
+            ErrorKind::EmptyText => "empty_text",
+            ErrorKind::DuplicateId => "duplicate_id",
+            ErrorKind::InvalidConfig => "invalid_config",
+            ErrorKind::Model => "model",
+            ErrorKind::Embed => "embed",
+            ErrorKind::Store => "store",
+            ErrorKind::StoreUnavailable => "store_unavailable",
+            ErrorKind::CollectionMismatch => "collection_mismatch",
+            ErrorKind::Handoff => "handoff",
+            ErrorKind::RunMismatch => "run_mismatch",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Io => "io",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The crate's error: a kind, a sentence, and where it happened.
+#[derive(Debug)]
+pub struct VdbError {
+    pub kind: ErrorKind,
+    /// A complete sentence for a person. Already names the file/row/column when they are known.
+    pub message: String,
+    pub file: Option<PathBuf>,
+    pub row: Option<u64>,
+    pub column: Option<String>,
+}
+
+impl fmt::Display for VdbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for VdbError {}
+
+impl VdbError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        VdbError { kind, message: message.into(), file: None, row: None, column: None }
+    }
+    pub fn with_file(mut self, file: impl AsRef<Path>) -> Self {
+        self.file = Some(file.as_ref().to_path_buf());
+        self
+    }
+    pub fn with_row(mut self, row: u64) -> Self {
+        self.row = Some(row);
+        self
+    }
+    pub fn with_column(mut self, column: impl Into<String>) -> Self {
+        self.column = Some(column.into());
+        self
+    }
+    /// An I/O error about `path`, with the path in the sentence.
+    pub fn io(path: impl AsRef<Path>, what: &str, err: std::io::Error) -> Self {
+        let path = path.as_ref();
+        let kind = if err.kind() == std::io::ErrorKind::NotFound {
+            ErrorKind::FileNotFound
+        } else {
+            ErrorKind::Io
+        };
+        VdbError::new(kind, format!("{what} {}: {err}", path.display())).with_file(path)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        VdbError::new(ErrorKind::Internal, message)
+    }
+}
+
+pub type Result<T, E = VdbError> = std::result::Result<T, E>;
