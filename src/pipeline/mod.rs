@@ -1,1 +1,80 @@
-//! pipeline
+//! The ingestion pipeline: plan -> embed -> ensure collection -> load -> verify.
+//!
+//! Each step is usable alone (the DAG runs them as separate task processes that share only the
+//! run directory) or chained in one process by [`ingest`] (the CLI), with the same results. Every
+//! step is idempotent: re-running it after a crash redoes only unfinished shards.
+
+pub mod embed;
+pub mod load;
+pub mod plan;
+pub mod verify;
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use embed::{embed_shard, ShardResult};
+pub use load::{ensure_collection, finish_load, load_shard, EnsureResult, LoadResult};
+pub use plan::{plan, PlanOptions, PlanSummary};
+pub use verify::{verify, Report};
+
+use crate::embed::{EncodeOptions, Embedder};
+use crate::error::Result;
+use crate::handoff::RunDir;
+use crate::progress::Progress;
+use crate::store::{Condition, Hit, LoadOptions, VectorStore};
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub plan: PlanOptions,
+    pub collection: String,
+    pub recreate: bool,
+    pub encode: EncodeOptions,
+    pub load: LoadOptions,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestResult {
+    pub run_dir: String,
+    pub report: Report,
+    pub wall_seconds: f64,
+}
+
+/// All steps in one process: what `vdb ingest` runs.
+pub fn ingest(
+    run: &RunDir,
+    opts: &IngestOptions,
+    embedder: &dyn Embedder,
+    store: &dyn VectorStore,
+    progress: &dyn Progress,
+) -> Result<IngestResult> {
+    let started = Instant::now();
+    let planned = plan(run, &opts.plan, progress)?;
+    for &i in &planned.shards {
+        embed_shard(run, i, embedder, &opts.encode, progress)?;
+    }
+    ensure_collection(run, store, &opts.collection, opts.recreate)?;
+    let loaded: Result<()> = planned
+        .shards
+        .iter()
+        .try_for_each(|&i| load_shard(run, i, store, &opts.collection, &opts.load, progress).map(|_| ()));
+    // Indexing is restored even when a load failed.
+    let restored = finish_load(store, &opts.collection);
+    loaded?;
+    restored?;
+    let report = verify(run, store, &opts.collection)?;
+    Ok(IngestResult { run_dir: run.path.display().to_string(), report, wall_seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Search by text: embed `query` with the same model, then nearest neighbours.
+pub fn search_text(
+    embedder: &dyn Embedder,
+    store: &dyn VectorStore,
+    collection: &str,
+    query: &str,
+    limit: usize,
+    filter: &[Condition],
+) -> Result<Vec<Hit>> {
+    let v = embedder.embed(&[query], &EncodeOptions::default(), None)?;
+    store.search(collection, &v, limit, filter)
+}

@@ -1,1 +1,423 @@
-//! python bindings
+//! The pyo3 layer: translation only. Python values in, Rust calls (GIL released, panics caught),
+//! JSON or bytes out, `VdbError` -> the Python exception hierarchy. No logic lives here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use serde::Serialize;
+
+use crate::config::{Settings, SETTINGS};
+use crate::embed::{EncodeOptions, Embedder as EmbedderTrait};
+use crate::error::{ErrorKind, VdbError};
+use crate::handoff::RunDir;
+use crate::pipeline::{self, IngestOptions, PlanOptions};
+use crate::progress::{Bar, LogLines, Progress, Silent};
+use crate::source::ColumnMapping;
+use crate::store::{self, Condition, LoadOptions, StoreTarget};
+
+/// The Python exception hierarchy (module `vdb_core._native`, re-exported by `vdb_core`).
+mod exceptions {
+    use pyo3::exceptions::PyException;
+    pyo3::create_exception!(vdb_core, VdbError, PyException, "Base of every vdb_core error. Attributes: kind, file, row, column.");
+    pyo3::create_exception!(vdb_core, InputError, VdbError, "The input parquet or its column mapping is unusable.");
+    pyo3::create_exception!(vdb_core, ConfigError, VdbError, "A setting has a value that cannot work.");
+    pyo3::create_exception!(vdb_core, ModelError, VdbError, "The model folder is missing or malformed, or embedding failed.");
+    pyo3::create_exception!(vdb_core, StoreError, VdbError, "Qdrant refused, was unreachable, or holds a mismatching collection.");
+    pyo3::create_exception!(vdb_core, HandoffError, VdbError, "A run directory, manifest or shard file is missing, damaged, locked or belongs to another run.");
+}
+use exceptions::{ConfigError, HandoffError, InputError, ModelError, StoreError};
+
+fn to_py(err: VdbError) -> PyErr {
+    use ErrorKind::*;
+    let msg = err.message.clone();
+    let e = match err.kind {
+        FileNotFound | NotParquet | CorruptFile | MissingColumn | WrongColumnType | EmptyText | DuplicateId => {
+            InputError::new_err(msg)
+        }
+        InvalidConfig => ConfigError::new_err(msg),
+        Model | Embed => ModelError::new_err(msg),
+        Store | StoreUnavailable | CollectionMismatch => StoreError::new_err(msg),
+        Handoff | RunMismatch | Locked => HandoffError::new_err(msg),
+        Io | Internal => exceptions::VdbError::new_err(msg),
+    };
+    Python::attach(|py| {
+        let v = e.value(py);
+        let _ = v.setattr("kind", err.kind.as_str());
+        let _ = v.setattr("file", err.file.as_ref().map(|p| p.display().to_string()));
+        let _ = v.setattr("row", err.row);
+        let _ = v.setattr("column", err.column.clone());
+    });
+    e
+}
+
+/// Run Rust work with the GIL released; a panic becomes a `VdbError` (kind "internal") instead of
+/// crossing into the interpreter.
+fn work<T: Send>(py: Python<'_>, f: impl FnOnce() -> crate::Result<T> + Send) -> PyResult<T> {
+    let out = py.detach(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(VdbError::internal(format!("internal error (a bug in vdb_core, please report it): {what}")))
+        })
+    });
+    out.map_err(to_py)
+}
+
+fn json<T: Serialize>(v: &T) -> PyResult<String> {
+    serde_json::to_string(v).map_err(|e| to_py(VdbError::internal(e.to_string())))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> PyResult<T> {
+    serde_json::from_str(s).map_err(|e| to_py(VdbError::new(ErrorKind::InvalidConfig, format!("bad {what}: {e}"))))
+}
+
+/// `progress`: None (silent), "bar" (terminal bar), "lines" (stderr lines) or a callable taking
+/// one str (e.g. a logger's `info`), called at most every `every` seconds.
+fn progress(progress: Option<Py<PyAny>>, every: f64) -> PyResult<Box<dyn Progress>> {
+    let Some(obj) = progress else { return Ok(Box::new(Silent)) };
+    Python::attach(|py| {
+        let b = obj.bind(py);
+        if let Ok(s) = b.extract::<String>() {
+            return match s.as_str() {
+                "bar" => Ok(Box::new(Bar::new()) as Box<dyn Progress>),
+                "lines" => Ok(Box::new(LogLines::new(Duration::from_secs_f64(every), Box::new(|l| eprintln!("{l}"))))
+                    as Box<dyn Progress>),
+                other => Err(to_py(VdbError::new(
+                    ErrorKind::InvalidConfig,
+                    format!("progress must be None, 'bar', 'lines' or a callable, not {other:?}"),
+                ))),
+            };
+        }
+        let f = Arc::new(obj.clone_ref(py));
+        Ok(Box::new(LogLines::new(
+            Duration::from_secs_f64(every),
+            Box::new(move |line| {
+                Python::attach(|py| {
+                    let _ = f.call1(py, (line,));
+                })
+            }),
+        )) as Box<dyn Progress>)
+    })
+}
+
+/// The settings in force: defaults overlaid with the environment.
+#[pyfunction]
+fn resolved_settings_json() -> PyResult<String> {
+    json(&Settings::from_env().map_err(to_py)?)
+}
+
+#[pyfunction]
+fn settings_json() -> PyResult<String> {
+    #[derive(Serialize)]
+    struct Row {
+        env: &'static str,
+        default: &'static str,
+        help: &'static str,
+    }
+    json(&SETTINGS.iter().map(|s| Row { env: s.env, default: s.default, help: s.help }).collect::<Vec<_>>())
+}
+
+/// The store target: explicit arguments, else QDRANT_URL / QDRANT_API_KEY / VDB_STORE_PATH.
+#[pyfunction]
+#[pyo3(signature = (url=None, api_key=None, store_path=None))]
+fn resolve_target(url: Option<String>, api_key: Option<String>, store_path: Option<PathBuf>) -> PyResult<String> {
+    let s = Settings::from_env().map_err(to_py)?;
+    let t = match (url.filter(|u| !u.is_empty()), store_path) {
+        (Some(url), _) => StoreTarget::Server { url, api_key: api_key.or(s.qdrant_api_key) },
+        (None, Some(path)) => StoreTarget::Embedded { path },
+        (None, None) => s.store_target(),
+    };
+    json(&t)
+}
+
+#[pyfunction]
+fn run_dir(work_dir: Option<PathBuf>, dag_id: &str, run_id: &str) -> PyResult<String> {
+    let work = match work_dir {
+        Some(w) => w,
+        None => Settings::from_env().map_err(to_py)?.work_dir,
+    };
+    Ok(RunDir::for_run(&work, dag_id, run_id).path.display().to_string())
+}
+
+#[pyfunction]
+fn remove_run_dir(py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    work(py, || RunDir::at(path).remove())
+}
+
+#[pyfunction]
+fn inspect(py: Python<'_>, path: String, mapping: String) -> PyResult<String> {
+    let mapping: ColumnMapping = parse("column mapping", &mapping)?;
+    let r = work(py, || crate::source::inspect::inspect(&path, &mapping))?;
+    json(&r)
+}
+
+#[pyfunction]
+fn sample_data(py: Python<'_>, path: PathBuf, rows: u64, seed: u64) -> PyResult<String> {
+    let r = work(py, || crate::sample::write_sample(&path, rows, seed))?;
+    json(&r)
+}
+
+#[pyfunction]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, progress=None))]
+fn plan(
+    py: Python<'_>,
+    run_dir: PathBuf,
+    input: PathBuf,
+    mapping: String,
+    shard_rows: usize,
+    strict: bool,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let mapping: ColumnMapping = parse("column mapping", &mapping)?;
+    let p = self::progress(progress, 10.0)?;
+    let opts = PlanOptions { input, mapping, shard_rows, strict };
+    let r = work(py, || pipeline::plan(&RunDir::at(run_dir), &opts, p.as_ref()))?;
+    json(&r)
+}
+
+/// A loaded model. `encode` returns raw float32 bytes; the Python wrapper makes the numpy array.
+#[pyclass(frozen, name = "NativeEmbedder", module = "vdb_core._native")]
+struct NativeEmbedder {
+    inner: Box<dyn EmbedderTrait>,
+}
+
+#[pymethods]
+impl NativeEmbedder {
+    #[new]
+    #[pyo3(signature = (model_dir=None, threads=None))]
+    fn new(py: Python<'_>, model_dir: Option<PathBuf>, threads: Option<usize>) -> PyResult<Self> {
+        let inner = work(py, || crate::embed::open(model_dir.as_deref(), threads))?;
+        Ok(NativeEmbedder { inner })
+    }
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    #[getter]
+    fn max_seq_length(&self) -> usize {
+        self.inner.max_seq_length()
+    }
+    #[getter]
+    fn model_id(&self) -> String {
+        self.inner.model_id().to_string()
+    }
+    #[pyo3(signature = (texts, batch_size=32, normalize=true, progress=None))]
+    fn encode<'py>(
+        &self,
+        py: Python<'py>,
+        texts: Vec<String>,
+        batch_size: usize,
+        normalize: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let p = self::progress(progress, 1.0)?;
+        let opts = EncodeOptions { batch_size: batch_size.max(1), normalize };
+        let vectors = work(py, || {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            p.start("encode", refs.len() as u64);
+            let last = std::sync::atomic::AtomicUsize::new(0);
+            let cb = |done: usize| {
+                let prev = last.swap(done, std::sync::atomic::Ordering::Relaxed);
+                p.advance(done.saturating_sub(prev) as u64);
+            };
+            let v = self.inner.embed(&refs, &opts, Some(&cb));
+            p.finish();
+            v
+        })?;
+        let bytes: Vec<u8> = vectors.iter().flat_map(|f| f.to_le_bytes()).collect();
+        Ok(PyBytes::new(py, &bytes))
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (run_dir, shard, embedder, batch_size=32, progress=None))]
+fn embed_shard(
+    py: Python<'_>,
+    run_dir: PathBuf,
+    shard: usize,
+    embedder: &NativeEmbedder,
+    batch_size: usize,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let p = self::progress(progress, 10.0)?;
+    let opts = EncodeOptions { batch_size: batch_size.max(1), normalize: true };
+    let r = work(py, || pipeline::embed_shard(&RunDir::at(run_dir), shard, embedder.inner.as_ref(), &opts, p.as_ref()))?;
+    json(&r)
+}
+
+fn open_store(target: &str) -> PyResult<StoreTarget> {
+    parse("store target", target)
+}
+
+#[pyfunction]
+fn ensure_collection(py: Python<'_>, run_dir: PathBuf, target: String, collection: String, recreate: bool) -> PyResult<String> {
+    let t = open_store(&target)?;
+    let r = work(py, || {
+        let s = store::open(&t)?;
+        pipeline::ensure_collection(&RunDir::at(run_dir), s.as_ref(), &collection, recreate)
+    })?;
+    json(&r)
+}
+
+#[pyfunction]
+#[pyo3(signature = (run_dir, shard, target, collection, load_options, progress=None))]
+fn load_shard(
+    py: Python<'_>,
+    run_dir: PathBuf,
+    shard: usize,
+    target: String,
+    collection: String,
+    load_options: String,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let t = open_store(&target)?;
+    let o: LoadOptions = parse("load options", &load_options)?;
+    let p = self::progress(progress, 10.0)?;
+    let r = work(py, || {
+        let s = store::open(&t)?;
+        pipeline::load_shard(&RunDir::at(run_dir), shard, s.as_ref(), &collection, &o, p.as_ref())
+    })?;
+    json(&r)
+}
+
+#[pyfunction]
+fn finish_load(py: Python<'_>, target: String, collection: String) -> PyResult<()> {
+    let t = open_store(&target)?;
+    work(py, || pipeline::finish_load(store::open(&t)?.as_ref(), &collection))
+}
+
+#[pyfunction]
+fn verify(py: Python<'_>, run_dir: PathBuf, target: String, collection: String) -> PyResult<String> {
+    let t = open_store(&target)?;
+    let r = work(py, || pipeline::verify(&RunDir::at(run_dir), store::open(&t)?.as_ref(), &collection))?;
+    json(&r)
+}
+
+#[pyfunction]
+fn report_summary(report: String) -> PyResult<String> {
+    let r: pipeline::Report = parse("report", &report)?;
+    Ok(r.summary())
+}
+
+#[pyfunction]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, collection, recreate, target, embedder, batch_size, load_options, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn ingest(
+    py: Python<'_>,
+    run_dir: PathBuf,
+    input: PathBuf,
+    mapping: String,
+    shard_rows: usize,
+    strict: bool,
+    collection: String,
+    recreate: bool,
+    target: String,
+    embedder: &NativeEmbedder,
+    batch_size: usize,
+    load_options: String,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    let mapping: ColumnMapping = parse("column mapping", &mapping)?;
+    let t = open_store(&target)?;
+    let load: LoadOptions = parse("load options", &load_options)?;
+    let p = self::progress(progress, 10.0)?;
+    let opts = IngestOptions {
+        plan: PlanOptions { input, mapping, shard_rows, strict },
+        collection,
+        recreate,
+        encode: EncodeOptions { batch_size: batch_size.max(1), normalize: true },
+        load,
+    };
+    let r = work(py, || {
+        let s = store::open(&t)?;
+        pipeline::ingest(&RunDir::at(run_dir), &opts, embedder.inner.as_ref(), s.as_ref(), p.as_ref())
+    })?;
+    json(&r)
+}
+
+#[pyfunction]
+#[pyo3(signature = (target, collection, query, embedder, limit=10, filter="[]".to_string()))]
+fn search(
+    py: Python<'_>,
+    target: String,
+    collection: String,
+    query: String,
+    embedder: &NativeEmbedder,
+    limit: usize,
+    filter: String,
+) -> PyResult<String> {
+    let t = open_store(&target)?;
+    let f: Vec<Condition> = parse("filter", &filter)?;
+    let r = work(py, || {
+        pipeline::search_text(embedder.inner.as_ref(), store::open(&t)?.as_ref(), &collection, &query, limit, &f)
+    })?;
+    json(&r)
+}
+
+#[pyfunction]
+fn search_vector(py: Python<'_>, target: String, collection: String, vector: Vec<f32>, limit: usize, filter: String) -> PyResult<String> {
+    let t = open_store(&target)?;
+    let f: Vec<Condition> = parse("filter", &filter)?;
+    let r = work(py, || store::open(&t)?.search(&collection, &vector, limit, &f))?;
+    json(&r)
+}
+
+#[pyfunction]
+fn retrieve(py: Python<'_>, target: String, collection: String, ids: Vec<String>) -> PyResult<String> {
+    let t = open_store(&target)?;
+    let ids = ids
+        .iter()
+        .map(|s| {
+            uuid::Uuid::parse_str(s)
+                .map_err(|e| VdbError::new(ErrorKind::InvalidConfig, format!("bad point id {s:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(to_py)?;
+    let r = work(py, || store::open(&t)?.retrieve(&collection, &ids))?;
+    json(&r)
+}
+
+#[pyfunction]
+fn count(py: Python<'_>, target: String, collection: String) -> PyResult<u64> {
+    let t = open_store(&target)?;
+    work(py, || store::open(&t)?.count(&collection))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", crate::VERSION)?;
+    m.add("VdbError", py.get_type::<exceptions::VdbError>())?;
+    m.add("InputError", py.get_type::<InputError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("ModelError", py.get_type::<ModelError>())?;
+    m.add("StoreError", py.get_type::<StoreError>())?;
+    m.add("HandoffError", py.get_type::<HandoffError>())?;
+    m.add_class::<NativeEmbedder>()?;
+    m.add_function(wrap_pyfunction!(settings_json, m)?)?;
+    m.add_function(wrap_pyfunction!(resolved_settings_json, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_target, m)?)?;
+    m.add_function(wrap_pyfunction!(run_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(remove_run_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(sample_data, m)?)?;
+    m.add_function(wrap_pyfunction!(plan, m)?)?;
+    m.add_function(wrap_pyfunction!(embed_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(ensure_collection, m)?)?;
+    m.add_function(wrap_pyfunction!(load_shard, m)?)?;
+    m.add_function(wrap_pyfunction!(finish_load, m)?)?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(report_summary, m)?)?;
+    m.add_function(wrap_pyfunction!(ingest, m)?)?;
+    m.add_function(wrap_pyfunction!(search, m)?)?;
+    m.add_function(wrap_pyfunction!(search_vector, m)?)?;
+    m.add_function(wrap_pyfunction!(retrieve, m)?)?;
+    m.add_function(wrap_pyfunction!(count, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+# The two commands of the README:
+#   make run    set everything up, write the sample data, ingest it, search it
+#   make test   set everything up, run cargo test and pytest
+# Everything Python lives in .venv (created with uv); Rust builds into target/ with one profile.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+ROWS    ?= 20000
+DATA    ?= data/sample_sec_sentences.parquet
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: setup develop run test test-rust test-python bench clean
+
+$(VENV)/.deps: requirements-dev.txt
+	command -v uv >/dev/null || python3 -m pip install --quiet uv
+	test -x $(PY) || uv venv --quiet --python python3.11 $(VENV)
+	uv pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# The extension, built in the dev profile (the one `cargo test` uses: dependencies are built once).
+develop: $(VENV)/.deps
+	maturin develop --uv
+
+setup: develop
+
+run: setup
+	$(VENV)/bin/vdb sample-data --rows $(ROWS) --out $(DATA)
+	$(VENV)/bin/vdb inspect $(DATA)
+	$(VENV)/bin/vdb ingest $(DATA) --run-dir .vdb/runs/readme --store .vdb/qdrant
+	$(VENV)/bin/vdb search "supply chain disruptions reduced gross margin" --store .vdb/qdrant --limit 5
+
+test-rust:
+	cargo test --all-targets
+
+test-python: setup
+	VDB_TEST_SERVER_BIN=$(abspath target/debug/examples/qdrant_test_server) $(PY) -m pytest -q
+
+test: $(VENV)/.deps test-rust test-python
+
+bench: setup
+	$(PY) bench/embed_bench.py
+
+clean:
+	rm -rf .vdb target $(VENV)

@@ -1,0 +1,92 @@
+"""Type stubs of the Rust extension ``vdb_core._native``.
+
+Functions exchange JSON strings for structured values (the ``vdb_core`` package decodes them);
+errors are raised as the exceptions below, each with ``kind`` (a stable slug such as
+``"missing_column"``), ``file``, ``row`` and ``column`` attributes (None when not applicable).
+"""
+
+from typing import Any, Callable, Union
+
+__version__: str
+
+Progress = Union[None, str, Callable[[str], Any]]
+
+class VdbError(Exception):
+    """Base of every vdb_core error."""
+
+    kind: str
+    """Stable error slug: file_not_found, not_parquet, corrupt_file, missing_column,
+    wrong_column_type, empty_text, duplicate_id, invalid_config, model, embed, store,
+    store_unavailable, collection_mismatch, handoff, run_mismatch, locked, io, internal."""
+    file: str | None
+    row: int | None
+    column: str | None
+
+class InputError(VdbError):
+    """The input parquet or its column mapping is unusable."""
+
+class ConfigError(VdbError):
+    """A setting has a value that cannot work."""
+
+class ModelError(VdbError):
+    """The model folder is missing or malformed, or embedding failed."""
+
+class StoreError(VdbError):
+    """Qdrant refused, was unreachable, or holds a mismatching collection."""
+
+class HandoffError(VdbError):
+    """A run directory, manifest or shard file is missing, damaged, locked or from another run."""
+
+class NativeEmbedder:
+    def __init__(self, model_dir: str | None = None, threads: int | None = None) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def max_seq_length(self) -> int: ...
+    @property
+    def model_id(self) -> str: ...
+    def encode(
+        self, texts: list[str], batch_size: int = 32, normalize: bool = True, progress: Progress = None
+    ) -> bytes:
+        """Little-endian float32 bytes, ``len(texts) * dim`` values, row-major, input order."""
+
+def settings_json() -> str: ...
+def resolved_settings_json() -> str: ...
+def resolve_target(url: str | None = None, api_key: str | None = None, store_path: str | None = None) -> str: ...
+def run_dir(work_dir: str | None, dag_id: str, run_id: str) -> str: ...
+def remove_run_dir(path: str) -> None: ...
+def inspect(path: str, mapping: str) -> str: ...
+def sample_data(path: str, rows: int, seed: int) -> str: ...
+def plan(
+    run_dir: str, input: str, mapping: str, shard_rows: int, strict: bool, progress: Progress = None
+) -> str: ...
+def embed_shard(
+    run_dir: str, shard: int, embedder: NativeEmbedder, batch_size: int = 32, progress: Progress = None
+) -> str: ...
+def ensure_collection(run_dir: str, target: str, collection: str, recreate: bool) -> str: ...
+def load_shard(
+    run_dir: str, shard: int, target: str, collection: str, load_options: str, progress: Progress = None
+) -> str: ...
+def finish_load(target: str, collection: str) -> None: ...
+def verify(run_dir: str, target: str, collection: str) -> str: ...
+def report_summary(report: str) -> str: ...
+def ingest(
+    run_dir: str,
+    input: str,
+    mapping: str,
+    shard_rows: int,
+    strict: bool,
+    collection: str,
+    recreate: bool,
+    target: str,
+    embedder: NativeEmbedder,
+    batch_size: int,
+    load_options: str,
+    progress: Progress = None,
+) -> str: ...
+def search(
+    target: str, collection: str, query: str, embedder: NativeEmbedder, limit: int = 10, filter: str = "[]"
+) -> str: ...
+def search_vector(target: str, collection: str, vector: list[float], limit: int, filter: str) -> str: ...
+def retrieve(target: str, collection: str, ids: list[str]) -> str: ...
+def count(target: str, collection: str) -> int: ...

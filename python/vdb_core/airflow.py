@@ -1,0 +1,61 @@
+"""Glue for Airflow DAGs: where the run's files live, where Qdrant is, and task-log progress.
+
+Kept here (not in the DAG files) so DAGs only orchestrate. Importing this module does not import
+Airflow; functions that need it import it lazily.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+import vdb_core
+
+log = logging.getLogger("vdb_core")
+
+#: The Airflow connection the DAGs read Qdrant's location from (the Qdrant provider's default id).
+QDRANT_CONN_ID = "qdrant_default"
+
+
+def target_from_connection_fields(
+    host: str | None,
+    port: int | None,
+    password: str | None,
+    extra: Mapping[str, Any] | None,
+    schema: str | None = None,
+) -> dict[str, Any]:
+    """A store target from the fields of a ``qdrant`` connection, as the official Qdrant provider
+    defines them: host, port (REST), password = API key, extra ``grpc_port`` (default 6334) and
+    ``https``. vdb_core speaks gRPC, so the URL uses ``grpc_port``. A host that already is a URL
+    (``http://...``) is used as is."""
+    extra = dict(extra or {})
+    if host and "://" in host:
+        url = host
+    else:
+        https = bool(extra.get("https")) or (schema or "").lower() == "https"
+        grpc_port = int(extra.get("grpc_port") or 6334)
+        url = f"{'https' if https else 'http'}://{host or 'localhost'}:{grpc_port}"
+    api_key = password or extra.get("api_key") or None
+    return vdb_core.store_target(qdrant_url=url, api_key=api_key)
+
+
+def resolve_target(conn_id: str = QDRANT_CONN_ID) -> dict[str, Any]:
+    """The Airflow connection ``conn_id`` if it exists, else ``QDRANT_URL``, else the embedded store."""
+    try:
+        from airflow.sdk import Connection
+
+        conn = Connection.get(conn_id)
+    except Exception as e:  # not defined (AirflowNotFoundException) or no Airflow context
+        log.info("no Airflow connection %r (%s); using QDRANT_URL or the embedded store", conn_id, type(e).__name__)
+        return vdb_core.store_target()
+    return target_from_connection_fields(conn.host, conn.port, conn.password, conn.extra_dejson, conn.schema)
+
+
+def describe(target: Mapping[str, Any]) -> str:
+    """For logs: never prints the API key."""
+    return f"qdrant server {target['url']}" if target.get("kind") == "server" else f"embedded store {target['path']}"
+
+
+def task_progress(logger: logging.Logger | None = None) -> Callable[[str], None]:
+    """A progress sink for vdb_core steps that writes count/rate/ETA lines into the task log."""
+    return (logger or log).info

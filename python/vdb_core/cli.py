@@ -1,0 +1,223 @@
+"""``vdb``: the command line for people who are not writing DAGs.
+
+Same pipeline code as the Airflow tasks. Exit codes: 0 success, 1 a vdb_core error (the message
+names the file/row/column), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Any, Sequence
+
+import vdb_core
+
+
+def _settings_epilog() -> str:
+    rows = "\n".join(f"  {s['env']:<20} {s['default'] or '(unset)':<22} {s['help']}" for s in vdb_core.settings())
+    return "configuration (flag > environment variable > default):\n" + rows
+
+
+def _progress() -> str:
+    return "bar" if sys.stderr.isatty() else "lines"
+
+
+def _target(args: argparse.Namespace) -> dict[str, Any]:
+    return vdb_core.store_target(args.qdrant_url, args.api_key, args.store)
+
+
+def _add_store_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collection", default=None, help="Qdrant collection (default: VDB_COLLECTION or sec_filings)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--qdrant-url", default=None, help="Qdrant gRPC URL, e.g. http://localhost:6334 (default: QDRANT_URL)")
+    g.add_argument("--store", default=None, help="embedded store directory (default: VDB_STORE_PATH)")
+    p.add_argument("--api-key", default=None, help="Qdrant API key (default: QDRANT_API_KEY)")
+    p.add_argument("--model-dir", default=None, help="model folder (default: VDB_MODEL_DIR or the bundled package)")
+
+
+def _split(v: str | None) -> list[str] | None:
+    if v is None:
+        return None
+    return [c.strip() for c in v.split(",") if c.strip()]
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    info = vdb_core.inspect(args.parquet, args.text_column, _split(args.id_columns), _split(args.payload_columns))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['path']}: {info['rows']} rows in {info['row_groups']} row groups, {info['size_bytes']} bytes")
+    for c in info["columns"]:
+        nulls = "?" if c["null_count"] is None else c["null_count"]
+        print(f"  {c['name']:<20} {c['type']:<28} nulls {nulls}")
+    if info["mapping"]:
+        m = info["mapping"]
+        ids = ", ".join(m["id_columns"]) or "(row text)"
+        print(f"mapping: text={m['text']}  ids={ids}  payload={', '.join(m['payload_columns'])}")
+    else:
+        print(f"mapping: {info['mapping_error']}")
+    return 0
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    info = vdb_core.sample_data(args.out, rows=args.rows, seed=args.seed)
+    print(f"wrote {info['rows']} rows ({info['filings']} filings, {info['size_bytes']} bytes) to {info['path']}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    settings = vdb_core.resolved_settings()
+    run_dir = args.run_dir or vdb_core.run_dir("cli", "ingest-" + uuid.uuid4().hex[:12])
+    target = _target(args)
+    collection = args.collection or settings["collection"]
+    print(f"vdb ingest {args.parquet} -> collection {collection!r} ({_describe(target)}); run dir {run_dir}", file=sys.stderr)
+    started = time.monotonic()
+    embedder = vdb_core.Embedder(args.model_dir, threads=args.threads)
+    result = vdb_core.ingest(
+        args.parquet,
+        run_dir=run_dir,
+        collection=collection,
+        target=target,
+        embedder=embedder,
+        text_column=args.text_column,
+        id_columns=_split(args.id_columns),
+        payload_columns=_split(args.payload_columns),
+        shard_rows=args.shard_rows,
+        strict=args.strict,
+        recreate=args.recreate,
+        batch_size=args.batch_size,
+        upsert_batch_size=args.upsert_batch_size,
+        progress=_progress(),
+    )
+    report = result["report"]
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(vdb_core.report_summary(report))
+        print(f"done in {time.monotonic() - started:.1f}s; report: {os.path.join(result['run_dir'], 'report.json')}")
+    return 0
+
+
+def _describe(target: dict[str, Any]) -> str:
+    return f"qdrant server {target['url']}" if target["kind"] == "server" else f"embedded store {target['path']}"
+
+
+def _filters(items: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise SystemExit(f"vdb: --filter expects field=value or field=LO..HI, got {item!r}")
+        if ".." in value:
+            lo, _, hi = value.partition("..")
+            out[field] = {"gte": float(lo) if lo else None, "lte": float(hi) if hi else None}
+            continue
+        try:
+            out[field] = int(value)
+        except ValueError:
+            out[field] = value
+    return out
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    embedder = vdb_core.Embedder(args.model_dir)
+    hits = vdb_core.search(
+        args.query, args.collection, target=_target(args), embedder=embedder, limit=args.limit, filters=_filters(args.filter)
+    )
+    if args.json:
+        print(json.dumps(hits, indent=2))
+        return 0
+    for i, h in enumerate(hits, 1):
+        p = h["payload"]
+        who = " ".join(str(p[k]) for k in ("company", "form_type", "fiscal_year") if k in p)
+        print(f"{i:>2}. {h['score']:.4f}  {who}")
+        print(f"    {p.get('text', '')}")
+    if not hits:
+        print("no results")
+    return 0
+
+
+def cmd_count(args: argparse.Namespace) -> int:
+    n = vdb_core.count(args.collection, target=_target(args))
+    print(json.dumps({"count": n}) if args.json else n)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vdb",
+        description="SEC-filing sentences from parquet to vectors in Qdrant (all-MiniLM-L6-v2, Rust).",
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"vdb {vdb_core.__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def mapping_flags(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--text-column", default=None, help="text column (default: sentence)")
+        sp.add_argument("--id-columns", default=None, help="comma-separated id columns (default: filing_id,sentence_index)")
+        sp.add_argument("--payload-columns", default=None, help="comma-separated payload columns (default: all but the text)")
+
+    sp = sub.add_parser("inspect", help="row count, schema, null counts and column mapping of a parquet file")
+    sp.add_argument("parquet")
+    mapping_flags(sp)
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.set_defaults(func=cmd_inspect)
+
+    sp = sub.add_parser("sample-data", help="write a deterministic SEC-filings-like parquet")
+    sp.add_argument("--rows", type=int, default=200_000)
+    sp.add_argument("--out", default="data/sample_sec_sentences.parquet")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.set_defaults(func=cmd_sample_data)
+
+    sp = sub.add_parser("ingest", help="parquet -> embeddings -> Qdrant, resumable")
+    sp.add_argument("parquet")
+    mapping_flags(sp)
+    _add_store_flags(sp)
+    sp.add_argument("--run-dir", default=None, help="handoff directory; reuse one to resume (default: a new one under VDB_WORK_DIR)")
+    sp.add_argument("--shard-rows", type=int, default=None, help="rows per shard (default: VDB_SHARD_ROWS)")
+    sp.add_argument("--batch-size", type=int, default=None, help="sentences per forward pass (default: VDB_BATCH_SIZE)")
+    sp.add_argument("--upsert-batch-size", type=int, default=None, help="points per upsert (default: VDB_UPSERT_BATCH)")
+    sp.add_argument("--threads", type=int, default=None, help="embedding threads (default: VDB_THREADS or all allowed CPUs)")
+    sp.add_argument("--recreate", action="store_true", help="drop and recreate the collection first")
+    sp.add_argument("--strict", action="store_true", help="fail on null/blank text and duplicate ids instead of skipping them")
+    sp.add_argument("--json", action="store_true", help="print the run result as JSON")
+    sp.set_defaults(func=cmd_ingest)
+
+    sp = sub.add_parser("search", help="nearest sentences to a query text")
+    sp.add_argument("query")
+    _add_store_flags(sp)
+    sp.add_argument("--limit", type=int, default=10)
+    sp.add_argument("--filter", action="append", metavar="FIELD=VALUE", help="payload filter; FIELD=LO..HI for a numeric range; repeatable")
+    sp.add_argument("--json", action="store_true", help="print hits as JSON")
+    sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("count", help="points in the collection")
+    _add_store_flags(sp)
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_count)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except vdb_core.VdbError as e:
+        print(f"vdb: error [{e.kind}]: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vdb: interrupted; run the same command with --run-dir to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+//! `manifest.json`: what a run is about and how far it got.
+//!
+//! Written by the plan step, then updated by the embed and load steps of possibly many processes
+//! at once: every update is a read-modify-write under the run's manifest lock, written atomically.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::atomic::write_bytes_atomic;
+use super::rundir::RunDir;
+use crate::error::{ErrorKind, Result, VdbError};
+use crate::source::mapping::{ColumnMapping, ResolvedMapping};
+
+pub const FORMAT: u32 = 1;
+/// How long a manifest update waits for another process's update.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputInfo {
+    pub path: String,
+    pub size: u64,
+    /// sha256 over the size, the first and the last MiB (the footer: schema, row groups,
+    /// statistics): any rewrite of the file changes it, and it costs two reads.
+    pub fingerprint: String,
+}
+
+impl InputInfo {
+    pub fn of(path: &Path) -> Result<InputInfo> {
+        let mut f = File::open(path).map_err(|e| VdbError::io(path, "cannot open input file", e))?;
+        let size = f.metadata().map_err(|e| VdbError::io(path, "cannot stat", e))?.len();
+        let mut h = Sha256::new();
+        h.update(size.to_le_bytes());
+        const MIB: u64 = 1 << 20;
+        let mut buf = vec![0u8; MIB.min(size) as usize];
+        f.read_exact(&mut buf).map_err(|e| VdbError::io(path, "cannot read", e))?;
+        h.update(&buf);
+        if size > MIB {
+            use std::io::{Seek, SeekFrom};
+            let tail = MIB.min(size - MIB);
+            f.seek(SeekFrom::End(-(tail as i64))).map_err(|e| VdbError::io(path, "cannot seek", e))?;
+            let mut buf = vec![0u8; tail as usize];
+            f.read_exact(&mut buf).map_err(|e| VdbError::io(path, "cannot read", e))?;
+            h.update(&buf);
+        }
+        Ok(InputInfo { path: path.display().to_string(), size, fingerprint: hex::encode(h.finalize()) })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardState {
+    Planned,
+    Embedded,
+    Loaded,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardEntry {
+    pub index: usize,
+    pub rows: u64,
+    /// Source row number of the shard's first row.
+    pub first_row: u64,
+    pub checksum: String,
+    pub state: ShardState,
+    #[serde(default)]
+    pub embedded_checksum: Option<String>,
+    /// Points upserted by the load of this shard, and how many of them were new to the collection.
+    #[serde(default)]
+    pub loaded_points: Option<u64>,
+    #[serde(default)]
+    pub new_points: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub null_text: u64,
+    pub empty_text: u64,
+    pub duplicate_id: u64,
+}
+
+impl Skipped {
+    pub fn total(&self) -> u64 {
+        self.null_text + self.empty_text + self.duplicate_id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub model_id: String,
+    pub dim: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    pub seconds: f64,
+    pub rows: u64,
+    /// Peak resident memory of the process that ran the step, MiB.
+    pub peak_rss_mib: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub vdb_core_version: String,
+    pub input: InputInfo,
+    /// The mapping as asked for (to detect a changed request) and as resolved.
+    pub requested_mapping: ColumnMapping,
+    pub mapping: ResolvedMapping,
+    pub strict: bool,
+    pub shard_rows: usize,
+    pub rows_read: u64,
+    pub rows_valid: u64,
+    pub skipped: Skipped,
+    pub shards: Vec<ShardEntry>,
+    /// Set by the first embed; a later embed with another model is refused.
+    #[serde(default)]
+    pub model: Option<ModelInfo>,
+    /// Set by ensure-collection: (store description, collection).
+    #[serde(default)]
+    pub target: Option<(String, String)>,
+    /// Accumulated per step (several processes add to "embed" and "load").
+    #[serde(default)]
+    pub steps: BTreeMap<String, StepStats>,
+}
+
+impl Manifest {
+    pub fn read(run: &RunDir) -> Result<Manifest> {
+        let p = run.manifest_path();
+        let bytes = std::fs::read(&p).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                VdbError::new(
+                    ErrorKind::Handoff,
+                    format!("{} does not exist: run the plan step for this run first", p.display()),
+                )
+                .with_file(&p)
+            } else {
+                VdbError::io(&p, "cannot read", e)
+            }
+        })?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
+            VdbError::new(ErrorKind::Handoff, format!("{} is not a valid manifest: {e}", p.display())).with_file(&p)
+        })?;
+        if m.format != FORMAT {
+            return Err(VdbError::new(
+                ErrorKind::Handoff,
+                format!("{} has format {}, this vdb_core reads format {FORMAT}", p.display(), m.format),
+            )
+            .with_file(&p));
+        }
+        Ok(m)
+    }
+
+    pub fn try_read(run: &RunDir) -> Result<Option<Manifest>> {
+        if run.manifest_path().exists() {
+            Manifest::read(run).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Write atomically. Callers that read-modify-write use [`Manifest::update`].
+    pub fn write(&self, run: &RunDir) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| VdbError::internal(e.to_string()))?;
+        write_bytes_atomic(&run.manifest_path(), &bytes)
+    }
+
+    /// Read-modify-write under the run's manifest lock; returns the updated manifest.
+    pub fn update<T>(run: &RunDir, f: impl FnOnce(&mut Manifest) -> Result<T>) -> Result<(Manifest, T)> {
+        let _lock = run.lock("manifest", LOCK_TIMEOUT)?;
+        let mut m = Manifest::read(run)?;
+        let out = f(&mut m)?;
+        m.write(run)?;
+        Ok((m, out))
+    }
+
+    pub fn shard(&self, index: usize) -> Result<&ShardEntry> {
+        self.shards.get(index).ok_or_else(|| {
+            VdbError::new(
+                ErrorKind::InvalidConfig,
+                format!("shard {index} does not exist; this run has {} shards", self.shards.len()),
+            )
+        })
+    }
+
+    /// Add a step's measurements (several processes contribute to the same step).
+    pub fn add_step(&mut self, step: &str, seconds: f64, rows: u64, peak_rss_mib: f64) {
+        let s = self.steps.entry(step.to_string()).or_default();
+        s.seconds += seconds;
+        s.rows += rows;
+        s.peak_rss_mib = s.peak_rss_mib.max(peak_rss_mib);
+    }
+}

@@ -1,0 +1,171 @@
+//! Shard files: Arrow IPC (file format), written atomically, verified by checksum on read.
+//!
+//! A planned shard has the columns `id` (UUID string), `row` (source row number, for messages),
+//! `text`, then the payload columns with their source types (dictionaries decoded). An embedded
+//! shard adds `embedding: FixedSizeList<Float32, dim>`.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::FileWriter;
+
+use super::atomic::{sha256_file, write_atomic};
+use crate::error::{ErrorKind, Result, VdbError};
+
+pub const ID: &str = "id";
+pub const ROW: &str = "row";
+pub const TEXT: &str = "text";
+pub const EMBEDDING: &str = "embedding";
+
+/// Write `batch` to `path` atomically; returns the file's sha256.
+pub fn write_shard(path: &Path, batch: &RecordBatch) -> Result<String> {
+    write_atomic(path, |w| {
+        let mut fw = FileWriter::try_new(w, &batch.schema())
+            .map_err(|e| VdbError::new(ErrorKind::Handoff, format!("cannot write shard {}: {e}", path.display())))?;
+        fw.write(batch)
+            .and_then(|_| fw.finish())
+            .map_err(|e| VdbError::new(ErrorKind::Handoff, format!("cannot write shard {}: {e}", path.display())))
+    })?;
+    sha256_file(path)
+}
+
+/// Read a shard, first checking its sha256 against `expected` (when given).
+pub fn read_shard(path: &Path, expected: Option<&str>) -> Result<RecordBatch> {
+    if let Some(expected) = expected {
+        let actual = sha256_file(path).map_err(|e| {
+            VdbError::new(ErrorKind::Handoff, format!("shard {} is missing or unreadable: {e}", path.display()))
+                .with_file(path)
+        })?;
+        if actual != expected {
+            return Err(VdbError::new(
+                ErrorKind::Handoff,
+                format!("shard {} fails its checksum (sha256 {actual}, manifest says {expected})", path.display()),
+            )
+            .with_file(path));
+        }
+    }
+    let bad = |e: &dyn std::fmt::Display| {
+        VdbError::new(ErrorKind::Handoff, format!("cannot read shard {}: {e}", path.display())).with_file(path)
+    };
+    let file = File::open(path).map_err(|e| VdbError::io(path, "cannot open shard", e))?;
+    let reader = FileReader::try_new(file, None).map_err(|e| bad(&e))?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>().map_err(|e| bad(&e))?;
+    arrow::compute::concat_batches(&schema, &batches).map_err(|e| bad(&e))
+}
+
+/// A checksum-verified shard is usable only if it is present and matches.
+pub fn verify(path: &Path, expected: &str) -> bool {
+    matches!(sha256_file(path), Ok(actual) if actual == expected)
+}
+
+/// Typed accessors with clear errors.
+pub fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .ok_or_else(|| VdbError::new(ErrorKind::Handoff, format!("shard has no utf8 column {name:?}")))
+}
+
+pub fn u64_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a UInt64Array> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+        .ok_or_else(|| VdbError::new(ErrorKind::Handoff, format!("shard has no uint64 column {name:?}")))
+}
+
+/// Append an `embedding` column (row-major `vectors`, `dim` per row) to a planned shard.
+pub fn with_embeddings(batch: &RecordBatch, vectors: Vec<f32>, dim: usize) -> Result<RecordBatch> {
+    if vectors.len() != batch.num_rows() * dim {
+        return Err(VdbError::internal(format!(
+            "{} floats for {} rows of dim {dim}",
+            vectors.len(),
+            batch.num_rows()
+        )));
+    }
+    let item = Arc::new(Field::new("item", DataType::Float32, false));
+    let values = Arc::new(Float32Array::from(vectors));
+    let list = FixedSizeListArray::try_new(item, dim as i32, values, None)
+        .map_err(|e| VdbError::internal(format!("embedding column: {e}")))?;
+    let mut fields: Vec<Arc<Field>> = batch.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(EMBEDDING, list.data_type().clone(), false)));
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(list));
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| VdbError::internal(format!("embedded shard: {e}")))
+}
+
+/// The `embedding` column as (flat values, dim).
+pub fn embeddings(batch: &RecordBatch) -> Result<(&[f32], usize)> {
+    let list = batch
+        .column_by_name(EMBEDDING)
+        .and_then(|c| c.as_any().downcast_ref::<FixedSizeListArray>())
+        .ok_or_else(|| VdbError::new(ErrorKind::Handoff, "shard has no embedding column"))?;
+    let dim = list.value_length() as usize;
+    let values = list
+        .values()
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .ok_or_else(|| VdbError::new(ErrorKind::Handoff, "embedding column is not float32"))?;
+    let start = list.offset() * dim;
+    Ok((&values.values()[start..start + list.len() * dim], dim))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_batch() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new(ID, DataType::Utf8, false),
+            Field::new(ROW, DataType::UInt64, false),
+            Field::new(TEXT, DataType::Utf8, false),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b"])),
+                Arc::new(UInt64Array::from(vec![0u64, 1])),
+                Arc::new(StringArray::from(vec!["one", "two"])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trip_with_embeddings_and_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.arrow");
+        let b = with_embeddings(&sample_batch(), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3).unwrap();
+        let sum = write_shard(&p, &b).unwrap();
+        let back = read_shard(&p, Some(&sum)).unwrap();
+        assert_eq!(back, b);
+        let (v, dim) = embeddings(&back).unwrap();
+        assert_eq!((v, dim), (&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0][..], 3));
+        assert!(verify(&p, &sum));
+    }
+
+    #[test]
+    fn corrupted_shard_is_rejected_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.arrow");
+        let sum = write_shard(&p, &sample_batch()).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let n = bytes.len();
+        bytes[n / 2] ^= 0xff;
+        std::fs::write(&p, bytes).unwrap();
+        let err = read_shard(&p, Some(&sum)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Handoff);
+        assert!(err.message.contains("s.arrow") && err.message.contains("checksum"), "{}", err.message);
+        assert!(!verify(&p, &sum));
+    }
+
+    #[test]
+    fn wrong_vector_count_is_an_error() {
+        assert!(with_embeddings(&sample_batch(), vec![0.0; 5], 3).is_err());
+    }
+}

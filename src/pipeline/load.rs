@@ -1,0 +1,195 @@
+//! Steps 3 and 4: ensure the collection (with payload indexes, before the bulk load), then load
+//! embedded shards; `finish_load` restores normal indexing afterwards, also after a failure.
+
+use std::fs::File;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, RecordBatch};
+use arrow::datatypes::DataType;
+use arrow::ipc::reader::FileReader;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::embed::ShardResult;
+use crate::error::{ErrorKind, Result, VdbError};
+use crate::handoff::shard::{self, ID, TEXT};
+use crate::handoff::{Manifest, RunDir, ShardState};
+use crate::progress::{peak_rss_mib, Progress};
+use crate::source::values::{formatter, json_value};
+use crate::store::{CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions, PointRecord, VectorStore};
+
+/// Payload fields people filter SEC sentences by; indexed when they are payload columns.
+pub const INDEXED_FIELDS: &[&str] =
+    &["company", "ticker", "cik", "form_type", "fiscal_year", "filing_date", "section", "filing_id"];
+
+fn index_kind(t: &DataType) -> Option<IndexKind> {
+    use DataType::*;
+    match t {
+        Utf8 | LargeUtf8 | Utf8View | Date32 | Date64 | Timestamp(_, _) => Some(IndexKind::Keyword),
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => Some(IndexKind::Integer),
+        Float32 | Float64 => Some(IndexKind::Float),
+        Boolean => None,
+        _ => None,
+    }
+}
+
+/// The collection spec a run needs: the model's dimension, cosine, and indexes on the filterable
+/// payload columns (types from the planned shards).
+pub fn collection_spec(run: &RunDir, m: &Manifest, collection: &str) -> Result<CollectionSpec> {
+    let model = m.model.as_ref().ok_or_else(|| {
+        VdbError::new(ErrorKind::Handoff, "no shard of this run is embedded yet: run the embed step first")
+    })?;
+    let mut payload_indexes = Vec::new();
+    if let Some(first) = m.shards.first() {
+        let p = run.shard_path(first.index);
+        let f = File::open(&p).map_err(|e| VdbError::io(&p, "cannot open shard", e))?;
+        let reader = FileReader::try_new(f, None)
+            .map_err(|e| VdbError::new(ErrorKind::Handoff, format!("cannot read shard {}: {e}", p.display())))?;
+        for field in reader.schema().fields() {
+            if INDEXED_FIELDS.contains(&field.name().as_str()) {
+                if let Some(kind) = index_kind(field.data_type()) {
+                    payload_indexes.push((field.name().clone(), kind));
+                }
+            }
+        }
+    }
+    Ok(CollectionSpec { name: collection.to_string(), dim: model.dim, distance: Distance::Cosine, payload_indexes })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnsureResult {
+    pub collection: String,
+    pub outcome: EnsureOutcome,
+    pub dim: usize,
+    pub indexes: Vec<String>,
+}
+
+/// Create/check the collection and put it in bulk mode (indexing deferred) for the load.
+pub fn ensure_collection(
+    run: &RunDir,
+    store: &dyn VectorStore,
+    collection: &str,
+    recreate: bool,
+) -> Result<EnsureResult> {
+    let m = Manifest::read(run)?;
+    let spec = collection_spec(run, &m, collection)?;
+    let outcome = store.ensure_collection(&spec, recreate)?;
+    store.set_bulk_mode(collection, true)?;
+    let target = (store.describe(), collection.to_string());
+    Manifest::update(run, |m| {
+        if outcome == EnsureOutcome::Recreated {
+            // The points of this run are gone with the old collection: load every shard again.
+            for s in m.shards.iter_mut().filter(|s| s.state == ShardState::Loaded) {
+                s.state = ShardState::Embedded;
+            }
+        }
+        m.target = Some(target);
+        Ok(())
+    })?;
+    Ok(EnsureResult {
+        collection: collection.to_string(),
+        outcome,
+        dim: spec.dim,
+        indexes: spec.payload_indexes.iter().map(|(f, _)| f.clone()).collect(),
+    })
+}
+
+/// Restore normal indexing after the bulk load (call it whether the load succeeded or not).
+pub fn finish_load(store: &dyn VectorStore, collection: &str) -> Result<()> {
+    store.set_bulk_mode(collection, false)
+}
+
+/// Points of an embedded shard: vector, and payload = `text` + the mapped payload columns.
+pub fn points_of(batch: &RecordBatch) -> Result<Vec<PointRecord>> {
+    let ids = shard::string_column(batch, ID)?;
+    let texts = shard::string_column(batch, TEXT)?;
+    let (vectors, dim) = shard::embeddings(batch)?;
+    let schema = batch.schema();
+    let payload_cols: Vec<(usize, &str)> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !matches!(f.name().as_str(), "id" | "row" | "text" | "embedding"))
+        .map(|(i, f)| (i, f.name().as_str()))
+        .collect();
+    let fmts = payload_cols
+        .iter()
+        .map(|(i, _)| formatter(batch.column(*i).as_ref()))
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for r in 0..batch.num_rows() {
+        let id = Uuid::parse_str(ids.value(r))
+            .map_err(|e| VdbError::new(ErrorKind::Handoff, format!("bad point id {:?}: {e}", ids.value(r))))?;
+        let mut payload = Map::new();
+        payload.insert("text".into(), Value::String(texts.value(r).to_string()));
+        for ((i, name), fmt) in payload_cols.iter().zip(&fmts) {
+            if let Some(v) = json_value(batch.column(*i).as_ref(), r, fmt) {
+                payload.insert((*name).to_string(), v);
+            }
+        }
+        out.push(PointRecord { id, vector: vectors[r * dim..(r + 1) * dim].to_vec(), payload });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadResult {
+    #[serde(flatten)]
+    pub shard: ShardResult,
+    pub points: u64,
+    /// Points whose id was not in the collection before this load.
+    pub new_points: u64,
+}
+
+pub fn load_shard(
+    run: &RunDir,
+    index: usize,
+    store: &dyn VectorStore,
+    collection: &str,
+    opts: &LoadOptions,
+    progress: &dyn Progress,
+) -> Result<LoadResult> {
+    let started = Instant::now();
+    let m = Manifest::read(run)?;
+    let entry = m.shard(index)?.clone();
+    if entry.state == ShardState::Loaded {
+        return Ok(LoadResult {
+            shard: ShardResult { shard: index, rows: entry.rows, done_now: false, seconds: 0.0 },
+            points: entry.loaded_points.unwrap_or(0),
+            new_points: entry.new_points.unwrap_or(0),
+        });
+    }
+    let sum = entry.embedded_checksum.as_deref().filter(|_| entry.state == ShardState::Embedded).ok_or_else(|| {
+        VdbError::new(ErrorKind::Handoff, format!("shard {index} is not embedded yet: run the embed step first"))
+    })?;
+    let _lock = run.lock(&format!("shard-{index:05}"), Duration::from_secs(3600))?;
+    let batch = shard::read_shard(&run.embedded_path(index), Some(sum))?;
+    let points = points_of(&batch)?;
+    progress.start(&format!("load shard {index}"), points.len() as u64);
+    let mut written = 0u64;
+    let mut new_points = 0u64;
+    // Chunks bound the memory of request building and give progress; the store batches further.
+    for chunk in points.chunks(4096) {
+        let ids: Vec<Uuid> = chunk.iter().map(|p| p.id).collect();
+        let existing = store.retrieve(collection, &ids)?.len() as u64;
+        new_points += chunk.len() as u64 - existing;
+        written += store.upsert(collection, chunk.to_vec(), opts)?;
+        progress.advance(chunk.len() as u64);
+    }
+    progress.finish();
+    let seconds = started.elapsed().as_secs_f64();
+    Manifest::update(run, |m| {
+        let e = m.shards.get_mut(index).ok_or_else(|| VdbError::internal("shard vanished"))?;
+        e.state = ShardState::Loaded;
+        e.loaded_points = Some(written);
+        e.new_points = Some(new_points);
+        m.add_step("load", seconds, written, peak_rss_mib());
+        Ok(())
+    })?;
+    Ok(LoadResult {
+        shard: ShardResult { shard: index, rows: entry.rows, done_now: true, seconds },
+        points: written,
+        new_points,
+    })
+}

@@ -1,0 +1,306 @@
+//! Step 1, plan: validate the parquet, split the valid rows into shard files, write the manifest.
+//!
+//! Idempotent: re-planning the same input into the same run directory keeps finished work (shards
+//! whose files still match their checksums); a different input, mapping or shard size is refused
+//! with a clear message instead of mixing results.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use arrow::compute::{concat_batches, filter};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::{ErrorKind, Result, VdbError};
+use crate::handoff::ids::{id_from_text, id_from_values};
+use crate::handoff::manifest::{InputInfo, Skipped, FORMAT};
+use crate::handoff::shard::{self, ID, ROW, TEXT};
+use crate::handoff::{Manifest, RunDir, ShardEntry, ShardState};
+use crate::progress::{peak_rss_mib, Progress};
+use crate::source::mapping::{ColumnMapping, ResolvedMapping};
+use crate::source::reader::ParquetSource;
+use crate::source::values::{formatter, normalize};
+
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    pub input: PathBuf,
+    pub mapping: ColumnMapping,
+    pub shard_rows: usize,
+    /// Null/blank text and duplicate ids are errors instead of being skipped and counted.
+    pub strict: bool,
+}
+
+/// The small summary a DAG passes through XCom.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanSummary {
+    pub run_dir: String,
+    pub rows_read: u64,
+    pub rows_valid: u64,
+    pub skipped: Skipped,
+    pub shards: Vec<usize>,
+    /// True when an existing plan of the same input was reused.
+    pub resumed: bool,
+    pub seconds: f64,
+}
+
+fn summary(run: &RunDir, m: &Manifest, resumed: bool, seconds: f64) -> PlanSummary {
+    PlanSummary {
+        run_dir: run.path.display().to_string(),
+        rows_read: m.rows_read,
+        rows_valid: m.rows_valid,
+        skipped: m.skipped.clone(),
+        shards: m.shards.iter().map(|s| s.index).collect(),
+        resumed,
+        seconds,
+    }
+}
+
+pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result<PlanSummary> {
+    let started = Instant::now();
+    if opts.shard_rows == 0 {
+        return Err(VdbError::new(ErrorKind::InvalidConfig, "shard_rows must be at least 1"));
+    }
+    let mut source = ParquetSource::open(&opts.input)?;
+    let mapping = source.resolve(&opts.mapping)?;
+    let input = InputInfo::of(&opts.input)?;
+    run.create()?;
+    let _plan_lock = run.lock("plan", Duration::from_secs(600))?;
+
+    if let Some(old) = Manifest::try_read(run)? {
+        let same = old.input.fingerprint == input.fingerprint
+            && old.input.size == input.size
+            && old.mapping == mapping
+            && old.shard_rows == opts.shard_rows
+            && old.strict == opts.strict;
+        if !same {
+            return Err(VdbError::new(
+                ErrorKind::RunMismatch,
+                format!(
+                    "run directory {} was planned for {} (fingerprint {}, shard_rows {}, text column {:?}); \
+                     it cannot be reused for {} (fingerprint {}, shard_rows {}, text column {:?}). \
+                     Use a new run directory, or delete this one to start over.",
+                    run.path.display(),
+                    old.input.path,
+                    &old.input.fingerprint[..12],
+                    old.shard_rows,
+                    old.mapping.text,
+                    input.path,
+                    &input.fingerprint[..12],
+                    opts.shard_rows,
+                    mapping.text
+                ),
+            )
+            .with_file(run.manifest_path()));
+        }
+        if old.shards.iter().all(|s| shard::verify(&run.shard_path(s.index), &s.checksum)) {
+            return Ok(summary(run, &old, true, started.elapsed().as_secs_f64()));
+        }
+        // Some planned shard file is missing or damaged: split again (deterministic), below,
+        // keeping the state of every shard whose content is unchanged.
+    }
+
+    let total = source.num_rows();
+    progress.start("plan", total);
+    let stream = source.stream(&mapping)?;
+    let file = opts.input.display().to_string();
+    let mut splitter = Splitter::new(run, &mapping, opts.shard_rows);
+    let mut seen: HashSet<Uuid> = HashSet::new();
+    let mut skipped = Skipped::default();
+    let mut rows_read = 0u64;
+    for item in stream {
+        let (first_row, batch) = item?;
+        let n = batch.num_rows();
+        rows_read += n as u64;
+        let text = normalize(batch.column_by_name(&mapping.text).expect("projected"))?;
+        let text = text.as_string::<i32>();
+        let id_cols: Vec<ArrayRef> = mapping
+            .id_columns
+            .iter()
+            .map(|c| normalize(batch.column_by_name(c).expect("projected")))
+            .collect::<Result<_>>()?;
+        let fmts = id_cols.iter().map(|a| formatter(a.as_ref())).collect::<Result<Vec<_>>>()?;
+        let mut keep = Vec::with_capacity(n);
+        let mut ids = Vec::with_capacity(n);
+        let mut rows = Vec::with_capacity(n);
+        let mut vals: Vec<String> = Vec::with_capacity(id_cols.len());
+        for i in 0..n {
+            let row = first_row + i as u64;
+            let bad = if text.is_null(i) {
+                skipped.null_text += 1;
+                Some("null")
+            } else if text.value(i).trim().is_empty() {
+                skipped.empty_text += 1;
+                Some(if text.value(i).is_empty() { "empty" } else { "whitespace-only" })
+            } else {
+                None
+            };
+            if let Some(what) = bad {
+                if opts.strict {
+                    return Err(VdbError::new(
+                        ErrorKind::EmptyText,
+                        format!("{file}: row {row}: text column {:?} is {what} (strict mode)", mapping.text),
+                    )
+                    .with_file(&opts.input)
+                    .with_row(row)
+                    .with_column(&mapping.text));
+                }
+                keep.push(false);
+                continue;
+            }
+            let id = if id_cols.is_empty() {
+                id_from_text(text.value(i))
+            } else {
+                vals.clear();
+                vals.extend(fmts.iter().map(|f| f.value(i).to_string()));
+                id_from_values(&vals)
+            };
+            if !seen.insert(id) {
+                skipped.duplicate_id += 1;
+                if opts.strict {
+                    let key = if id_cols.is_empty() { "text".to_string() } else { mapping.id_columns.join(", ") };
+                    return Err(VdbError::new(
+                        ErrorKind::DuplicateId,
+                        format!("{file}: row {row}: duplicate id (same {key} as an earlier row) (strict mode)"),
+                    )
+                    .with_file(&opts.input)
+                    .with_row(row));
+                }
+                keep.push(false);
+                continue;
+            }
+            keep.push(true);
+            ids.push(id.to_string());
+            rows.push(row);
+        }
+        let mask = BooleanArray::from(keep);
+        let text_kept = filter(text, &mask).map_err(|e| VdbError::internal(e.to_string()))?;
+        let mut columns: Vec<ArrayRef> =
+            vec![Arc::new(StringArray::from(ids)), Arc::new(UInt64Array::from(rows)), text_kept];
+        for c in &mapping.payload_columns {
+            let col = normalize(batch.column_by_name(c).expect("projected"))?;
+            columns.push(filter(col.as_ref(), &mask).map_err(|e| VdbError::internal(e.to_string()))?);
+        }
+        splitter.push(columns)?;
+        progress.advance(n as u64);
+    }
+    let shards = splitter.finish()?;
+    progress.finish();
+    let rows_valid = shards.iter().map(|s| s.rows).sum();
+
+    let old = Manifest::try_read(run)?;
+    let shards = shards
+        .into_iter()
+        .map(|mut s| {
+            // Keep the progress of a shard whose content is unchanged (re-split after damage).
+            if let Some(prev) = old.as_ref().and_then(|m| m.shards.get(s.index)) {
+                if prev.checksum == s.checksum {
+                    s = prev.clone();
+                }
+            }
+            s
+        })
+        .collect();
+    let mut m = Manifest {
+        format: FORMAT,
+        vdb_core_version: crate::VERSION.to_string(),
+        input,
+        requested_mapping: opts.mapping.clone(),
+        mapping,
+        strict: opts.strict,
+        shard_rows: opts.shard_rows,
+        rows_read,
+        rows_valid,
+        skipped,
+        shards,
+        model: old.as_ref().and_then(|m| m.model.clone()),
+        target: old.as_ref().and_then(|m| m.target.clone()),
+        steps: old.map(|m| m.steps).unwrap_or_default(),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    m.add_step("plan", seconds, rows_read, peak_rss_mib());
+    {
+        let _lock = run.lock("manifest", crate::handoff::manifest::LOCK_TIMEOUT)?;
+        m.write(run)?;
+    }
+    Ok(summary(run, &m, false, seconds))
+}
+
+/// Accumulates filtered rows and cuts them into shard files of exactly `shard_rows` rows (the
+/// last one smaller).
+struct Splitter<'a> {
+    run: &'a RunDir,
+    schema: Option<SchemaRef>,
+    mapping: &'a ResolvedMapping,
+    shard_rows: usize,
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    shards: Vec<ShardEntry>,
+}
+
+impl<'a> Splitter<'a> {
+    fn new(run: &'a RunDir, mapping: &'a ResolvedMapping, shard_rows: usize) -> Self {
+        Splitter { run, schema: None, mapping, shard_rows, pending: vec![], pending_rows: 0, shards: vec![] }
+    }
+
+    fn push(&mut self, columns: Vec<ArrayRef>) -> Result<()> {
+        let schema = self
+            .schema
+            .get_or_insert_with(|| {
+                let mut fields = vec![
+                    Field::new(ID, DataType::Utf8, false),
+                    Field::new(ROW, DataType::UInt64, false),
+                    Field::new(TEXT, DataType::Utf8, true),
+                ];
+                for (c, a) in self.mapping.payload_columns.iter().zip(&columns[3..]) {
+                    fields.push(Field::new(c, a.data_type().clone(), true));
+                }
+                Arc::new(Schema::new(fields))
+            })
+            .clone();
+        let batch = RecordBatch::try_new(schema, columns).map_err(|e| VdbError::internal(e.to_string()))?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.pending_rows += batch.num_rows();
+        self.pending.push(batch);
+        while self.pending_rows >= self.shard_rows {
+            self.cut(self.shard_rows)?;
+        }
+        Ok(())
+    }
+
+    fn cut(&mut self, rows: usize) -> Result<()> {
+        let schema = self.pending[0].schema();
+        let all = concat_batches(&schema, &self.pending).map_err(|e| VdbError::internal(e.to_string()))?;
+        let head = all.slice(0, rows);
+        let rest = all.slice(rows, all.num_rows() - rows);
+        let index = self.shards.len();
+        let path = self.run.shard_path(index);
+        let checksum = shard::write_shard(&path, &head)?;
+        let first_row = head.column(1).as_primitive::<arrow::datatypes::UInt64Type>().value(0);
+        self.shards.push(ShardEntry {
+            index,
+            rows: rows as u64,
+            first_row,
+            checksum,
+            state: ShardState::Planned,
+            embedded_checksum: None,
+            loaded_points: None,
+            new_points: None,
+        });
+        self.pending_rows = rest.num_rows();
+        self.pending = if rest.num_rows() > 0 { vec![rest] } else { vec![] };
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<ShardEntry>> {
+        if self.pending_rows > 0 {
+            self.cut(self.pending_rows)?;
+        }
+        Ok(self.shards)
+    }
+}

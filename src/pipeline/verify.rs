@@ -1,0 +1,148 @@
+//! Step 5, verify: every valid row of the run is a point in the collection, a sample search finds
+//! a row of this run, and the run report is written.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{ErrorKind, Result, VdbError};
+use crate::handoff::atomic::write_bytes_atomic;
+use crate::handoff::manifest::{Skipped, StepStats};
+use crate::handoff::shard::{self, ID};
+use crate::handoff::{Manifest, RunDir, ShardState};
+use crate::progress::{format_duration, peak_rss_mib};
+use crate::store::VectorStore;
+
+/// `report.json`: what a run did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub input: String,
+    pub rows_read: u64,
+    pub rows_valid: u64,
+    pub skipped: Skipped,
+    pub shards: usize,
+    pub points_loaded: u64,
+    pub new_points: u64,
+    /// Points of this run found in the collection (must equal rows_valid).
+    pub points_verified: u64,
+    /// Points in the whole collection (may hold other runs' points too).
+    pub collection_count: u64,
+    pub sample_search_ok: bool,
+    pub model: Option<String>,
+    pub target: Option<String>,
+    pub collection: String,
+    pub steps: std::collections::BTreeMap<String, StepStats>,
+    pub peak_rss_mib: f64,
+}
+
+impl Report {
+    /// A few lines for people (task log, CLI).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "rows read {}, valid {}, skipped {} (null text {}, empty text {}, duplicate id {})\n",
+            self.rows_read,
+            self.rows_valid,
+            self.skipped.total(),
+            self.skipped.null_text,
+            self.skipped.empty_text,
+            self.skipped.duplicate_id
+        );
+        s += &format!(
+            "points loaded {} ({} new), verified {}/{} in {:?} ({}), collection holds {}\n",
+            self.points_loaded,
+            self.new_points,
+            self.points_verified,
+            self.rows_valid,
+            self.collection,
+            self.target.as_deref().unwrap_or("?"),
+            self.collection_count
+        );
+        for (step, st) in &self.steps {
+            let rate = if st.seconds > 0.0 { st.rows as f64 / st.seconds } else { 0.0 };
+            s += &format!(
+                "  {step:<8} {:>9} rows  {:>8}  {:>9.1} rows/s  peak {:.0} MiB\n",
+                st.rows,
+                format_duration(st.seconds),
+                rate,
+                st.peak_rss_mib
+            );
+        }
+        s += &format!("sample search {}", if self.sample_search_ok { "ok" } else { "FAILED" });
+        s
+    }
+}
+
+/// Check the run against the collection and write `report.json`. Errors (kind `Store`) when a
+/// shard is not loaded, a point is missing, or the sample search does not find its own row.
+pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result<Report> {
+    let started = Instant::now();
+    let m = Manifest::read(run)?;
+    let not_loaded: Vec<usize> = m.shards.iter().filter(|s| s.state != ShardState::Loaded).map(|s| s.index).collect();
+    if !not_loaded.is_empty() {
+        return Err(VdbError::new(
+            ErrorKind::Handoff,
+            format!("shards {not_loaded:?} of run {} are not loaded yet", run.path.display()),
+        ));
+    }
+    let mut verified = 0u64;
+    let mut sample_ok = m.shards.is_empty();
+    for s in &m.shards {
+        let batch = shard::read_shard(&run.embedded_path(s.index), s.embedded_checksum.as_deref())?;
+        let ids = shard::string_column(&batch, ID)?;
+        let ids: Vec<Uuid> = (0..ids.len()).filter_map(|i| Uuid::parse_str(ids.value(i)).ok()).collect();
+        for chunk in ids.chunks(1000) {
+            verified += store.retrieve(collection, chunk)?.len() as u64;
+        }
+        if s.index == 0 && !ids.is_empty() {
+            // Search with the first row's own vector: it must come back first (score ~1).
+            let (vectors, dim) = shard::embeddings(&batch)?;
+            let hits = store.search(collection, &vectors[..dim], 5, &[])?;
+            sample_ok = hits.iter().any(|h| h.id == ids[0].to_string());
+        }
+    }
+    let collection_count = store.count(collection)?;
+    let mut steps = m.steps.clone();
+    let st = steps.entry("verify".into()).or_default();
+    st.seconds += started.elapsed().as_secs_f64();
+    st.rows += verified;
+    st.peak_rss_mib = st.peak_rss_mib.max(peak_rss_mib());
+    let report = Report {
+        input: m.input.path.clone(),
+        rows_read: m.rows_read,
+        rows_valid: m.rows_valid,
+        skipped: m.skipped.clone(),
+        shards: m.shards.len(),
+        points_loaded: m.shards.iter().filter_map(|s| s.loaded_points).sum(),
+        new_points: m.shards.iter().filter_map(|s| s.new_points).sum(),
+        points_verified: verified,
+        collection_count,
+        sample_search_ok: sample_ok,
+        model: m.model.as_ref().map(|x| x.model_id.clone()),
+        target: Some(store.describe()),
+        collection: collection.to_string(),
+        peak_rss_mib: steps.values().map(|s| s.peak_rss_mib).fold(0.0, f64::max),
+        steps,
+    };
+    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| VdbError::internal(e.to_string()))?;
+    write_bytes_atomic(&run.report_path(), &bytes)?;
+    if verified != m.rows_valid {
+        return Err(VdbError::new(
+            ErrorKind::Store,
+            format!(
+                "{} of {} points of this run are in collection {:?} at {}",
+                verified,
+                m.rows_valid,
+                collection,
+                store.describe()
+            ),
+        ));
+    }
+    if !sample_ok {
+        return Err(VdbError::new(
+            ErrorKind::Store,
+            format!("sample search in {collection:?} did not return the row it was made from"),
+        ));
+    }
+    Ok(report)
+}

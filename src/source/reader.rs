@@ -1,0 +1,138 @@
+//! Opening a parquet file with clear errors, and streaming its record batches.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::ParquetMetaData;
+
+use super::mapping::{ColumnMapping, ResolvedMapping};
+use crate::error::{ErrorKind, Result, VdbError};
+
+/// Rows per record batch while streaming: bounded memory whatever the file size.
+pub const READ_BATCH_ROWS: usize = 8192;
+
+/// An opened, validated parquet file.
+pub struct ParquetSource {
+    pub path: PathBuf,
+    pub size: u64,
+    builder: Option<ParquetRecordBatchReaderBuilder<File>>,
+    pub schema: SchemaRef,
+    pub metadata: Arc<ParquetMetaData>,
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Classify a file that the parquet reader rejected: not parquet at all, or damaged.
+fn classify(path: &Path, size: u64, err: &dyn std::fmt::Display) -> VdbError {
+    let mut head = [0u8; 4];
+    let mut tail = [0u8; 4];
+    let magic_ok = |f: &mut File| -> std::io::Result<(bool, bool)> {
+        if size < 8 {
+            return Ok((false, false));
+        }
+        f.read_exact(&mut head)?;
+        f.seek(SeekFrom::End(-4))?;
+        f.read_exact(&mut tail)?;
+        Ok((&head == b"PAR1", &tail == b"PAR1"))
+    };
+    let (head_ok, tail_ok) = File::open(path).and_then(|mut f| magic_ok(&mut f)).unwrap_or((false, false));
+    let p = display(path);
+    if !head_ok {
+        VdbError::new(
+            ErrorKind::NotParquet,
+            format!("{p} is not a parquet file (it does not start with the PAR1 magic bytes; size {size} bytes)"),
+        )
+        .with_file(path)
+    } else if !tail_ok {
+        VdbError::new(
+            ErrorKind::CorruptFile,
+            format!("{p} is a truncated parquet file (no footer at the end; size {size} bytes): {err}"),
+        )
+        .with_file(path)
+    } else {
+        VdbError::new(ErrorKind::CorruptFile, format!("{p} is a damaged parquet file: {err}")).with_file(path)
+    }
+}
+
+impl ParquetSource {
+    pub fn open(path: impl AsRef<Path>) -> Result<ParquetSource> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                VdbError::new(ErrorKind::FileNotFound, format!("input file {} does not exist", display(path)))
+                    .with_file(path)
+            } else {
+                VdbError::io(path, "cannot open input file", e)
+            }
+        })?;
+        let meta = file.metadata().map_err(|e| VdbError::io(path, "cannot stat", e))?;
+        if meta.is_dir() {
+            return Err(VdbError::new(
+                ErrorKind::NotParquet,
+                format!("{} is a directory, not a parquet file", display(path)),
+            )
+            .with_file(path));
+        }
+        let size = meta.len();
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| classify(path, size, &e))?;
+        let schema = builder.schema().clone();
+        let metadata = builder.metadata().clone();
+        Ok(ParquetSource { path: path.to_path_buf(), size, builder: Some(builder), schema, metadata })
+    }
+
+    pub fn num_rows(&self) -> u64 {
+        self.metadata.file_metadata().num_rows().max(0) as u64
+    }
+
+    pub fn resolve(&self, mapping: &ColumnMapping) -> Result<ResolvedMapping> {
+        mapping.resolve(&self.schema, &display(&self.path))
+    }
+
+    /// Stream the mapped columns in batches of `READ_BATCH_ROWS`. Consumes the reader builder.
+    pub fn stream(&mut self, mapping: &ResolvedMapping) -> Result<BatchStream> {
+        let builder = self.builder.take().ok_or_else(|| VdbError::internal("parquet source streamed twice"))?;
+        let indices = mapping.needed_columns(&self.schema);
+        let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(READ_BATCH_ROWS)
+            .build()
+            .map_err(|e| classify(&self.path, self.size, &e))?;
+        Ok(BatchStream { reader, path: self.path.clone(), size: self.size, next_row: 0 })
+    }
+}
+
+/// Record batches with the row number of their first row.
+pub struct BatchStream {
+    reader: ParquetRecordBatchReader,
+    path: PathBuf,
+    size: u64,
+    next_row: u64,
+}
+
+impl Iterator for BatchStream {
+    type Item = Result<(u64, RecordBatch)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.reader.next()? {
+            Ok(batch) => {
+                let first = self.next_row;
+                self.next_row += batch.num_rows() as u64;
+                Some(Ok((first, batch)))
+            }
+            Err(e) => {
+                let err = classify(&self.path, self.size, &e);
+                let msg = format!("{} (reading rows from {})", err.message, self.next_row);
+                Some(Err(VdbError { message: msg, row: Some(self.next_row), ..err }))
+            }
+        }
+    }
+}
