@@ -82,7 +82,7 @@ def _find_compose() -> list[str] | None:
             return [str(binary)]
     docker = shutil.which("docker")
     if docker:
-        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True)
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30)
         if probe.returncode == 0:
             return [docker, "compose"]
     return None
@@ -257,7 +257,6 @@ def test_compose_resolved_model(tmp_path, env_from_example):
     airflow = {name: svc for name, svc in services.items() if name in AIRFLOW_SERVICES}
     assert REQUIRED_AIRFLOW_SERVICES <= set(airflow)
     assert {svc["image"] for svc in airflow.values()} == {env_values["VDB_IMAGE"]}
-    assert [name for name, svc in services.items() if "build" in svc] == ["airflow-init"]
 
     for name, svc in airflow.items():
         mounts = {m["target"]: m for m in svc["volumes"]}
@@ -319,7 +318,7 @@ def test_airflow_3_components_and_commands():
     assert services["airflow-dag-processor"]["command"] == "dag-processor"
     env = _compose_raw()["x-airflow-common"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"].startswith("${AIRFLOW_EXECUTOR:-LocalExecutor")
-    assert "JWT_SECRET" in " ".join(env)  # every component must share the token secret
+    assert "AIRFLOW__API_AUTH__JWT_SECRET" in env  # every component must share the token secret
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].endswith(":admin")
 
 
