@@ -17,7 +17,7 @@
 # Stage 1: the wheel
 ########################################################################################################
 # Debian bookworm: its python3 is 3.11 (the abi3 floor), and its glibc (2.36) is not newer than the
-# Airflow image's, so the wheel's manylinux tag is one the final stage accepts.
+# Airflow image's (Debian bookworm or later), so the final stage accepts the wheel's manylinux tag.
 FROM rust:1.95.0-slim-bookworm AS wheel
 
 # gcc and libc6-dev come with the rust image (the C parts: oniguruma, zstd, ring). The python3
@@ -41,7 +41,7 @@ COPY . .
 
 ARG VDB_RUSTFLAGS=""
 # Cache mounts keep the crate registry and the target dir between builds: a rebuild after a source
-# change recompiles only vdb_core, not the ~600 dependencies. The wheel goes to /dist, outside the
+# change recompiles only vdb_core, not the ~575 crates of Cargo.lock. The wheel goes to /dist, outside the
 # cache mount, so the next stage can copy it.
 RUN --mount=type=cache,id=vdb-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=vdb-cargo-git,target=/usr/local/cargo/git,sharing=locked \
