@@ -1,0 +1,201 @@
+"""The pipeline end to end on the real engines: embedded Qdrant and the test-support gRPC server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import vdb_core
+from conftest import TestServer, vdb_cli
+
+
+def embedded(tmp_path: Path) -> dict:
+    return vdb_core.store_target(store_path=tmp_path / "store")
+
+
+def test_steps_alone_equal_the_chained_ingest(tmp_path, sample_parquet, embedder):
+    # Steps one by one (as the DAG runs them) ...
+    run, target = tmp_path / "steps", embedded(tmp_path / "a")
+    planned = vdb_core.plan(run, sample_parquet, shard_rows=250)
+    for s in planned["shards"]:
+        assert vdb_core.embed_shard(run, s, embedder)["done_now"]
+    vdb_core.ensure_collection(run, "c", target=target)
+    loaded = [vdb_core.load_shard(run, s, "c", target=target) for s in planned["shards"]]
+    vdb_core.finish_load("c", target=target)
+    report = vdb_core.verify(run, "c", target=target)
+    assert sum(r["points"] for r in loaded) == 600 == report["points_verified"] == report["collection_count"]
+    assert report["sample_search_ok"] and report["new_points"] == 600
+    assert json.loads((run / "report.json").read_text())["rows_valid"] == 600
+
+    # ... and chained (as the CLI runs them) give the same points.
+    target_b = embedded(tmp_path / "b")
+    result = vdb_core.ingest(sample_parquet, run_dir=tmp_path / "chained", collection="c", target=target_b,
+                             embedder=embedder, shard_rows=250)
+    assert result["report"]["points_verified"] == 600
+    some = [h["id"] for h in vdb_core.search_vector([0.05] * 384, "c", target=target, limit=20)]
+    a = vdb_core.retrieve(some, "c", target=target)
+    b = vdb_core.retrieve(some, "c", target=target_b)
+    key = lambda h: h["id"]  # noqa: E731
+    assert sorted(a, key=key) == sorted(b, key=key) and len(a) == 20
+
+
+def test_rerun_skips_finished_work_and_never_duplicates(tmp_path, sample_parquet, embedder):
+    target, run = embedded(tmp_path), tmp_path / "run"
+    vdb_core.ingest(sample_parquet, run_dir=run, collection="c", target=target, embedder=embedder, shard_rows=250)
+    again = vdb_core.ingest(sample_parquet, run_dir=run, collection="c", target=target, embedder=embedder, shard_rows=250)
+    assert again["report"]["collection_count"] == 600
+    # A fresh run of the same file: every point already exists, none is new, the count is unchanged.
+    fresh = vdb_core.ingest(sample_parquet, run_dir=tmp_path / "run2", collection="c", target=target,
+                            embedder=embedder, shard_rows=250)
+    assert fresh["report"]["new_points"] == 0 and vdb_core.count("c", target=target) == 600
+
+
+def test_incremental_reingest_reports_new_points_and_updates_payloads(tmp_path, embedder):
+    target = embedded(tmp_path)
+    base = {"filing_id": ["f1"] * 3, "sentence_index": [0, 1, 2], "company": ["Old Co"] * 3,
+            "sentence": ["Revenue grew strongly.", "Costs rose sharply.", "Cash declined."]}
+    p1 = tmp_path / "v1.parquet"
+    pq.write_table(pa.table(base), p1)
+    vdb_core.ingest(p1, run_dir=tmp_path / "r1", collection="c", target=target, embedder=embedder)
+    grown = {k: v + v[:0] for k, v in base.items()}
+    grown["filing_id"] += ["f2", "f2"]
+    grown["sentence_index"] += [0, 1]
+    grown["company"] = ["New Co"] * 5
+    grown["sentence"] += ["Debt was refinanced.", "Dividends were raised."]
+    p2 = tmp_path / "v2.parquet"
+    pq.write_table(pa.table(grown), p2)
+    r = vdb_core.ingest(p2, run_dir=tmp_path / "r2", collection="c", target=target, embedder=embedder)
+    assert r["report"]["new_points"] == 2 and vdb_core.count("c", target=target) == 5
+    hits = vdb_core.search("Revenue grew strongly.", "c", target=target, embedder=embedder, limit=1)
+    assert hits[0]["payload"]["company"] == "New Co" and hits[0]["payload"]["text"] == "Revenue grew strongly."
+
+
+def test_search_finds_the_sentence_and_filters_work(tmp_path, sample_parquet, embedder):
+    target = embedded(tmp_path)
+    vdb_core.ingest(sample_parquet, run_dir=tmp_path / "run", collection="c", target=target, embedder=embedder)
+    table = pq.read_table(sample_parquet).to_pylist()
+    probe = table[123]
+    hits = vdb_core.search(probe["sentence"], "c", target=target, embedder=embedder, limit=3)
+    assert hits[0]["payload"]["text"] == probe["sentence"] and hits[0]["score"] > 0.99
+    assert hits[0]["payload"]["filing_id"] == probe["filing_id"] and hits[0]["payload"]["cik"] == probe["cik"]
+    hits = vdb_core.search("risk factors", "c", target=target, embedder=embedder, limit=20,
+                           filters={"form_type": "10-Q", "fiscal_year": {"gte": 2018, "lte": 2020}})
+    assert hits and all(h["payload"]["form_type"] == "10-Q" and 2018 <= h["payload"]["fiscal_year"] <= 2020 for h in hits)
+
+
+def test_collection_with_another_size_is_refused_unless_recreated(tmp_path, sample_parquet, embedder):
+    target, run = embedded(tmp_path), tmp_path / "run"
+    vdb_core.ingest(sample_parquet, run_dir=run, collection="c", target=target, embedder=embedder)
+    # Same collection name, different model dimension: refused with a clear message.
+    other = tmp_path / "other"
+    vdb_core.plan(other, sample_parquet)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["model"] = {"model_id": "x", "dim": 8}
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(vdb_core.StoreError) as e:
+        vdb_core.ensure_collection(other, "c", target=target)
+    assert e.value.kind == "collection_mismatch" and "384" in str(e.value) and "8" in str(e.value)
+    assert vdb_core.ensure_collection(run, "c", target=target, recreate=True)["outcome"] == "recreated"
+    assert vdb_core.count("c", target=target) == 0
+
+
+KILL_SCRIPT = r"""
+import sys, vdb_core
+run, src, store, step = sys.argv[1:5]
+target = vdb_core.store_target(store_path=store)
+e = vdb_core.Embedder()
+p = vdb_core.plan(run, src, shard_rows=100)
+print("planned", flush=True)
+for s in p["shards"]:
+    vdb_core.embed_shard(run, s, e)
+    print("embedded", s, flush=True)
+vdb_core.ensure_collection(run, "c", target=target)
+for s in p["shards"]:
+    vdb_core.load_shard(run, s, "c", target=target, batch_size=16)
+    print("loaded", s, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kill_after", ["embedded 1", "loaded 2"])
+def test_resume_after_kill_9(tmp_path, sample_parquet, embedder, kill_after):
+    """kill -9 in the middle of embed / load, then run again: exact count, no duplicates."""
+    run, store = tmp_path / "run", tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(run), str(sample_parquet), str(store), "x"],
+                            stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.strip() == kill_after:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    m = json.loads((run / "manifest.json").read_text())
+    states = [s["state"] for s in m["shards"]]
+    assert "planned" in states or "embedded" in states, states
+    target = vdb_core.store_target(store_path=store)
+    r = vdb_core.ingest(sample_parquet, run_dir=run, collection="c", target=target, embedder=embedder, shard_rows=100)
+    assert r["report"]["points_verified"] == 600 and vdb_core.count("c", target=target) == 600
+
+
+def test_embedded_store_is_locked_across_processes(tmp_path, sample_parquet, embedder):
+    target = embedded(tmp_path)
+    vdb_core.ingest(sample_parquet, run_dir=tmp_path / "run", collection="c", target=target, embedder=embedder)
+    code = ("import sys, vdb_core; t = vdb_core.store_target(store_path=sys.argv[1]);"
+            "print(vdb_core.count('c', target=t))")
+    # Two processes counting at once both succeed (they wait for each other's lock).
+    procs = [subprocess.Popen([sys.executable, "-c", code, target["path"]], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert outs == ["600", "600"]
+
+
+# --- the server store, over Qdrant's gRPC protocol ---------------------------------------------------
+
+def test_server_store_end_to_end(tmp_path, sample_parquet, embedder, qdrant_server):
+    target = vdb_core.store_target(qdrant_url=qdrant_server.url)
+    r = vdb_core.ingest(sample_parquet, run_dir=tmp_path / "run", collection="sec", target=target,
+                        embedder=embedder, shard_rows=250, upsert_batch_size=64)
+    assert r["report"]["points_verified"] == 600 and vdb_core.count("sec", target=target) == 600
+    probe = pq.read_table(sample_parquet).to_pylist()[42]
+    hits = vdb_core.search(probe["sentence"], "sec", target=target, embedder=embedder, limit=1)
+    assert hits[0]["payload"]["text"] == probe["sentence"]
+    again = vdb_core.ingest(sample_parquet, run_dir=tmp_path / "run2", collection="sec", target=target,
+                            embedder=embedder, shard_rows=250)
+    assert again["report"]["new_points"] == 0 and vdb_core.count("sec", target=target) == 600
+
+
+def test_server_down_gives_a_clear_error(tmp_path, sample_parquet, embedder):
+    run = tmp_path / "run"
+    vdb_core.plan(run, sample_parquet, shard_rows=600)
+    vdb_core.embed_shard(run, 0, embedder)
+    target = vdb_core.store_target(qdrant_url="http://127.0.0.1:9")  # nothing listens on port 9
+    with pytest.raises(vdb_core.StoreError) as e:
+        vdb_core.ensure_collection(run, "sec", target=target)
+    assert "127.0.0.1:9" in str(e.value)
+
+
+# --- CLI --------------------------------------------------------------------------------------------
+
+def test_cli_ingest_search_count(tmp_path, sample_parquet):
+    store = str(tmp_path / "store")
+    r = vdb_cli("ingest", str(sample_parquet), "--store", store, "--run-dir", str(tmp_path / "run"),
+                "--collection", "c", "--shard-rows", "300")
+    assert r.returncode == 0, r.stderr
+    assert "points loaded 600" in r.stdout and "sample search ok" in r.stdout
+    assert "plan:" in r.stderr and "rows/s" in r.stderr  # progress lines when not a terminal
+    r = vdb_cli("search", "net revenue increased", "--store", store, "--collection", "c", "--json",
+                "--filter", "form_type=10-K", "--limit", "5")
+    assert r.returncode == 0, r.stderr
+    hits = json.loads(r.stdout)
+    assert len(hits) == 5 and all(h["payload"]["form_type"] == "10-K" for h in hits)
+    assert hits == sorted(hits, key=lambda h: -h["score"])
+    r = vdb_cli("count", "--store", store, "--collection", "c", "--json")
+    assert json.loads(r.stdout) == {"count": 600}
