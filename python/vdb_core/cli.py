@@ -76,6 +76,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     collection = args.collection or settings["collection"]
     print(f"vdb ingest {args.parquet} -> collection {collection!r} ({_describe(target)}); run dir {run_dir}", file=sys.stderr)
     started = time.monotonic()
+    # Check the input and the mapping before loading the model: bad input fails in a second.
+    info = vdb_core.inspect(args.parquet, args.text_column, _split(args.id_columns), _split(args.payload_columns))
+    if info["mapping_error"]:
+        raise vdb_core.InputError(info["mapping_error"])
+    print(f"{info['rows']} rows in {info['row_groups']} row groups", file=sys.stderr)
     embedder = vdb_core.Embedder(args.model_dir, threads=args.threads)
     result = vdb_core.ingest(
         args.parquet,

@@ -43,6 +43,8 @@ mod tests {
         assert_ne!(id_from_values(&["a|b", "c"]), id_from_values(&["a", "b|c"]));
         assert_ne!(id_from_text("x"), id_from_values(&["x"]));
         // Pinned: changing the namespace or key format would silently re-key collections.
-        assert_eq!(id_from_text("hello").to_string(), Uuid::new_v5(&POINT_NAMESPACE, b"text:hello").to_string());
+        // (Cross-checked with Python's uuid.uuid5, which any other client of the collection would use.)
+        assert_eq!(id_from_text("hello").to_string(), "c33efb18-c608-5dce-a5a5-052281d39a4e");
+        assert_eq!(a.to_string(), "83981d77-228b-5d76-9ae9-5ae572b18bba");
     }
 }

@@ -7,6 +7,8 @@ use serde::Serialize;
 use crate::embed::{EncodeOptions, Embedder};
 use crate::error::{ErrorKind, Result, VdbError};
 use crate::handoff::manifest::ModelInfo;
+use arrow::array::Array;
+
 use crate::handoff::shard::{self, TEXT};
 use crate::handoff::{Manifest, RunDir, ShardState};
 use crate::progress::{peak_rss_mib, Progress};

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
 use arrow::ipc::reader::FileReader;
 use serde::Serialize;

@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use arrow::array::Array;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

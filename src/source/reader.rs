@@ -34,7 +34,7 @@ fn display(path: &Path) -> String {
 fn classify(path: &Path, size: u64, err: &dyn std::fmt::Display) -> VdbError {
     let mut head = [0u8; 4];
     let mut tail = [0u8; 4];
-    let magic_ok = |f: &mut File| -> std::io::Result<(bool, bool)> {
+    let mut magic_ok = |f: &mut File| -> std::io::Result<(bool, bool)> {
         if size < 8 {
             return Ok((false, false));
         }
