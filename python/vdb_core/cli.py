@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except vdb_core.VdbError as e:
-        print(f"vdb: error [{e.kind}]: {e}", file=sys.stderr)
+        print(f"vdb: error [{getattr(e, 'kind', 'error')}]: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("vdb: interrupted; run the same command with --run-dir to resume", file=sys.stderr)
