@@ -26,7 +26,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 import vdb_core
-from vdb_core.airflow import describe, resolve_target, task_progress
+from vdb_core.airflow import current_run_dir, describe, resolve_target, task_progress
 
 log = logging.getLogger(__name__)
 _defaults = vdb_core.resolved_settings()
@@ -64,11 +64,11 @@ _defaults = vdb_core.resolved_settings()
     },
 )
 def sec_filings_to_qdrant():
-    @task(multiple_outputs=True)
-    def plan() -> dict:
-        ctx = get_current_context()
-        p = ctx["params"]
-        run_dir = vdb_core.run_dir(ctx["dag"].dag_id, ctx["run_id"])
+    @task
+    def plan() -> list[int]:
+        """Returns only the shard numbers (the XCom the mapped tasks expand over)."""
+        p = get_current_context()["params"]
+        run_dir = current_run_dir()
         info = vdb_core.inspect(p["input_path"], p["text_column"], p["id_columns"], p["payload_columns"])
         log.info("input %s: %d rows, %d row groups", info["path"], info["rows"], info["row_groups"])
         summary = vdb_core.plan(
@@ -86,29 +86,30 @@ def sec_filings_to_qdrant():
             len(summary["shards"]), run_dir, summary["rows_read"], summary["rows_valid"], summary["skipped"],
             " (resumed an earlier plan)" if summary["resumed"] else "",
         )
-        return {"run_dir": run_dir, "shards": summary["shards"], "rows_valid": summary["rows_valid"]}
+        return summary["shards"]
 
     @task(retries=3, map_index_template="shard {{ task.op_kwargs['shard'] }}")
-    def embed(shard: int, run_dir: str) -> dict:
+    def embed(shard: int) -> dict:
         p = get_current_context()["params"]
+        run_dir = current_run_dir()
         embedder = vdb_core.Embedder(p["model_dir"] or None)
         r = vdb_core.embed_shard(run_dir, shard, embedder, batch_size=p["batch_size"], progress=task_progress(log))
         log.info("shard %d: %d rows %s", shard, r["rows"], "embedded" if r["done_now"] else "already embedded (verified)")
         return r
 
     @task
-    def ensure_collection(run_dir: str) -> dict:
+    def ensure_collection() -> dict:
         p = get_current_context()["params"]
         target = resolve_target()
-        r = vdb_core.ensure_collection(run_dir, p["collection"], target=target, recreate=p["recreate"])
+        r = vdb_core.ensure_collection(current_run_dir(), p["collection"], target=target, recreate=p["recreate"])
         log.info("collection %r %s at %s; payload indexes %s", r["collection"], r["outcome"], describe(target), r["indexes"])
         return r
 
     @task(retries=3, map_index_template="shard {{ task.op_kwargs['shard'] }}")
-    def load(shard: int, run_dir: str) -> dict:
+    def load(shard: int) -> dict:
         p = get_current_context()["params"]
         r = vdb_core.load_shard(
-            run_dir, shard, p["collection"], target=resolve_target(),
+            current_run_dir(), shard, p["collection"], target=resolve_target(),
             batch_size=p["upsert_batch_size"], progress=task_progress(log),
         )
         log.info("shard %d: %d points upserted (%d new)%s", shard, r["points"], r["new_points"],
@@ -122,25 +123,24 @@ def sec_filings_to_qdrant():
         vdb_core.finish_load(p["collection"], target=resolve_target())
 
     @task
-    def verify(run_dir: str) -> dict:
+    def verify() -> dict:
         p = get_current_context()["params"]
-        report = vdb_core.verify(run_dir, p["collection"], target=resolve_target())
+        report = vdb_core.verify(current_run_dir(), p["collection"], target=resolve_target())
         for line in vdb_core.report_summary(report).splitlines():
             log.info("%s", line)
         return {k: report[k] for k in ("rows_read", "rows_valid", "points_loaded", "new_points", "collection_count")}
 
     @task
-    def cleanup(run_dir: str) -> None:
+    def cleanup() -> None:
+        run_dir = current_run_dir()
         vdb_core.remove_run_dir(run_dir)
         log.info("removed %s", run_dir)
 
-    planned = plan()
-    embedded = embed.partial(run_dir=planned["run_dir"]).expand(shard=planned["shards"])
-    ensured = ensure_collection(planned["run_dir"])
-    loaded = load.partial(run_dir=planned["run_dir"]).expand(shard=planned["shards"])
-    restored = restore_indexing()
-    verified = verify(planned["run_dir"])
-    embedded >> ensured >> loaded >> restored >> verified >> cleanup(planned["run_dir"])
+    shards = plan()
+    embedded = embed.expand(shard=shards)
+    loaded = load.expand(shard=shards)
+    verified = verify()
+    embedded >> ensure_collection() >> loaded >> restore_indexing() >> verified >> cleanup()
     loaded >> verified  # a failed load fails the run (restore_indexing alone would let verify run)
 
 

@@ -42,7 +42,7 @@ def server_binary() -> Path:
     return p
 
 
-class TestServer:
+class QdrantTestServer:
     """The test-support Qdrant gRPC server (real qdrant engine behind Qdrant's own gRPC API)."""
 
     def __init__(self, storage: Path, port: int = 0):
@@ -73,7 +73,7 @@ class TestServer:
 
 @pytest.fixture
 def qdrant_server(tmp_path):
-    srv = TestServer(tmp_path / "qdrant-server")
+    srv = QdrantTestServer(tmp_path / "qdrant-server")
     yield srv
     srv.stop()
 

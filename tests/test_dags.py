@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import vdb_core
-from conftest import ROOT, TestServer
+from conftest import ROOT, QdrantTestServer
 
 pytestmark = pytest.mark.airflow
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -51,9 +51,9 @@ def test_dagbag_imports_without_errors():
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # older layout
         from airflow.models.dagbag import DagBag
-    bag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False)
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    dag = bag.get_dag(DAG_ID)
+    dag = bag.dags[DAG_ID]
     assert {t.task_id for t in dag.tasks} == {
         "plan", "embed", "ensure_collection", "load", "restore_indexing", "verify", "cleanup"}
     assert dag.get_task("restore_indexing").trigger_rule == "all_done"
@@ -62,9 +62,9 @@ def test_dagbag_imports_without_errors():
                                       "shard_rows", "batch_size", "recreate", "model_dir"}
     assert dag.params.get_param("recreate").schema["type"] == "boolean"
     assert dag.params.get_param("shard_rows").schema["type"] == "integer"
-    assert dag.params.get_param("input_path").schema.get("description")
+    assert dag.params.get_param("input_path").description
     assert dag.catchup is False
-    assert bag.get_dag("sec_filings_search") is not None
+    assert "sec_filings_search" in bag.dags
 
 
 def dags_test(env: dict, dag_id: str, conf: dict) -> subprocess.CompletedProcess:
@@ -88,7 +88,7 @@ def test_dags_test_into_the_embedded_store(airflow_env, sample_parquet, tmp_path
 
 
 def test_dags_test_into_the_server_and_search_dag(airflow_env, sample_parquet, tmp_path):
-    srv = TestServer(tmp_path / "server")
+    srv = QdrantTestServer(tmp_path / "server")
     try:
         env = {**airflow_env, "QDRANT_URL": srv.url}
         dags_test(env, DAG_ID, {"input_path": str(sample_parquet), "collection": "dagsrv", "shard_rows": 300})

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import vdb_core
-from conftest import TestServer, vdb_cli
+from conftest import QdrantTestServer, vdb_cli
 
 
 def embedded(tmp_path: Path) -> dict:

@@ -51,6 +51,15 @@ def resolve_target(conn_id: str = QDRANT_CONN_ID) -> dict[str, Any]:
     return target_from_connection_fields(conn.host, conn.port, conn.password, conn.extra_dejson, conn.schema)
 
 
+def current_run_dir() -> str:
+    """This DAG run's handoff directory, ``$VDB_WORK_DIR/<dag_id>/<run_id>``: every task of the run
+    derives the same path from its context, so no path travels through XCom."""
+    from airflow.sdk import get_current_context
+
+    ctx = get_current_context()
+    return vdb_core.run_dir(ctx["dag"].dag_id, ctx["run_id"])
+
+
 def describe(target: Mapping[str, Any]) -> str:
     """For logs: never prints the API key."""
     return f"qdrant server {target['url']}" if target.get("kind") == "server" else f"embedded store {target['path']}"
