@@ -3,7 +3,14 @@
 
 use crate::error::Result;
 
+mod bert;
+pub mod candle;
+mod kernels;
 pub mod model;
+mod stock;
+
+pub use self::candle::{CandleEmbedder, Forward, LoadOptions};
+pub use self::model::{ModelFolder, Pooling};
 
 /// Options of one `encode` call, named as in sentence-transformers.
 #[derive(Debug, Clone)]
