@@ -83,7 +83,11 @@ impl FusedBert {
     pub fn load(folder: &ModelFolder) -> Result<FusedBert> {
         let c = &folder.config;
         let (h, i) = (c.hidden_size, c.intermediate_size);
-        let prefix = if folder.weights.keys().any(|k| k.starts_with("bert.")) { "bert." } else { "" };
+        let prefix = if folder.weights.keys().any(|k| k.starts_with("bert.")) {
+            "bert."
+        } else {
+            ""
+        };
         let t = |name: &str, shape: &[usize]| folder.tensor(&format!("{prefix}{name}"), shape);
         let linear = |name: &str, out: usize, inp: usize| -> Result<Linear> {
             Ok(Linear {
@@ -94,13 +98,16 @@ impl FusedBert {
             })
         };
         let norm = |name: &str| -> Result<LayerNorm> {
-            Ok(LayerNorm { gamma: t(&format!("{name}.weight"), &[h])?, beta: t(&format!("{name}.bias"), &[h])? })
+            Ok(LayerNorm {
+                gamma: t(&format!("{name}.weight"), &[h])?,
+                beta: t(&format!("{name}.bias"), &[h])?,
+            })
         };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
-            let [q, k, v] = ["query", "key", "value"]
-                .map(|n| linear(&format!("{p}.attention.self.{n}"), h, h));
+            let [q, k, v] =
+                ["query", "key", "value"].map(|n| linear(&format!("{p}.attention.self.{n}"), h, h));
             let (q, k, v) = (q?, k?, v?);
             layers.push(Layer {
                 qkv: Linear {
@@ -116,7 +123,10 @@ impl FusedBert {
                 out_norm: norm(&format!("{p}.output.LayerNorm"))?,
             });
         }
-        let token_types = t("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h])?;
+        let token_types = t(
+            "embeddings.token_type_embeddings.weight",
+            &[c.type_vocab_size, h],
+        )?;
         Ok(FusedBert {
             hidden: h,
             heads: c.num_attention_heads,
@@ -124,7 +134,10 @@ impl FusedBert {
             vocab: c.vocab_size,
             max_positions: c.max_position_embeddings,
             word: t("embeddings.word_embeddings.weight", &[c.vocab_size, h])?,
-            position: t("embeddings.position_embeddings.weight", &[c.max_position_embeddings, h])?,
+            position: t(
+                "embeddings.position_embeddings.weight",
+                &[c.max_position_embeddings, h],
+            )?,
             token_type: token_types[..h].to_vec(),
             embed_norm: norm("embeddings.LayerNorm")?,
             layers,
@@ -142,12 +155,19 @@ impl FusedBert {
     ) -> Result<&'w [f32]> {
         let h = self.hidden;
         let tokens: usize = seqs.iter().map(|s| s.len()).sum();
-        let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+        let par = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
 
         let x = grown(&mut ws.hidden, tokens * h);
         let qkv = grown(&mut ws.qkv, tokens * 3 * h);
         let ctx = grown(&mut ws.ctx, tokens * h);
-        let inter = grown(&mut ws.inter, tokens * self.layers.first().map_or(0, |l| l.up.out));
+        let inter = grown(
+            &mut ws.inter,
+            tokens * self.layers.first().map_or(0, |l| l.up.out),
+        );
 
         self.embed_tokens(seqs, x)?;
         for layer in &self.layers {
@@ -162,7 +182,9 @@ impl FusedBert {
             self.norm(x, &layer.attn_norm);
 
             linear(inter, false, x, &layer.up, par);
-            rows(inter, layer.up.out, |r| kernels::bias_gelu(r, &layer.up.bias));
+            rows(inter, layer.up.out, |r| {
+                kernels::bias_gelu(r, &layer.up.bias)
+            });
 
             rows(x, h, |r| kernels::add_bias(r, &layer.down.bias));
             linear(x, true, inter, &layer.down, par);
@@ -179,7 +201,11 @@ impl FusedBert {
             if seq.len() > self.max_positions {
                 return Err(VdbError::new(
                     ErrorKind::Embed,
-                    format!("a sequence of {} tokens exceeds {} positions", seq.len(), self.max_positions),
+                    format!(
+                        "a sequence of {} tokens exceeds {} positions",
+                        seq.len(),
+                        self.max_positions
+                    ),
                 ));
             }
             for (pos, &id) in seq.iter().enumerate() {
@@ -193,7 +219,9 @@ impl FusedBert {
                 let row = rows.next().expect("x holds one row per token");
                 let word = &self.word[id * h..(id + 1) * h];
                 let position = &self.position[pos * h..(pos + 1) * h];
-                for (((r, &w), &p), &t) in row.iter_mut().zip(word).zip(position).zip(&self.token_type) {
+                for (((r, &w), &p), &t) in
+                    row.iter_mut().zip(word).zip(position).zip(&self.token_type)
+                {
                     *r = w + p + t;
                 }
             }
@@ -203,7 +231,9 @@ impl FusedBert {
     }
 
     fn norm(&self, x: &mut [f32], n: &LayerNorm) {
-        rows(x, self.hidden, |r| kernels::layer_norm(r, &n.gamma, &n.beta, self.eps));
+        rows(x, self.hidden, |r| {
+            kernels::layer_norm(r, &n.gamma, &n.beta, self.eps)
+        });
     }
 
     /// Multi-head self-attention of every sequence on its own tokens: `qkv` rows are

