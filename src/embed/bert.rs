@@ -1,0 +1,314 @@
+//! The fused BERT encoder: the same computation as candle-transformers' `BertModel`, run on
+//! unpadded, packed batches with fused vectorised kernels and reusable buffers.
+//!
+//! A batch is its sequences' tokens laid one after another (`Σ len` rows of `hidden_size`), as in
+//! text-embeddings-inference's packed batches: no padding tokens are ever computed, so a vector
+//! does not depend on what else is in its batch. Per layer:
+//!
+//! 1. `qkv = x Wqkv^T + b` — the three projections as one GEMM (bias pre-filled, GEMM accumulates);
+//! 2. attention per sequence and head ([`kernels::attention_head`]: scores, softmax, `P V`);
+//! 3. `x = LN(x + b + ctx Wo^T)` — residual and bias pre-added into `x`, GEMM accumulates into it;
+//! 4. `h = GELU(x Wi^T + b)` — bias and GELU in one pass;
+//! 5. `x = LN(x + b + h Wd^T)`.
+//!
+//! GEMMs use the `gemm` crate (what candle's CPU matmul calls) directly on the weights as stored
+//! (`[out, in]`, read transposed through strides) and run on the current rayon pool.
+
+use rayon::prelude::*;
+
+use super::kernels;
+use super::model::ModelFolder;
+use crate::error::{ErrorKind, Result, VdbError};
+
+/// Rows per parallel task in the row-wise kernels (bias, GELU, layer norm).
+const ROWS_PER_TASK: usize = 32;
+
+/// A linear layer: `weight` is `[out, in]` row-major (PyTorch's layout).
+struct Linear {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    out: usize,
+    inp: usize,
+}
+
+struct LayerNorm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+struct Layer {
+    /// Query, key and value stacked: `[3 * hidden, hidden]`.
+    qkv: Linear,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    up: Linear,
+    down: Linear,
+    out_norm: LayerNorm,
+}
+
+/// BERT weights, ready for [`FusedBert::encode`].
+pub struct FusedBert {
+    hidden: usize,
+    heads: usize,
+    eps: f32,
+    vocab: usize,
+    max_positions: usize,
+    word: Vec<f32>,
+    position: Vec<f32>,
+    /// Row 0 of the token-type embeddings (single-sentence inputs are all type 0).
+    token_type: Vec<f32>,
+    embed_norm: LayerNorm,
+    layers: Vec<Layer>,
+}
+
+/// Activation buffers, grown to the largest batch seen and reused across batches.
+#[derive(Default)]
+pub struct Workspace {
+    hidden: Vec<f32>,
+    qkv: Vec<f32>,
+    ctx: Vec<f32>,
+    inter: Vec<f32>,
+}
+
+fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
+impl FusedBert {
+    /// Takes the weights out of a loaded model folder (names as in `BertModel`, with or without
+    /// a `bert.` prefix).
+    pub fn load(folder: &ModelFolder) -> Result<FusedBert> {
+        let c = &folder.config;
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let prefix = if folder.weights.keys().any(|k| k.starts_with("bert.")) {
+            "bert."
+        } else {
+            ""
+        };
+        let t = |name: &str, shape: &[usize]| folder.tensor(&format!("{prefix}{name}"), shape);
+        let linear = |name: &str, out: usize, inp: usize| -> Result<Linear> {
+            Ok(Linear {
+                weight: t(&format!("{name}.weight"), &[out, inp])?,
+                bias: t(&format!("{name}.bias"), &[out])?,
+                out,
+                inp,
+            })
+        };
+        let norm = |name: &str| -> Result<LayerNorm> {
+            Ok(LayerNorm {
+                gamma: t(&format!("{name}.weight"), &[h])?,
+                beta: t(&format!("{name}.bias"), &[h])?,
+            })
+        };
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for l in 0..c.num_hidden_layers {
+            let p = format!("encoder.layer.{l}");
+            let [q, k, v] =
+                ["query", "key", "value"].map(|n| linear(&format!("{p}.attention.self.{n}"), h, h));
+            let (q, k, v) = (q?, k?, v?);
+            layers.push(Layer {
+                qkv: Linear {
+                    weight: [q.weight, k.weight, v.weight].concat(),
+                    bias: [q.bias, k.bias, v.bias].concat(),
+                    out: 3 * h,
+                    inp: h,
+                },
+                attn_out: linear(&format!("{p}.attention.output.dense"), h, h)?,
+                attn_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
+                up: linear(&format!("{p}.intermediate.dense"), i, h)?,
+                down: linear(&format!("{p}.output.dense"), h, i)?,
+                out_norm: norm(&format!("{p}.output.LayerNorm"))?,
+            });
+        }
+        let token_types = t(
+            "embeddings.token_type_embeddings.weight",
+            &[c.type_vocab_size, h],
+        )?;
+        Ok(FusedBert {
+            hidden: h,
+            heads: c.num_attention_heads,
+            eps: c.layer_norm_eps as f32,
+            vocab: c.vocab_size,
+            max_positions: c.max_position_embeddings,
+            word: t("embeddings.word_embeddings.weight", &[c.vocab_size, h])?,
+            position: t(
+                "embeddings.position_embeddings.weight",
+                &[c.max_position_embeddings, h],
+            )?,
+            token_type: token_types[..h].to_vec(),
+            embed_norm: norm("embeddings.LayerNorm")?,
+            layers,
+        })
+    }
+
+    /// Runs the encoder over `seqs` (token ids, special tokens included) packed one after another
+    /// and returns the last hidden states: `Σ len` rows of `hidden_size`, in `seqs` order.
+    /// Work runs on the current rayon pool; `threads` is its size (for the GEMMs).
+    pub fn encode<'w>(
+        &self,
+        seqs: &[&[u32]],
+        ws: &'w mut Workspace,
+        threads: usize,
+    ) -> Result<&'w [f32]> {
+        let h = self.hidden;
+        let tokens: usize = seqs.iter().map(|s| s.len()).sum();
+        let par = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+
+        let x = grown(&mut ws.hidden, tokens * h);
+        let qkv = grown(&mut ws.qkv, tokens * 3 * h);
+        let ctx = grown(&mut ws.ctx, tokens * h);
+        let inter = grown(
+            &mut ws.inter,
+            tokens * self.layers.first().map_or(0, |l| l.up.out),
+        );
+
+        self.embed_tokens(seqs, x)?;
+        for layer in &self.layers {
+            for row in qkv.chunks_exact_mut(3 * h) {
+                row.copy_from_slice(&layer.qkv.bias);
+            }
+            linear(qkv, true, x, &layer.qkv, par);
+            self.attention(seqs, qkv, ctx);
+
+            rows(x, h, |r| kernels::add_bias(r, &layer.attn_out.bias));
+            linear(x, true, ctx, &layer.attn_out, par);
+            self.norm(x, &layer.attn_norm);
+
+            linear(inter, false, x, &layer.up, par);
+            rows(inter, layer.up.out, |r| {
+                kernels::bias_gelu(r, &layer.up.bias)
+            });
+
+            rows(x, h, |r| kernels::add_bias(r, &layer.down.bias));
+            linear(x, true, inter, &layer.down, par);
+            self.norm(x, &layer.out_norm);
+        }
+        Ok(&ws.hidden[..tokens * h])
+    }
+
+    /// Word + position + token-type embeddings, then layer norm.
+    fn embed_tokens(&self, seqs: &[&[u32]], x: &mut [f32]) -> Result<()> {
+        let h = self.hidden;
+        let mut rows = x.chunks_exact_mut(h);
+        for seq in seqs {
+            if seq.len() > self.max_positions {
+                return Err(VdbError::new(
+                    ErrorKind::Embed,
+                    format!(
+                        "a sequence of {} tokens exceeds {} positions",
+                        seq.len(),
+                        self.max_positions
+                    ),
+                ));
+            }
+            for (pos, &id) in seq.iter().enumerate() {
+                let id = id as usize;
+                if id >= self.vocab {
+                    return Err(VdbError::new(
+                        ErrorKind::Embed,
+                        format!("token id {id} is outside the vocabulary ({})", self.vocab),
+                    ));
+                }
+                let row = rows.next().expect("x holds one row per token");
+                let word = &self.word[id * h..(id + 1) * h];
+                let position = &self.position[pos * h..(pos + 1) * h];
+                for (((r, &w), &p), &t) in
+                    row.iter_mut().zip(word).zip(position).zip(&self.token_type)
+                {
+                    *r = w + p + t;
+                }
+            }
+        }
+        self.norm(x, &self.embed_norm);
+        Ok(())
+    }
+
+    fn norm(&self, x: &mut [f32], n: &LayerNorm) {
+        rows(x, self.hidden, |r| {
+            kernels::layer_norm(r, &n.gamma, &n.beta, self.eps)
+        });
+    }
+
+    /// Multi-head self-attention of every sequence on its own tokens: `qkv` rows are
+    /// `[q | k | v]`, `ctx` receives the heads side by side. Parallel over sequences.
+    fn attention(&self, seqs: &[&[u32]], qkv: &[f32], ctx: &mut [f32]) {
+        let h = self.hidden;
+        let head_dim = h / self.heads;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let mut jobs = Vec::with_capacity(seqs.len());
+        let (mut qkv_rest, mut ctx_rest) = (qkv, ctx);
+        for seq in seqs {
+            let (q, qr) = qkv_rest.split_at(seq.len() * 3 * h);
+            let (c, cr) = std::mem::take(&mut ctx_rest).split_at_mut(seq.len() * h);
+            jobs.push((seq.len(), q, c));
+            (qkv_rest, ctx_rest) = (qr, cr);
+        }
+        jobs.into_par_iter().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(kt, scores), (len, q, c)| {
+                let kt = grown(kt, head_dim * len);
+                let scores = grown(scores, len);
+                for head in 0..self.heads {
+                    let off = head * head_dim;
+                    kernels::attention_head(
+                        &q[off..],
+                        &q[h + off..],
+                        &q[2 * h + off..],
+                        3 * h,
+                        len,
+                        head_dim,
+                        scale,
+                        &mut c[off..],
+                        h,
+                        kt,
+                        scores,
+                    );
+                }
+            },
+        );
+    }
+}
+
+/// Applies `f` to `x` in parallel chunks of whole rows of `width`.
+fn rows(x: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
+    x.par_chunks_mut(ROWS_PER_TASK * width).for_each(f);
+}
+
+/// `dst = (accumulate ? dst : 0) + x W^T` with `x` of `l.inp` columns and `dst` of `l.out`.
+fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &Linear, par: gemm::Parallelism) {
+    let m = x.len() / l.inp;
+    assert!(dst.len() == m * l.out && x.len() == m * l.inp && l.weight.len() == l.out * l.inp);
+    // SAFETY: the assert above bounds every access: dst is m x out (row stride out), x is
+    // m x inp (row stride inp), W^T is inp x out read from the [out, inp] weight with row
+    // stride 1 and column stride inp.
+    unsafe {
+        gemm::gemm(
+            m,
+            l.out,
+            l.inp,
+            dst.as_mut_ptr(),
+            1,
+            l.out as isize,
+            accumulate,
+            x.as_ptr(),
+            1,
+            l.inp as isize,
+            l.weight.as_ptr(),
+            l.inp as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
