@@ -1,0 +1,75 @@
+"""The Python embedding API (sentence-transformers style) against the committed golden vectors."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vdb_core
+
+GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden_minilm.json").read_text())
+
+
+def test_properties(embedder):
+    assert embedder.dim == 384 == embedder.get_sentence_embedding_dimension()
+    assert embedder.max_seq_length == 256  # from sentence_bert_config.json, not the tokenizer's 128
+    assert embedder.model_id
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_parity_with_sentence_transformers(embedder, batch_size):
+    texts = [i["text"] for i in GOLDEN["items"]]
+    want = np.array([i["vector"] for i in GOLDEN["items"]], dtype=np.float32)
+    got = embedder.encode(texts, batch_size=batch_size)
+    assert got.dtype == np.float32 and got.shape == (len(texts), 384)
+    cos = (got * want).sum(axis=1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)
+    assert cos.min() >= 0.9999, texts[int(cos.argmin())]
+    assert np.abs(got - want).max() <= 1e-4
+
+
+def test_order_single_string_empty_and_normalisation(embedder):
+    texts = ["Net revenue increased 12%.", "Cybersecurity incidents could harm us.", ""]
+    batch = embedder.encode(texts)
+    reverse = embedder.encode(texts[::-1])
+    np.testing.assert_allclose(batch, reverse[::-1], atol=1e-6)
+    one = embedder.encode(texts[1])
+    assert one.shape == (384,)
+    np.testing.assert_allclose(one, batch[1], atol=1e-6)
+    assert embedder.encode([]).shape == (0, 384)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    # all-MiniLM-L6-v2's modules.json ends with a Normalize module, so like sentence-transformers
+    # the vectors are unit length even with normalize_embeddings=False.
+    modules = json.loads((Path(vdb_core.default_model_dir()) / "modules.json").read_text())
+    assert any(m["type"].endswith("Normalize") for m in modules)
+    raw = embedder.encode(texts, normalize_embeddings=False)
+    np.testing.assert_allclose(raw, batch, atol=1e-6)
+
+
+def test_the_gil_is_released_while_encoding(embedder):
+    texts = ["The effective tax rate decreased due to discrete benefits."] * 400
+    ticks = 0
+    done = threading.Event()
+
+    def work():
+        embedder.encode(texts)
+        done.set()
+
+    t = threading.Thread(target=work)
+    t.start()
+    while not done.is_set():
+        ticks += 1
+        time.sleep(0.001)
+    t.join()
+    assert ticks > 20  # the main thread kept running while Rust computed
+
+
+def test_a_missing_model_folder_names_the_file(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(vdb_core.ModelError) as e:
+        vdb_core.Embedder(tmp_path)
+    assert str(tmp_path) in str(e.value)
