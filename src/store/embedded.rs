@@ -292,9 +292,16 @@ fn save_meta(dir: &Path, meta: &CollectionMeta) -> Result<()> {
 }
 
 fn create_index(shard: &qe::EdgeShard, dir: &Path, field: &str, kind: IndexKind) -> Result<()> {
+    let field_name: qe::JsonPath = field.parse().map_err(|()| {
+        VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!("payload index field {field:?} is not a valid payload key"),
+        )
+        .with_column(field)
+    })?;
     let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(
         qe::CreateIndex {
-            field_name: qe::JsonPath::new(field),
+            field_name,
             field_schema: Some(qe::PayloadFieldSchema::FieldType(schema_type(kind))),
         },
     ));

@@ -461,6 +461,12 @@ fn edge_filter(f: Option<&pb::Filter>) -> Result<Option<qe::Filter>, Status> {
         .map_err(|e| Status::invalid_argument(format!("Wrong input: bad filter: {e}")))
 }
 
+fn json_path(field: &str) -> Result<qe::JsonPath, Status> {
+    field
+        .parse()
+        .map_err(|()| Status::invalid_argument(format!("Wrong input: bad field name {field:?}")))
+}
+
 fn pb_distance(d: qe::Distance) -> pb::Distance {
     match d {
         qe::Distance::Cosine => pb::Distance::Cosine,
@@ -1034,7 +1040,7 @@ impl Points for Service {
             shard
                 .update(qe::UpdateOperation::FieldIndexOperation(
                     qe::FieldIndexOperations::CreateIndex(qe::CreateIndex {
-                        field_name: qe::JsonPath::new(&field),
+                        field_name: json_path(&field)?,
                         field_schema: schema,
                     }),
                 ))
@@ -1056,7 +1062,7 @@ impl Points for Service {
         c.with(&name, move |shard| {
             shard
                 .update(qe::UpdateOperation::FieldIndexOperation(
-                    qe::FieldIndexOperations::DeleteIndex(qe::JsonPath::new(&field)),
+                    qe::FieldIndexOperations::DeleteIndex(json_path(&field)?),
                 ))
                 .map_err(op_err)
         })
