@@ -107,7 +107,17 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let svc = Service { engine };
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    // Graceful shutdown waits for clients to close their connections, which a client that stays
+    // alive (a store object in a test) never does: give in-flight requests a moment, then stop.
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            stopping.notify_one();
+        }
+    };
+    let server = tonic::transport::Server::builder()
         .add_service(QdrantServer::new(svc.clone()))
         .add_service(CollectionsServer::new(svc.clone()).max_decoding_message_size(usize::MAX))
         .add_service(
@@ -115,8 +125,14 @@ pub async fn serve(
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX),
         )
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+        .serve_with_incoming_shutdown(incoming, signal);
+    tokio::select! {
+        r = server => r,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        } => Ok(()),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
