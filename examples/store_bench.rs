@@ -29,7 +29,10 @@ fn arg(name: &str, default: usize) -> usize {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} needs a number")))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} needs a number"))
+        })
         .unwrap_or(default)
 }
 
@@ -63,7 +66,10 @@ fn spec(dim: usize) -> CollectionSpec {
         name: "bench".into(),
         dim,
         distance: Distance::Cosine,
-        payload_indexes: vec![("cik".into(), IndexKind::Keyword), ("year".into(), IndexKind::Integer)],
+        payload_indexes: vec![
+            ("cik".into(), IndexKind::Keyword),
+            ("year".into(), IndexKind::Integer),
+        ],
     }
 }
 
@@ -85,7 +91,11 @@ fn run(target: &str, store: &dyn VectorStore, points: Vec<PointRecord>, opts: &L
     store.set_bulk_mode("bench", false).unwrap();
     let index_s = t.elapsed().as_secs_f64();
     assert_eq!(store.count("bench").unwrap(), n);
-    Row { target: target.to_string(), load_s, index_s }
+    Row {
+        target: target.to_string(),
+        load_s,
+        index_s,
+    }
 }
 
 fn main() {
@@ -93,7 +103,11 @@ fn main() {
     let dim = arg("--dim", 384);
     let batch = arg("--batch", 256);
     let parallel = arg("--parallel", 4);
-    let opts = LoadOptions { batch_size: batch, parallel, ..LoadOptions::default() };
+    let opts = LoadOptions {
+        batch_size: batch,
+        parallel,
+        ..LoadOptions::default()
+    };
     let points = make_points(n, dim);
     println!("{n} points x {dim} dims, batch {batch}, parallel {parallel} (server store)");
 
@@ -105,9 +119,16 @@ fn main() {
     }
     {
         let tmp = tempfile::tempdir().unwrap();
-        let server = qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), tmp.path()).unwrap();
+        let server =
+            qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), tmp.path())
+                .unwrap();
         let store = ServerStore::connect(&server.url(), None).unwrap();
-        rows.push(run("server store -> edge test server (gRPC)", &store, points, &opts));
+        rows.push(run(
+            "server store -> edge test server (gRPC)",
+            &store,
+            points,
+            &opts,
+        ));
     }
 
     println!();

@@ -103,7 +103,11 @@ impl EmbeddedStore {
 
     /// Flush and close a collection and release its lock (no-op if this store has not opened it).
     pub fn close(&self, collection: &str) {
-        let handle = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(collection);
+        let handle = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(collection);
         drop(handle);
     }
 
@@ -204,7 +208,10 @@ fn load_existing(dir: &Path, name: &str) -> Result<Option<OpenShard>> {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             VdbError::new(
                 ErrorKind::Store,
-                format!("collection metadata {} is damaged: {e}", meta_path.display()),
+                format!(
+                    "collection metadata {} is damaged: {e}",
+                    meta_path.display()
+                ),
             )
             .with_file(&meta_path)
         })?,
@@ -224,13 +231,17 @@ fn load_existing(dir: &Path, name: &str) -> Result<Option<OpenShard>> {
         .with_file(&meta_path));
     }
     let shard_dir = dir.join(SHARD_DIR);
-    let shard = qe::EdgeShard::load(&shard_dir, None).map_err(|e| edge_err(&shard_dir, "open", e))?;
+    let shard =
+        qe::EdgeShard::load(&shard_dir, None).map_err(|e| edge_err(&shard_dir, "open", e))?;
     Ok(Some(OpenShard { shard, meta }))
 }
 
 fn edge_err(path: &Path, what: &str, e: qe::OperationError) -> VdbError {
-    VdbError::new(ErrorKind::Store, format!("embedded qdrant at {}: {what} failed: {e}", path.display()))
-        .with_file(path)
+    VdbError::new(
+        ErrorKind::Store,
+        format!("embedded qdrant at {}: {what} failed: {e}", path.display()),
+    )
+    .with_file(path)
 }
 
 fn edge_distance(d: Distance) -> qe::Distance {
@@ -275,7 +286,9 @@ pub(crate) fn distance_name(d: Distance) -> &'static str {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut f = File::create(&tmp).map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
     fs::rename(&tmp, path).map_err(|e| VdbError::io(path, "cannot replace", e))?;
     if let Some(parent) = path.parent() {
         if let Ok(d) = File::open(parent) {
@@ -305,7 +318,9 @@ fn create_index(shard: &qe::EdgeShard, dir: &Path, field: &str, kind: IndexKind)
             field_schema: Some(qe::PayloadFieldSchema::FieldType(schema_type(kind))),
         },
     ));
-    shard.update(op).map_err(|e| edge_err(dir, &format!("creating the payload index on '{field}'"), e))
+    shard
+        .update(op)
+        .map_err(|e| edge_err(dir, &format!("creating the payload index on '{field}'"), e))
 }
 
 /// Create a fresh collection in `dir` (whose lock the caller holds).
@@ -331,7 +346,10 @@ fn create_collection(dir: &Path, spec: &CollectionSpec) -> Result<OpenShard> {
         .map(|(f, k)| (f.clone(), Value::String(index_name(*k).to_string())))
         .collect();
     let schema_file = serde_json::json!({ "schema": schema });
-    write_atomic(&shard_dir.join("payload_index.json"), schema_file.to_string().as_bytes())?;
+    write_atomic(
+        &shard_dir.join("payload_index.json"),
+        schema_file.to_string().as_bytes(),
+    )?;
 
     let config = qe::EdgeConfig::builder()
         .vector(
@@ -339,7 +357,8 @@ fn create_collection(dir: &Path, spec: &CollectionSpec) -> Result<OpenShard> {
             qe::EdgeVectorParams::builder(spec.dim, edge_distance(spec.distance)).build(),
         )
         .build();
-    let shard = qe::EdgeShard::new(&shard_dir, config).map_err(|e| edge_err(&shard_dir, "create", e))?;
+    let shard =
+        qe::EdgeShard::new(&shard_dir, config).map_err(|e| edge_err(&shard_dir, "create", e))?;
     for (field, kind) in &spec.payload_indexes {
         create_index(&shard, &shard_dir, field, *kind)?;
     }
@@ -458,15 +477,30 @@ impl VectorStore for EmbeddedStore {
 
     fn collection_exists(&self, collection: &str) -> Result<bool> {
         validate_collection_name(collection)?;
-        let handle = self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(collection).cloned();
+        let handle = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(collection)
+            .cloned();
         if let Some(h) = handle {
-            return Ok(h.state.read().unwrap_or_else(|p| p.into_inner()).open.is_some());
+            return Ok(h
+                .state
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .open
+                .is_some());
         }
         // Not opened by us: the metadata file, written last on create, says whether it is complete.
         Ok(self.collection_dir(collection).join(META_FILE).is_file())
     }
 
-    fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions) -> Result<u64> {
+    fn upsert(
+        &self,
+        collection: &str,
+        points: Vec<PointRecord>,
+        opts: &LoadOptions,
+    ) -> Result<u64> {
         let h = self.existing(collection)?;
         let st = h.state.write().unwrap_or_else(|p| p.into_inner());
         let Some(open) = st.open.as_ref() else {
@@ -488,10 +522,14 @@ impl VectorStore for EmbeddedStore {
             let op = qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
                 qe::PointInsertOperations::PointsList(chunk),
             ));
-            open.shard.update(op).map_err(|e| edge_err(&shard_dir, "upsert", e))?;
+            open.shard
+                .update(op)
+                .map_err(|e| edge_err(&shard_dir, "upsert", e))?;
         }
         if !st.bulk {
-            open.shard.optimize().map_err(|e| edge_err(&shard_dir, "optimize", e))?;
+            open.shard
+                .optimize()
+                .map_err(|e| edge_err(&shard_dir, "optimize", e))?;
         }
         // WAL and segments to disk: the points are durable when upsert returns.
         open.shard.flush();
@@ -509,7 +547,9 @@ impl VectorStore for EmbeddedStore {
         if was_bulk && !bulk {
             if let Some(open) = st.open.as_ref() {
                 let shard_dir = h.dir.join(SHARD_DIR);
-                open.shard.optimize().map_err(|e| edge_err(&shard_dir, "optimize", e))?;
+                open.shard
+                    .optimize()
+                    .map_err(|e| edge_err(&shard_dir, "optimize", e))?;
                 open.shard.flush();
             }
         }
@@ -524,7 +564,10 @@ impl VectorStore for EmbeddedStore {
         };
         let n = open
             .shard
-            .count(qe::CountRequest { filter: None, exact: true })
+            .count(qe::CountRequest {
+                filter: None,
+                exact: true,
+            })
             .map_err(|e| edge_err(&h.dir, "count", e))?;
         Ok(n as u64)
     }
@@ -568,10 +611,17 @@ impl VectorStore for EmbeddedStore {
             with_vector: None,
             score_threshold: None,
         };
-        let points = open.shard.search(request).map_err(|e| edge_err(&h.dir, "search", e))?;
+        let points = open
+            .shard
+            .search(request)
+            .map_err(|e| edge_err(&h.dir, "search", e))?;
         Ok(points
             .into_iter()
-            .map(|p| Hit { id: id_string(&p.id), score: p.score, payload: payload_map(p.payload) })
+            .map(|p| Hit {
+                id: id_string(&p.id),
+                score: p.score,
+                payload: payload_map(p.payload),
+            })
             .collect())
     }
 
@@ -588,7 +638,11 @@ impl VectorStore for EmbeddedStore {
             .map_err(|e| edge_err(&h.dir, "retrieve", e))?;
         Ok(records
             .into_iter()
-            .map(|r| Hit { id: id_string(&r.id), score: 0.0, payload: payload_map(r.payload) })
+            .map(|r| Hit {
+                id: id_string(&r.id),
+                score: 0.0,
+                payload: payload_map(r.payload),
+            })
             .collect())
     }
 }

@@ -51,7 +51,11 @@ pub fn payload(i: usize) -> Map<String, Value> {
 }
 
 pub fn point(i: usize, dim: usize) -> PointRecord {
-    PointRecord { id: id(i), vector: vector(i, dim), payload: payload(i) }
+    PointRecord {
+        id: id(i),
+        vector: vector(i, dim),
+        payload: payload(i),
+    }
 }
 
 pub fn points(range: std::ops::Range<usize>, dim: usize) -> Vec<PointRecord> {
@@ -67,7 +71,10 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// Ids (as strings) of points `0..n` for which `keep` holds.
 pub fn ids_where(n: usize, keep: impl Fn(usize) -> bool) -> Vec<String> {
-    let mut v: Vec<String> = (0..n).filter(|&i| keep(i)).map(|i| id(i).to_string()).collect();
+    let mut v: Vec<String> = (0..n)
+        .filter(|&i| keep(i))
+        .map(|i| id(i).to_string())
+        .collect();
     v.sort();
     v
 }

@@ -54,8 +54,9 @@ impl TestServer {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name(format!("qdrant-test-{}", addr.port())).spawn(
-            move || {
+        let thread = std::thread::Builder::new()
+            .name(format!("qdrant-test-{}", addr.port()))
+            .spawn(move || {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
                     .enable_all()
@@ -68,9 +69,12 @@ impl TestServer {
                     })
                     .await;
                 });
-            },
-        )?;
-        Ok(TestServer { addr, shutdown: Some(tx), thread: Some(thread) })
+            })?;
+        Ok(TestServer {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// `http://127.0.0.1:PORT`, the URL a client connects to.
@@ -153,8 +157,13 @@ struct Coll {
 impl Drop for Engine {
     fn drop(&mut self) {
         // Close shards (their drop flushes) deterministically.
-        let colls: Vec<Arc<Coll>> =
-            self.collections.write().unwrap().drain().map(|(_, c)| c).collect();
+        let colls: Vec<Arc<Coll>> = self
+            .collections
+            .write()
+            .unwrap()
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
         for c in colls {
             c.shard.write().unwrap().take();
         }
@@ -170,7 +179,11 @@ impl Engine {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let path = entry.path();
-            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            let Some(name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+            else {
                 continue;
             };
             if !path.join("edge_config.json").is_file() {
@@ -179,9 +192,18 @@ impl Engine {
             let shard = qe::EdgeShard::load(&path, None).map_err(|e| {
                 std::io::Error::other(format!("cannot load collection {}: {e}", path.display()))
             })?;
-            collections.insert(name, Arc::new(Coll { dir: path, shard: RwLock::new(Some(shard)) }));
+            collections.insert(
+                name,
+                Arc::new(Coll {
+                    dir: path,
+                    shard: RwLock::new(Some(shard)),
+                }),
+            );
         }
-        Ok(Engine { dir, collections: RwLock::new(collections) })
+        Ok(Engine {
+            dir,
+            collections: RwLock::new(collections),
+        })
     }
 
     fn get(&self, name: &str) -> Result<Arc<Coll>, Status> {
@@ -207,7 +229,9 @@ fn check_name(name: &str) -> Result<(), Status> {
     if ok {
         Ok(())
     } else {
-        Err(Status::invalid_argument(format!("Wrong input: invalid collection name {name:?}")))
+        Err(Status::invalid_argument(format!(
+            "Wrong input: invalid collection name {name:?}"
+        )))
     }
 }
 
@@ -264,14 +288,17 @@ fn from_pb_value(v: pb::Value) -> Value {
         None | Some(Kind::NullValue(_)) => Value::Null,
         Some(Kind::BoolValue(b)) => Value::Bool(b),
         Some(Kind::IntegerValue(i)) => Value::from(i),
-        Some(Kind::DoubleValue(d)) => {
-            serde_json::Number::from_f64(d).map(Value::Number).unwrap_or(Value::Null)
-        }
+        Some(Kind::DoubleValue(d)) => serde_json::Number::from_f64(d)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         Some(Kind::StringValue(s)) => Value::String(s),
         Some(Kind::ListValue(l)) => Value::Array(l.values.into_iter().map(from_pb_value).collect()),
-        Some(Kind::StructValue(s)) => {
-            Value::Object(s.fields.into_iter().map(|(k, v)| (k, from_pb_value(v))).collect())
-        }
+        Some(Kind::StructValue(s)) => Value::Object(
+            s.fields
+                .into_iter()
+                .map(|(k, v)| (k, from_pb_value(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -285,10 +312,12 @@ fn to_pb_value(v: Value) -> pb::Value {
             None => Kind::DoubleValue(n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => Kind::StringValue(s),
-        Value::Array(a) => {
-            Kind::ListValue(pb::ListValue { values: a.into_iter().map(to_pb_value).collect() })
-        }
-        Value::Object(o) => Kind::StructValue(pb::Struct { fields: to_pb_payload(o) }),
+        Value::Array(a) => Kind::ListValue(pb::ListValue {
+            values: a.into_iter().map(to_pb_value).collect(),
+        }),
+        Value::Object(o) => Kind::StructValue(pb::Struct {
+            fields: to_pb_payload(o),
+        }),
     };
     pb::Value { kind: Some(kind) }
 }
@@ -314,7 +343,9 @@ fn pb_id(id: &qe::PointId) -> pb::PointId {
         qe::PointId::NumId(n) => PointIdOptions::Num(*n),
         qe::PointId::Uuid(u) => PointIdOptions::Uuid(u.hyphenated().to_string()),
     };
-    pb::PointId { point_id_options: Some(opt) }
+    pb::PointId {
+        point_id_options: Some(opt),
+    }
 }
 
 fn id_json(id: &pb::PointId) -> Result<Value, Status> {
@@ -331,13 +362,17 @@ fn dense_vector(v: Option<pb::Vectors>) -> Result<Vec<f32>, Status> {
     let vector = match v.and_then(|v| v.vectors_options) {
         Some(VectorsOptions::Vector(v)) => v,
         Some(VectorsOptions::Vectors(mut named)) => named.vectors.remove("").ok_or_else(|| {
-            Status::invalid_argument("Wrong input: this test server supports only the unnamed vector")
+            Status::invalid_argument(
+                "Wrong input: this test server supports only the unnamed vector",
+            )
         })?,
         None => return Err(Status::invalid_argument("Wrong input: point has no vector")),
     };
     match vector.vector {
         Some(pb::vector::Vector::Dense(d)) => Ok(d.data),
-        Some(_) => Err(Status::invalid_argument("Wrong input: only dense vectors are supported")),
+        Some(_) => Err(Status::invalid_argument(
+            "Wrong input: only dense vectors are supported",
+        )),
         None => Ok(vector.data),
     }
 }
@@ -354,12 +389,16 @@ fn pb_vectors(v: Option<qe::VectorStructInternal>) -> Option<pb::VectorsOutput> 
         _ => return None,
     };
     Some(pb::VectorsOutput {
-        vectors_options: Some(pb::vectors_output::VectorsOptions::Vector(pb::VectorOutput {
-            // Both the current field and the pre-1.16 one, so older clients read it too.
-            data: dense.clone(),
-            vector: Some(pb::vector_output::Vector::Dense(pb::DenseVector { data: dense })),
-            ..Default::default()
-        })),
+        vectors_options: Some(pb::vectors_output::VectorsOptions::Vector(
+            pb::VectorOutput {
+                // Both the current field and the pre-1.16 one, so older clients read it too.
+                data: dense.clone(),
+                vector: Some(pb::vector_output::Vector::Dense(pb::DenseVector {
+                    data: dense,
+                })),
+                ..Default::default()
+            },
+        )),
     })
 }
 
@@ -393,7 +432,9 @@ fn check_using(using: Option<&String>) -> Result<(), Status> {
 /// Qdrant's protobuf filter as Qdrant's REST filter JSON, which qdrant-edge's `Filter` reads.
 fn filter_json(f: &pb::Filter) -> Result<Value, Status> {
     let list = |conds: &[pb::Condition]| -> Result<Value, Status> {
-        Ok(Value::Array(conds.iter().map(condition_json).collect::<Result<_, _>>()?))
+        Ok(Value::Array(
+            conds.iter().map(condition_json).collect::<Result<_, _>>()?,
+        ))
     };
     let mut out = Map::new();
     if !f.must.is_empty() {
@@ -436,7 +477,10 @@ fn condition_json(c: &pb::Condition) -> Result<Value, Status> {
                 out.insert("match".into(), m);
             }
             if let Some(r) = &fc.range {
-                out.insert("range".into(), json!({ "lt": r.lt, "gt": r.gt, "gte": r.gte, "lte": r.lte }));
+                out.insert(
+                    "range".into(),
+                    json!({ "lt": r.lt, "gt": r.gt, "gte": r.gte, "lte": r.lte }),
+                );
             }
             if let Some(b) = fc.is_empty {
                 if b {
@@ -454,7 +498,9 @@ fn condition_json(c: &pb::Condition) -> Result<Value, Status> {
                 || fc.values_count.is_some()
                 || fc.datetime_range.is_some()
             {
-                return Err(Status::unimplemented("geo, values_count and datetime conditions"));
+                return Err(Status::unimplemented(
+                    "geo, values_count and datetime conditions",
+                ));
             }
             Ok(Value::Object(out))
         }
@@ -498,7 +544,9 @@ fn edge_distance(d: i32) -> Result<qe::Distance, Status> {
         Ok(pb::Distance::Euclid) => Ok(qe::Distance::Euclid),
         Ok(pb::Distance::Dot) => Ok(qe::Distance::Dot),
         Ok(pb::Distance::Manhattan) => Ok(qe::Distance::Manhattan),
-        _ => Err(Status::invalid_argument(format!("Wrong input: unknown distance {d}"))),
+        _ => Err(Status::invalid_argument(format!(
+            "Wrong input: unknown distance {d}"
+        ))),
     }
 }
 
@@ -513,7 +561,11 @@ fn schema_type(t: i32) -> Result<qe::PayloadSchemaType, Status> {
         Ok(pb::FieldType::Bool) => S::Bool,
         Ok(pb::FieldType::Datetime) => S::Datetime,
         Ok(pb::FieldType::Uuid) => S::Uuid,
-        Err(_) => return Err(Status::invalid_argument(format!("Wrong input: field type {t}"))),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "Wrong input: field type {t}"
+            )))
+        }
     })
 }
 
@@ -577,7 +629,10 @@ fn collection_info(shard: &qe::EdgeShard) -> Result<pb::CollectionInfo, Status> 
     let cfg = shard.config().clone();
     let info = shard.info();
     let count = shard
-        .count(qe::CountRequest { filter: None, exact: true })
+        .count(qe::CountRequest {
+            filter: None,
+            exact: true,
+        })
         .map_err(op_err)?;
     let vectors_config = match cfg.vectors.get(qe::DEFAULT_VECTOR_NAME) {
         Some(p) if cfg.vectors.len() == 1 => pb::vectors_config::Config::Params(pb::VectorParams {
@@ -620,12 +675,17 @@ fn collection_info(shard: &qe::EdgeShard) -> Result<pb::CollectionInfo, Status> 
         .collect();
     Ok(pb::CollectionInfo {
         status: pb::CollectionStatus::Green as i32,
-        optimizer_status: Some(pb::OptimizerStatus { ok: true, error: String::new() }),
+        optimizer_status: Some(pb::OptimizerStatus {
+            ok: true,
+            error: String::new(),
+        }),
         segments_count: info.segments_count as u64,
         config: Some(pb::CollectionConfig {
             params: Some(pb::CollectionParams {
                 shard_number: 1,
-                vectors_config: Some(pb::VectorsConfig { config: Some(vectors_config) }),
+                vectors_config: Some(pb::VectorsConfig {
+                    config: Some(vectors_config),
+                }),
                 replication_factor: Some(1),
                 write_consistency_factor: Some(1),
                 ..Default::default()
@@ -722,7 +782,10 @@ fn scroll_edge(
         order_by: None,
     };
     let (records, next) = shard.scroll(req).map_err(op_err)?;
-    Ok((records.into_iter().map(retrieved).collect(), next.as_ref().map(pb_id)))
+    Ok((
+        records.into_iter().map(retrieved).collect(),
+        next.as_ref().map(pb_id),
+    ))
 }
 
 fn retrieved(r: qe::Record) -> pb::RetrievedPoint {
@@ -745,7 +808,9 @@ struct Service {
 type R<T> = Result<Response<T>, Status>;
 
 fn unimplemented<T>(what: &str) -> R<T> {
-    Err(Status::unimplemented(format!("{what} is not implemented by the qdrant-edge test server")))
+    Err(Status::unimplemented(format!(
+        "{what} is not implemented by the qdrant-edge test server"
+    )))
 }
 
 #[tonic::async_trait]
@@ -761,20 +826,39 @@ impl QdrantService for Service {
 
 #[tonic::async_trait]
 impl Collections for Service {
-    async fn get(&self, r: Request<pb::GetCollectionInfoRequest>) -> R<pb::GetCollectionInfoResponse> {
+    async fn get(
+        &self,
+        r: Request<pb::GetCollectionInfoRequest>,
+    ) -> R<pb::GetCollectionInfoResponse> {
         let start = Instant::now();
         let name = r.into_inner().collection_name;
         let c = self.engine.get(&name)?;
         let info = c.with(&name, collection_info).await?;
-        done(pb::GetCollectionInfoResponse { result: Some(info), time: elapsed(start) })
+        done(pb::GetCollectionInfoResponse {
+            result: Some(info),
+            time: elapsed(start),
+        })
     }
 
-    async fn list(&self, _r: Request<pb::ListCollectionsRequest>) -> R<pb::ListCollectionsResponse> {
+    async fn list(
+        &self,
+        _r: Request<pb::ListCollectionsRequest>,
+    ) -> R<pb::ListCollectionsResponse> {
         let start = Instant::now();
-        let mut names: Vec<String> = self.engine.collections.read().unwrap().keys().cloned().collect();
+        let mut names: Vec<String> = self
+            .engine
+            .collections
+            .read()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         names.sort();
         done(pb::ListCollectionsResponse {
-            collections: names.into_iter().map(|name| pb::CollectionDescription { name }).collect(),
+            collections: names
+                .into_iter()
+                .map(|name| pb::CollectionDescription { name })
+                .collect(),
             time: elapsed(start),
         })
     }
@@ -789,13 +873,22 @@ impl Collections for Service {
             Some(pb::vectors_config::Config::ParamsMap(_)) => {
                 return Err(Status::unimplemented("named vectors"))
             }
-            None => return Err(Status::invalid_argument("Wrong input: vectors_config is required")),
+            None => {
+                return Err(Status::invalid_argument(
+                    "Wrong input: vectors_config is required",
+                ))
+            }
         };
         if params.size == 0 {
-            return Err(Status::invalid_argument("Wrong input: vector size must be > 0"));
+            return Err(Status::invalid_argument(
+                "Wrong input: vector size must be > 0",
+            ));
         }
         let mut hnsw = qe::HnswIndexConfig::default();
-        for d in [req.hnsw_config.as_ref(), params.hnsw_config.as_ref()].into_iter().flatten() {
+        for d in [req.hnsw_config.as_ref(), params.hnsw_config.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             apply_hnsw_diff(&mut hnsw, d);
         }
         let mut optimizers = qe::EdgeOptimizersConfig::default();
@@ -805,8 +898,11 @@ impl Collections for Service {
         let config = qe::EdgeConfig::builder()
             .vector(
                 qe::DEFAULT_VECTOR_NAME,
-                qe::EdgeVectorParams::builder(params.size as usize, edge_distance(params.distance)?)
-                    .build(),
+                qe::EdgeVectorParams::builder(
+                    params.size as usize,
+                    edge_distance(params.distance)?,
+                )
+                .build(),
             )
             .hnsw_config(hnsw)
             .optimizers(optimizers)
@@ -826,13 +922,22 @@ impl Collections for Service {
             }
             std::fs::create_dir_all(&dir).map_err(|e| Status::internal(e.to_string()))?;
             let shard = qe::EdgeShard::new(&dir, config).map_err(op_err)?;
-            colls.insert(name, Arc::new(Coll { dir, shard: RwLock::new(Some(shard)) }));
+            colls.insert(
+                name,
+                Arc::new(Coll {
+                    dir,
+                    shard: RwLock::new(Some(shard)),
+                }),
+            );
             Ok(())
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
         created?;
-        done(pb::CollectionOperationResponse { result: true, time: elapsed(start) })
+        done(pb::CollectionOperationResponse {
+            result: true,
+            time: elapsed(start),
+        })
     }
 
     async fn update(&self, r: Request<pb::UpdateCollection>) -> R<pb::CollectionOperationResponse> {
@@ -861,7 +966,10 @@ impl Collections for Service {
             Ok(())
         })
         .await?;
-        done(pb::CollectionOperationResponse { result: true, time: elapsed(start) })
+        done(pb::CollectionOperationResponse {
+            result: true,
+            time: elapsed(start),
+        })
     }
 
     async fn delete(&self, r: Request<pb::DeleteCollection>) -> R<pb::CollectionOperationResponse> {
@@ -878,10 +986,16 @@ impl Collections for Service {
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
-        done(pb::CollectionOperationResponse { result: existed, time: elapsed(start) })
+        done(pb::CollectionOperationResponse {
+            result: existed,
+            time: elapsed(start),
+        })
     }
 
-    async fn update_aliases(&self, _r: Request<pb::ChangeAliases>) -> R<pb::CollectionOperationResponse> {
+    async fn update_aliases(
+        &self,
+        _r: Request<pb::ChangeAliases>,
+    ) -> R<pb::CollectionOperationResponse> {
         unimplemented("aliases")
     }
 
@@ -889,11 +1003,20 @@ impl Collections for Service {
         &self,
         _r: Request<pb::ListCollectionAliasesRequest>,
     ) -> R<pb::ListAliasesResponse> {
-        done(pb::ListAliasesResponse { aliases: vec![], time: 0.0 })
+        done(pb::ListAliasesResponse {
+            aliases: vec![],
+            time: 0.0,
+        })
     }
 
-    async fn list_aliases(&self, _r: Request<pb::ListAliasesRequest>) -> R<pb::ListAliasesResponse> {
-        done(pb::ListAliasesResponse { aliases: vec![], time: 0.0 })
+    async fn list_aliases(
+        &self,
+        _r: Request<pb::ListAliasesRequest>,
+    ) -> R<pb::ListAliasesResponse> {
+        done(pb::ListAliasesResponse {
+            aliases: vec![],
+            time: 0.0,
+        })
     }
 
     async fn collection_cluster_info(
@@ -923,15 +1046,24 @@ impl Collections for Service {
         unimplemented("cluster setup")
     }
 
-    async fn create_shard_key(&self, _r: Request<pb::CreateShardKeyRequest>) -> R<pb::CreateShardKeyResponse> {
+    async fn create_shard_key(
+        &self,
+        _r: Request<pb::CreateShardKeyRequest>,
+    ) -> R<pb::CreateShardKeyResponse> {
         unimplemented("shard keys")
     }
 
-    async fn delete_shard_key(&self, _r: Request<pb::DeleteShardKeyRequest>) -> R<pb::DeleteShardKeyResponse> {
+    async fn delete_shard_key(
+        &self,
+        _r: Request<pb::DeleteShardKeyRequest>,
+    ) -> R<pb::DeleteShardKeyResponse> {
         unimplemented("shard keys")
     }
 
-    async fn list_shard_keys(&self, _r: Request<pb::ListShardKeysRequest>) -> R<pb::ListShardKeysResponse> {
+    async fn list_shard_keys(
+        &self,
+        _r: Request<pb::ListShardKeysRequest>,
+    ) -> R<pb::ListShardKeysResponse> {
         unimplemented("shard keys")
     }
 }
@@ -954,16 +1086,21 @@ impl Points for Service {
                     Status::invalid_argument("Wrong input: point id is missing")
                 })?)?;
                 let vector = dense_vector(p.vectors)?;
-                let payload: Map<String, Value> =
-                    p.payload.into_iter().map(|(k, v)| (k, from_pb_value(v))).collect();
+                let payload: Map<String, Value> = p
+                    .payload
+                    .into_iter()
+                    .map(|(k, v)| (k, from_pb_value(v)))
+                    .collect();
                 Ok(qe::PointStruct::new(id, vector, Value::Object(payload)).into())
             })
             .collect::<Result<Vec<qe::PointStructPersisted>, Status>>()?;
         c.with(&name, move |shard| {
             shard
-                .update(qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
-                    qe::PointInsertOperations::PointsList(points),
-                )))
+                .update(qe::UpdateOperation::PointOperation(
+                    qe::PointOperations::UpsertPoints(qe::PointInsertOperations::PointsList(
+                        points,
+                    )),
+                ))
                 .map_err(op_err)
         })
         .await?;
@@ -983,10 +1120,16 @@ impl Points for Service {
             Some(P::Filter(f)) => qe::PointOperations::DeletePointsByFilter(
                 edge_filter(Some(&f))?.expect("filter given"),
             ),
-            None => return Err(Status::invalid_argument("Wrong input: points selector is required")),
+            None => {
+                return Err(Status::invalid_argument(
+                    "Wrong input: points selector is required",
+                ))
+            }
         };
         c.with(&name, move |shard| {
-            shard.update(qe::UpdateOperation::PointOperation(op)).map_err(op_err)
+            shard
+                .update(qe::UpdateOperation::PointOperation(op))
+                .map_err(op_err)
         })
         .await?;
         done(update_ok(start))
@@ -1012,30 +1155,52 @@ impl Points for Service {
                 Ok(records.into_iter().map(retrieved).collect())
             })
             .await?;
-        done(pb::GetResponse { result, time: elapsed(start), usage: None })
+        done(pb::GetResponse {
+            result,
+            time: elapsed(start),
+            usage: None,
+        })
     }
 
-    async fn update_vectors(&self, _r: Request<pb::UpdatePointVectors>) -> R<pb::PointsOperationResponse> {
+    async fn update_vectors(
+        &self,
+        _r: Request<pb::UpdatePointVectors>,
+    ) -> R<pb::PointsOperationResponse> {
         unimplemented("update_vectors")
     }
 
-    async fn delete_vectors(&self, _r: Request<pb::DeletePointVectors>) -> R<pb::PointsOperationResponse> {
+    async fn delete_vectors(
+        &self,
+        _r: Request<pb::DeletePointVectors>,
+    ) -> R<pb::PointsOperationResponse> {
         unimplemented("delete_vectors")
     }
 
-    async fn set_payload(&self, _r: Request<pb::SetPayloadPoints>) -> R<pb::PointsOperationResponse> {
+    async fn set_payload(
+        &self,
+        _r: Request<pb::SetPayloadPoints>,
+    ) -> R<pb::PointsOperationResponse> {
         unimplemented("set_payload")
     }
 
-    async fn overwrite_payload(&self, _r: Request<pb::SetPayloadPoints>) -> R<pb::PointsOperationResponse> {
+    async fn overwrite_payload(
+        &self,
+        _r: Request<pb::SetPayloadPoints>,
+    ) -> R<pb::PointsOperationResponse> {
         unimplemented("overwrite_payload")
     }
 
-    async fn delete_payload(&self, _r: Request<pb::DeletePayloadPoints>) -> R<pb::PointsOperationResponse> {
+    async fn delete_payload(
+        &self,
+        _r: Request<pb::DeletePayloadPoints>,
+    ) -> R<pb::PointsOperationResponse> {
         unimplemented("delete_payload")
     }
 
-    async fn clear_payload(&self, _r: Request<pb::ClearPayloadPoints>) -> R<pb::PointsOperationResponse> {
+    async fn clear_payload(
+        &self,
+        _r: Request<pb::ClearPayloadPoints>,
+    ) -> R<pb::PointsOperationResponse> {
         unimplemented("clear_payload")
     }
 
@@ -1086,11 +1251,17 @@ impl Points for Service {
         done(update_ok(start))
     }
 
-    async fn create_vector_name(&self, _r: Request<pb::CreateVectorNameRequest>) -> R<pb::PointsOperationResponse> {
+    async fn create_vector_name(
+        &self,
+        _r: Request<pb::CreateVectorNameRequest>,
+    ) -> R<pb::PointsOperationResponse> {
         unimplemented("create_vector_name")
     }
 
-    async fn delete_vector_name(&self, _r: Request<pb::DeleteVectorNameRequest>) -> R<pb::PointsOperationResponse> {
+    async fn delete_vector_name(
+        &self,
+        _r: Request<pb::DeleteVectorNameRequest>,
+    ) -> R<pb::PointsOperationResponse> {
         unimplemented("delete_vector_name")
     }
 
@@ -1106,22 +1277,34 @@ impl Points for Service {
         let filter = edge_filter(req.filter.as_ref())?;
         let payload = with_payload(req.with_payload.as_ref())?;
         let vectors = with_vectors(req.with_vectors.as_ref())?;
-        let (limit, offset, threshold) =
-            (req.limit as usize, req.offset.unwrap_or(0) as usize, req.score_threshold);
+        let (limit, offset, threshold) = (
+            req.limit as usize,
+            req.offset.unwrap_or(0) as usize,
+            req.score_threshold,
+        );
         let vector = req.vector;
         let result = c
             .with(&name, move |shard| {
-                search_edge(shard, vector, filter, limit, offset, threshold, payload, vectors)
+                search_edge(
+                    shard, vector, filter, limit, offset, threshold, payload, vectors,
+                )
             })
             .await?;
-        done(pb::SearchResponse { result, time: elapsed(start), usage: None })
+        done(pb::SearchResponse {
+            result,
+            time: elapsed(start),
+            usage: None,
+        })
     }
 
     async fn search_batch(&self, _r: Request<pb::SearchBatchPoints>) -> R<pb::SearchBatchResponse> {
         unimplemented("search_batch")
     }
 
-    async fn search_groups(&self, _r: Request<pb::SearchPointGroups>) -> R<pb::SearchGroupsResponse> {
+    async fn search_groups(
+        &self,
+        _r: Request<pb::SearchPointGroups>,
+    ) -> R<pb::SearchGroupsResponse> {
         unimplemented("search_groups")
     }
 
@@ -1143,20 +1326,33 @@ impl Points for Service {
         };
         let vectors = with_vectors(req.with_vectors.as_ref())?;
         let (result, next_page_offset) = c
-            .with(&name, move |shard| scroll_edge(shard, filter, offset, limit, payload, vectors))
+            .with(&name, move |shard| {
+                scroll_edge(shard, filter, offset, limit, payload, vectors)
+            })
             .await?;
-        done(pb::ScrollResponse { next_page_offset, result, time: elapsed(start), usage: None })
+        done(pb::ScrollResponse {
+            next_page_offset,
+            result,
+            time: elapsed(start),
+            usage: None,
+        })
     }
 
     async fn recommend(&self, _r: Request<pb::RecommendPoints>) -> R<pb::RecommendResponse> {
         unimplemented("recommend")
     }
 
-    async fn recommend_batch(&self, _r: Request<pb::RecommendBatchPoints>) -> R<pb::RecommendBatchResponse> {
+    async fn recommend_batch(
+        &self,
+        _r: Request<pb::RecommendBatchPoints>,
+    ) -> R<pb::RecommendBatchResponse> {
         unimplemented("recommend_batch")
     }
 
-    async fn recommend_groups(&self, _r: Request<pb::RecommendPointGroups>) -> R<pb::RecommendGroupsResponse> {
+    async fn recommend_groups(
+        &self,
+        _r: Request<pb::RecommendPointGroups>,
+    ) -> R<pb::RecommendGroupsResponse> {
         unimplemented("recommend_groups")
     }
 
@@ -1164,7 +1360,10 @@ impl Points for Service {
         unimplemented("discover")
     }
 
-    async fn discover_batch(&self, _r: Request<pb::DiscoverBatchPoints>) -> R<pb::DiscoverBatchResponse> {
+    async fn discover_batch(
+        &self,
+        _r: Request<pb::DiscoverBatchPoints>,
+    ) -> R<pb::DiscoverBatchResponse> {
         unimplemented("discover_batch")
     }
 
@@ -1177,11 +1376,15 @@ impl Points for Service {
         let exact = req.exact.unwrap_or(true);
         let count = c
             .with(&name, move |shard| {
-                shard.count(qe::CountRequest { filter, exact }).map_err(op_err)
+                shard
+                    .count(qe::CountRequest { filter, exact })
+                    .map_err(op_err)
             })
             .await?;
         done(pb::CountResponse {
-            result: Some(pb::CountResult { count: count as u64 }),
+            result: Some(pb::CountResult {
+                count: count as u64,
+            }),
             time: elapsed(start),
             usage: None,
         })
@@ -1210,16 +1413,23 @@ impl Points for Service {
         let threshold = req.score_threshold;
         let query = match req.query.and_then(|q| q.variant) {
             None => None,
-            Some(Q::Nearest(pb::VectorInput { variant: Some(V::Dense(d)) })) => Some(d.data),
-            Some(Q::Nearest(_)) => return unimplemented("nearest by id, sparse, multi or inference input"),
+            Some(Q::Nearest(pb::VectorInput {
+                variant: Some(V::Dense(d)),
+            })) => Some(d.data),
+            Some(Q::Nearest(_)) => {
+                return unimplemented("nearest by id, sparse, multi or inference input")
+            }
             Some(_) => return unimplemented("this query type"),
         };
         let result = c
             .with(&name, move |shard| match query {
-                Some(v) => search_edge(shard, v, filter, limit, offset, threshold, payload, vectors),
+                Some(v) => {
+                    search_edge(shard, v, filter, limit, offset, threshold, payload, vectors)
+                }
                 None => {
                     // No query: points in id order, like a scroll (score 0).
-                    let (points, _) = scroll_edge(shard, filter, None, limit + offset, payload, vectors)?;
+                    let (points, _) =
+                        scroll_edge(shard, filter, None, limit + offset, payload, vectors)?;
                     Ok(points
                         .into_iter()
                         .skip(offset)
@@ -1233,7 +1443,11 @@ impl Points for Service {
                 }
             })
             .await?;
-        done(pb::QueryResponse { result, time: elapsed(start), usage: None })
+        done(pb::QueryResponse {
+            result,
+            time: elapsed(start),
+            usage: None,
+        })
     }
 
     async fn query_batch(&self, _r: Request<pb::QueryBatchPoints>) -> R<pb::QueryBatchResponse> {
@@ -1248,7 +1462,10 @@ impl Points for Service {
         unimplemented("facet")
     }
 
-    async fn search_matrix_pairs(&self, _r: Request<pb::SearchMatrixPoints>) -> R<pb::SearchMatrixPairsResponse> {
+    async fn search_matrix_pairs(
+        &self,
+        _r: Request<pb::SearchMatrixPoints>,
+    ) -> R<pb::SearchMatrixPairsResponse> {
         unimplemented("search_matrix_pairs")
     }
 
