@@ -1,28 +1,648 @@
 //! Embedded Qdrant (qdrant-edge): the engine in-process, persisted in a directory.
-use std::path::Path;
+//!
+//! Layout, one directory per collection:
+//!
+//! ```text
+//! <root>/<collection>/vdb.lock          OS lock file, held while this process has the collection open
+//! <root>/<collection>/collection.json   what ensure_collection was asked for (dim, distance, indexes)
+//! <root>/<collection>/shard/            the qdrant-edge shard (WAL + segments)
+//! ```
+//!
+//! `collection.json` is written last when a collection is created, so its presence means "the
+//! collection exists and is complete"; a `shard/` without it is debris from an interrupted create and
+//! is replaced by the next `ensure_collection`.
+//!
+//! **Locking.** qdrant-edge guards a shard with in-process mutexes only, and even opening a shard
+//! writes to it (WAL, appendable segment, config). Airflow runs mapped tasks as separate processes,
+//! so every collection is guarded by an exclusive OS file lock (`flock` on `vdb.lock`) taken when
+//! this store first touches the collection and held until the store is dropped (or
+//! [`EmbeddedStore::close`]). A second opener, in this or another process, waits up to the lock
+//! timeout, then fails with a `Locked` error naming the directory.
+//!
+//! **Indexing.** qdrant-edge has no background optimiser. Outside bulk mode every `upsert` ends with
+//! an optimisation pass (cheap when nothing is planned); in bulk mode it is skipped and run once when
+//! bulk mode is switched off.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use qdrant_edge as qe;
 
 use super::*;
 use crate::error::{ErrorKind, VdbError};
 
-pub struct EmbeddedStore {}
+/// How long an opener waits for another holder of a collection's lock by default.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
+
+const LOCK_FILE: &str = "vdb.lock";
+const META_FILE: &str = "collection.json";
+const SHARD_DIR: &str = "shard";
+const META_FORMAT: u32 = 1;
+
+pub struct EmbeddedStore {
+    root: PathBuf,
+    lock_timeout: Duration,
+    /// Collections this store has opened (and therefore holds the OS lock of).
+    handles: Mutex<HashMap<String, Arc<Handle>>>,
+}
+
+/// One locked collection directory. Field order matters: `state` (and the shard in it, whose drop
+/// flushes) is dropped before `lock` releases the OS lock.
+struct Handle {
+    state: RwLock<State>,
+    dir: PathBuf,
+    _lock: File,
+}
+
+struct State {
+    open: Option<OpenShard>,
+    bulk: bool,
+}
+
+struct OpenShard {
+    shard: qe::EdgeShard,
+    meta: CollectionMeta,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CollectionMeta {
+    format: u32,
+    name: String,
+    dim: usize,
+    distance: Distance,
+    payload_indexes: Vec<(String, IndexKind)>,
+}
 
 impl EmbeddedStore {
+    /// Open (creating if needed) a store directory. Collections are opened and locked lazily, on
+    /// first use.
     pub fn open(path: &Path) -> Result<Self> {
-        Err(VdbError::new(ErrorKind::Internal, format!("embedded store not implemented yet ({})", path.display())))
+        fs::create_dir_all(path)
+            .map_err(|e| VdbError::io(path, "cannot create the embedded store directory", e))?;
+        Ok(EmbeddedStore {
+            root: path.to_path_buf(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            handles: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// How long to wait for a collection another process (or store) holds before failing with
+    /// `Locked`.
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Flush and close a collection and release its lock (no-op if this store has not opened it).
+    pub fn close(&self, collection: &str) {
+        let handle = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(collection);
+        drop(handle);
+    }
+
+    fn collection_dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// The locked handle for a collection, opening (and locking) it on first use. The map lock is
+    /// held while waiting for the OS lock, so threads of this store queue behind each other too.
+    fn handle(&self, name: &str) -> Result<Arc<Handle>> {
+        validate_collection_name(name)?;
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = handles.get(name) {
+            return Ok(h.clone());
+        }
+        let dir = self.collection_dir(name);
+        fs::create_dir_all(&dir)
+            .map_err(|e| VdbError::io(&dir, "cannot create the collection directory", e))?;
+        let lock = acquire_lock(&dir, self.lock_timeout)?;
+        let open = load_existing(&dir, name)?;
+        let handle = Arc::new(Handle {
+            state: RwLock::new(State { open, bulk: false }),
+            dir,
+            _lock: lock,
+        });
+        handles.insert(name.to_string(), handle.clone());
+        Ok(handle)
+    }
+
+    /// The handle of an existing collection, or a `Store` error saying it does not exist.
+    fn existing(&self, name: &str) -> Result<Arc<Handle>> {
+        if !self.collection_exists(name)? {
+            return Err(missing(name, &self.collection_dir(name)));
+        }
+        self.handle(name)
     }
 }
 
-fn not_yet() -> VdbError {
-    VdbError::new(ErrorKind::Internal, "not implemented yet")
+fn missing(name: &str, dir: &Path) -> VdbError {
+    VdbError::new(
+        ErrorKind::Store,
+        format!(
+            "collection '{name}' does not exist in the embedded store at {} (ensure_collection creates it)",
+            dir.display()
+        ),
+    )
+    .with_file(dir)
+}
+
+/// Take the exclusive OS lock on `<dir>/vdb.lock`, polling until `timeout`.
+fn acquire_lock(dir: &Path, timeout: Duration) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| VdbError::io(&path, "cannot open the lock file", e))?;
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                // Who holds it, for a person looking at the directory; not used for locking.
+                let mut f = &file;
+                let _ = f.set_len(0);
+                let _ = writeln!(f, "pid {}", std::process::id());
+                return Ok(file);
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                if start.elapsed() >= timeout {
+                    return Err(VdbError::new(
+                        ErrorKind::Locked,
+                        format!(
+                            "embedded qdrant collection {} is locked by another process or store (waited {:.1}s for {})",
+                            dir.display(),
+                            start.elapsed().as_secs_f64(),
+                            path.display()
+                        ),
+                    )
+                    .with_file(dir));
+                }
+                std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
+                pause = (pause * 2).min(Duration::from_millis(250));
+            }
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(VdbError::io(&path, "cannot lock", e));
+            }
+        }
+    }
+}
+
+/// Open the shard of a complete collection, if there is one.
+fn load_existing(dir: &Path, name: &str) -> Result<Option<OpenShard>> {
+    let meta_path = dir.join(META_FILE);
+    let meta: CollectionMeta = match fs::read(&meta_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            VdbError::new(
+                ErrorKind::Store,
+                format!(
+                    "collection metadata {} is damaged: {e}",
+                    meta_path.display()
+                ),
+            )
+            .with_file(&meta_path)
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(VdbError::io(&meta_path, "cannot read", e)),
+    };
+    if meta.name != name || meta.format != META_FORMAT {
+        return Err(VdbError::new(
+            ErrorKind::Store,
+            format!(
+                "collection metadata {} describes '{}' (format {}), expected '{name}' (format {META_FORMAT})",
+                meta_path.display(),
+                meta.name,
+                meta.format
+            ),
+        )
+        .with_file(&meta_path));
+    }
+    let shard_dir = dir.join(SHARD_DIR);
+    let shard =
+        qe::EdgeShard::load(&shard_dir, None).map_err(|e| edge_err(&shard_dir, "open", e))?;
+    Ok(Some(OpenShard { shard, meta }))
+}
+
+fn edge_err(path: &Path, what: &str, e: qe::OperationError) -> VdbError {
+    VdbError::new(
+        ErrorKind::Store,
+        format!("embedded qdrant at {}: {what} failed: {e}", path.display()),
+    )
+    .with_file(path)
+}
+
+fn edge_distance(d: Distance) -> qe::Distance {
+    match d {
+        Distance::Cosine => qe::Distance::Cosine,
+        Distance::Dot => qe::Distance::Dot,
+        Distance::Euclid => qe::Distance::Euclid,
+    }
+}
+
+fn schema_type(kind: IndexKind) -> qe::PayloadSchemaType {
+    match kind {
+        IndexKind::Keyword => qe::PayloadSchemaType::Keyword,
+        IndexKind::Integer => qe::PayloadSchemaType::Integer,
+        IndexKind::Float => qe::PayloadSchemaType::Float,
+        IndexKind::Datetime => qe::PayloadSchemaType::Datetime,
+    }
+}
+
+fn index_name(kind: IndexKind) -> &'static str {
+    match kind {
+        IndexKind::Keyword => "keyword",
+        IndexKind::Integer => "integer",
+        IndexKind::Float => "float",
+        IndexKind::Datetime => "datetime",
+    }
+}
+
+fn describe_vectors(dim: usize, distance: Distance) -> String {
+    format!("size {dim} / {}", distance_name(distance))
+}
+
+pub(crate) fn distance_name(d: Distance) -> &'static str {
+    match d {
+        Distance::Cosine => "cosine",
+        Distance::Dot => "dot",
+        Distance::Euclid => "euclid",
+    }
+}
+
+/// Write `bytes` to `path` atomically and durably (temp file, fsync, rename, fsync directory).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let mut f = File::create(&tmp).map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
+    fs::rename(&tmp, path).map_err(|e| VdbError::io(path, "cannot replace", e))?;
+    if let Some(parent) = path.parent() {
+        if let Ok(d) = File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+fn save_meta(dir: &Path, meta: &CollectionMeta) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(meta)
+        .map_err(|e| VdbError::internal(format!("cannot serialise collection metadata: {e}")))?;
+    write_atomic(&dir.join(META_FILE), &bytes)
+}
+
+fn create_index(shard: &qe::EdgeShard, dir: &Path, field: &str, kind: IndexKind) -> Result<()> {
+    let field_name: qe::JsonPath = field.parse().map_err(|()| {
+        VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!("payload index field {field:?} is not a valid payload key"),
+        )
+        .with_column(field)
+    })?;
+    let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(
+        qe::CreateIndex {
+            field_name,
+            field_schema: Some(qe::PayloadFieldSchema::FieldType(schema_type(kind))),
+        },
+    ));
+    shard
+        .update(op)
+        .map_err(|e| edge_err(dir, &format!("creating the payload index on '{field}'"), e))
+}
+
+/// Create a fresh collection in `dir` (whose lock the caller holds).
+fn create_collection(dir: &Path, spec: &CollectionSpec) -> Result<OpenShard> {
+    let shard_dir = dir.join(SHARD_DIR);
+    let meta_path = dir.join(META_FILE);
+    match fs::remove_file(&meta_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(VdbError::io(&meta_path, "cannot remove", e)),
+    }
+    if shard_dir.exists() {
+        fs::remove_dir_all(&shard_dir)
+            .map_err(|e| VdbError::io(&shard_dir, "cannot remove the old shard", e))?;
+    }
+    fs::create_dir_all(&shard_dir).map_err(|e| VdbError::io(&shard_dir, "cannot create", e))?;
+
+    // qdrant-edge gives every new appendable segment the indexes listed in payload_index.json, so
+    // segments created after an optimisation pass keep the payload indexes too.
+    let schema: serde_json::Map<String, Value> = spec
+        .payload_indexes
+        .iter()
+        .map(|(f, k)| (f.clone(), Value::String(index_name(*k).to_string())))
+        .collect();
+    let schema_file = serde_json::json!({ "schema": schema });
+    write_atomic(
+        &shard_dir.join("payload_index.json"),
+        schema_file.to_string().as_bytes(),
+    )?;
+
+    let config = qe::EdgeConfig::builder()
+        .vector(
+            qe::DEFAULT_VECTOR_NAME,
+            qe::EdgeVectorParams::builder(spec.dim, edge_distance(spec.distance)).build(),
+        )
+        .build();
+    let shard =
+        qe::EdgeShard::new(&shard_dir, config).map_err(|e| edge_err(&shard_dir, "create", e))?;
+    for (field, kind) in &spec.payload_indexes {
+        create_index(&shard, &shard_dir, field, *kind)?;
+    }
+    shard.flush();
+    let meta = CollectionMeta {
+        format: META_FORMAT,
+        name: spec.name.clone(),
+        dim: spec.dim,
+        distance: spec.distance,
+        payload_indexes: spec.payload_indexes.clone(),
+    };
+    save_meta(dir, &meta)?;
+    Ok(OpenShard { shard, meta })
+}
+
+/// The edge filter for our conditions, built as Qdrant's REST filter JSON (which qdrant-edge's
+/// `Filter` deserialises), so the mapping reads like the Qdrant documentation.
+fn edge_filter(filter: &[Condition]) -> Result<Option<qe::Filter>> {
+    if filter.is_empty() {
+        return Ok(None);
+    }
+    validate_conditions(filter)?;
+    let must: Vec<Value> = filter
+        .iter()
+        .map(|c| match c {
+            Condition::Equals { field, value } => {
+                serde_json::json!({ "key": field, "match": { "value": value } })
+            }
+            Condition::Range { field, gte, lte } => {
+                let mut range = serde_json::Map::new();
+                if let Some(v) = gte {
+                    range.insert("gte".into(), serde_json::json!(v));
+                }
+                if let Some(v) = lte {
+                    range.insert("lte".into(), serde_json::json!(v));
+                }
+                serde_json::json!({ "key": field, "range": range })
+            }
+        })
+        .collect();
+    let f: qe::Filter = serde_json::from_value(serde_json::json!({ "must": must }))
+        .map_err(|e| VdbError::internal(format!("cannot build the search filter: {e}")))?;
+    Ok(Some(f))
+}
+
+fn edge_id(id: &Uuid) -> qe::PointId {
+    qe::PointId::Uuid(*id)
+}
+
+pub(crate) fn id_string(id: &qe::PointId) -> String {
+    match id {
+        qe::PointId::NumId(n) => n.to_string(),
+        qe::PointId::Uuid(u) => u.hyphenated().to_string(),
+    }
+}
+
+fn payload_map(p: Option<qe::Payload>) -> Map<String, Value> {
+    p.map(|p| p.0).unwrap_or_default()
 }
 
 impl VectorStore for EmbeddedStore {
-    fn describe(&self) -> String { String::new() }
-    fn ensure_collection(&self, _spec: &CollectionSpec, _recreate: bool) -> Result<EnsureOutcome> { Err(not_yet()) }
-    fn collection_exists(&self, _c: &str) -> Result<bool> { Err(not_yet()) }
-    fn upsert(&self, _c: &str, _p: Vec<PointRecord>, _o: &LoadOptions) -> Result<u64> { Err(not_yet()) }
-    fn set_bulk_mode(&self, _c: &str, _b: bool) -> Result<()> { Err(not_yet()) }
-    fn count(&self, _c: &str) -> Result<u64> { Err(not_yet()) }
-    fn search(&self, _c: &str, _v: &[f32], _l: usize, _f: &[Condition]) -> Result<Vec<Hit>> { Err(not_yet()) }
-    fn retrieve(&self, _c: &str, _i: &[Uuid]) -> Result<Vec<Hit>> { Err(not_yet()) }
+    fn describe(&self) -> String {
+        format!("embedded qdrant at {}", self.root.display())
+    }
+
+    fn ensure_collection(&self, spec: &CollectionSpec, recreate: bool) -> Result<EnsureOutcome> {
+        validate_collection_name(&spec.name)?;
+        if spec.dim == 0 {
+            return Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                format!("collection '{}': vector size must be at least 1", spec.name),
+            ));
+        }
+        let h = self.handle(&spec.name)?;
+        let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+        let outcome = match st.open.as_mut() {
+            Some(open) if open.meta.dim == spec.dim && open.meta.distance == spec.distance => {
+                let shard_dir = h.dir.join(SHARD_DIR);
+                let mut changed = false;
+                for (field, kind) in &spec.payload_indexes {
+                    if !open.meta.payload_indexes.contains(&(field.clone(), *kind)) {
+                        create_index(&open.shard, &shard_dir, field, *kind)?;
+                        open.meta.payload_indexes.push((field.clone(), *kind));
+                        changed = true;
+                    }
+                }
+                if changed {
+                    open.shard.flush();
+                    save_meta(&h.dir, &open.meta)?;
+                }
+                return Ok(EnsureOutcome::Existed);
+            }
+            Some(open) => {
+                if !recreate {
+                    return Err(VdbError::new(
+                        ErrorKind::CollectionMismatch,
+                        format!(
+                            "collection '{}' in {} has vectors of {}, but {} is needed; recreate it (recreate=true drops its points) or use another collection name",
+                            spec.name,
+                            h.dir.display(),
+                            describe_vectors(open.meta.dim, open.meta.distance),
+                            describe_vectors(spec.dim, spec.distance)
+                        ),
+                    )
+                    .with_file(&h.dir));
+                }
+                EnsureOutcome::Recreated
+            }
+            None => EnsureOutcome::Created,
+        };
+        // Close the old shard (flushes) before deleting its files.
+        st.open = None;
+        st.open = Some(create_collection(&h.dir, spec)?);
+        Ok(outcome)
+    }
+
+    fn collection_exists(&self, collection: &str) -> Result<bool> {
+        validate_collection_name(collection)?;
+        let handle = self
+            .handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(collection)
+            .cloned();
+        if let Some(h) = handle {
+            return Ok(h
+                .state
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .open
+                .is_some());
+        }
+        // Not opened by us: the metadata file, written last on create, says whether it is complete.
+        Ok(self.collection_dir(collection).join(META_FILE).is_file())
+    }
+
+    fn upsert(
+        &self,
+        collection: &str,
+        points: Vec<PointRecord>,
+        opts: &LoadOptions,
+    ) -> Result<u64> {
+        let h = self.existing(collection)?;
+        let st = h.state.write().unwrap_or_else(|p| p.into_inner());
+        let Some(open) = st.open.as_ref() else {
+            return Err(missing(collection, &h.dir));
+        };
+        check_dims(collection, open.meta.dim, &points)?;
+        let shard_dir = h.dir.join(SHARD_DIR);
+        let total = points.len() as u64;
+        let batch = opts.batch_size.max(1);
+        let mut iter = points.into_iter().peekable();
+        while iter.peek().is_some() {
+            let chunk: Vec<qe::PointStructPersisted> = iter
+                .by_ref()
+                .take(batch)
+                .map(|p| {
+                    qe::PointStruct::new(edge_id(&p.id), p.vector, Value::Object(p.payload)).into()
+                })
+                .collect();
+            let op = qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
+                qe::PointInsertOperations::PointsList(chunk),
+            ));
+            open.shard
+                .update(op)
+                .map_err(|e| edge_err(&shard_dir, "upsert", e))?;
+        }
+        if !st.bulk {
+            open.shard
+                .optimize()
+                .map_err(|e| edge_err(&shard_dir, "optimize", e))?;
+        }
+        // WAL and segments to disk: the points are durable when upsert returns.
+        open.shard.flush();
+        Ok(total)
+    }
+
+    fn set_bulk_mode(&self, collection: &str, bulk: bool) -> Result<()> {
+        if !bulk && !self.collection_exists(collection)? {
+            // Called from the pipeline's clean-up path, possibly after ensure_collection failed.
+            return Ok(());
+        }
+        let h = self.existing(collection)?;
+        let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+        let was_bulk = std::mem::replace(&mut st.bulk, bulk);
+        if was_bulk && !bulk {
+            if let Some(open) = st.open.as_ref() {
+                let shard_dir = h.dir.join(SHARD_DIR);
+                open.shard
+                    .optimize()
+                    .map_err(|e| edge_err(&shard_dir, "optimize", e))?;
+                open.shard.flush();
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&self, collection: &str) -> Result<u64> {
+        let h = self.existing(collection)?;
+        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
+        let Some(open) = st.open.as_ref() else {
+            return Err(missing(collection, &h.dir));
+        };
+        let n = open
+            .shard
+            .count(qe::CountRequest {
+                filter: None,
+                exact: true,
+            })
+            .map_err(|e| edge_err(&h.dir, "count", e))?;
+        Ok(n as u64)
+    }
+
+    fn search(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        limit: usize,
+        filter: &[Condition],
+    ) -> Result<Vec<Hit>> {
+        let filter = edge_filter(filter)?;
+        let h = self.existing(collection)?;
+        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
+        let Some(open) = st.open.as_ref() else {
+            return Err(missing(collection, &h.dir));
+        };
+        if vector.len() != open.meta.dim {
+            return Err(VdbError::new(
+                ErrorKind::Store,
+                format!(
+                    "query vector has size {}, but collection '{collection}' stores vectors of size {}",
+                    vector.len(),
+                    open.meta.dim
+                ),
+            ));
+        }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let request = qe::SearchRequest {
+            query: qe::QueryEnum::Nearest(qe::NamedQuery {
+                query: qe::VectorInternal::Dense(vector.to_vec()),
+                using: None,
+            }),
+            filter,
+            params: None,
+            limit,
+            offset: 0,
+            with_payload: Some(qe::WithPayloadInterface::Bool(true)),
+            with_vector: None,
+            score_threshold: None,
+        };
+        let points = open
+            .shard
+            .search(request)
+            .map_err(|e| edge_err(&h.dir, "search", e))?;
+        Ok(points
+            .into_iter()
+            .map(|p| Hit {
+                id: id_string(&p.id),
+                score: p.score,
+                payload: payload_map(p.payload),
+            })
+            .collect())
+    }
+
+    fn retrieve(&self, collection: &str, ids: &[Uuid]) -> Result<Vec<Hit>> {
+        let h = self.existing(collection)?;
+        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
+        let Some(open) = st.open.as_ref() else {
+            return Err(missing(collection, &h.dir));
+        };
+        let ids: Vec<qe::PointId> = ids.iter().map(edge_id).collect();
+        let records = open
+            .shard
+            .retrieve(&ids, Some(qe::WithPayloadInterface::Bool(true)), None)
+            .map_err(|e| edge_err(&h.dir, "retrieve", e))?;
+        Ok(records
+            .into_iter()
+            .map(|r| Hit {
+                id: id_string(&r.id),
+                score: 0.0,
+                payload: payload_map(r.payload),
+            })
+            .collect())
+    }
 }

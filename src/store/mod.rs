@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{ErrorKind, Result, VdbError};
 
 pub mod embedded;
 pub mod server;
@@ -21,7 +21,10 @@ pub mod server;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StoreTarget {
     /// A Qdrant server; `url` is its gRPC endpoint (`http://host:6334`, `https://...` for TLS).
-    Server { url: String, api_key: Option<String> },
+    Server {
+        url: String,
+        api_key: Option<String>,
+    },
     /// The embedded engine, persisted under `path` (one sub-directory per collection).
     Embedded { path: std::path::PathBuf },
 }
@@ -97,7 +100,11 @@ pub enum Condition {
     /// `field == value` (string, integer or bool).
     Equals { field: String, value: Value },
     /// `gte <= field <= lte` on a numeric field (either bound optional).
-    Range { field: String, gte: Option<f64>, lte: Option<f64> },
+    Range {
+        field: String,
+        gte: Option<f64>,
+        lte: Option<f64>,
+    },
 }
 
 /// How a bulk load is done.
@@ -115,7 +122,12 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { batch_size: 128, parallel: 4, max_retries: 6, retry_base_ms: 200 }
+        LoadOptions {
+            batch_size: 128,
+            parallel: 4,
+            max_retries: 6,
+            retry_base_ms: 200,
+        }
     }
 }
 
@@ -135,7 +147,8 @@ pub trait VectorStore: Send + Sync {
 
     /// Upsert points (idempotent: same id overwrites). Splits into `opts.batch_size` requests,
     /// retries transient failures, and returns the number of points written.
-    fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions) -> Result<u64>;
+    fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions)
+        -> Result<u64>;
 
     /// Defer HNSW indexing for a bulk load (`true`), or restore the collection's normal indexing
     /// (`false`). The embedded store may treat this as a no-op.
@@ -160,9 +173,132 @@ pub trait VectorStore: Send + Sync {
 /// Open the store a target names.
 pub fn open(target: &StoreTarget) -> Result<Box<dyn VectorStore>> {
     match target {
-        StoreTarget::Server { url, api_key } => {
-            Ok(Box::new(server::ServerStore::connect(url, api_key.as_deref())?))
-        }
+        StoreTarget::Server { url, api_key } => Ok(Box::new(server::ServerStore::connect(
+            url,
+            api_key.as_deref(),
+        )?)),
         StoreTarget::Embedded { path } => Ok(Box::new(embedded::EmbeddedStore::open(path)?)),
+    }
+}
+
+/// Collection names become directory names (embedded) and URL path segments (server): keep them to
+/// a portable, unsurprising alphabet.
+pub(crate) fn validate_collection_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "invalid collection name {name:?}: use 1-200 ASCII letters, digits, '_', '-' or '.', not starting with '.'"
+            ),
+        ))
+    }
+}
+
+/// Checks a filter before it reaches either store, so both reject the same inputs the same way.
+pub(crate) fn validate_conditions(filter: &[Condition]) -> Result<()> {
+    for cond in filter {
+        match cond {
+            Condition::Equals { field, value } => {
+                let scalar =
+                    matches!(value, Value::String(_) | Value::Bool(_)) || value.as_i64().is_some();
+                if field.is_empty() || !scalar {
+                    return Err(VdbError::new(
+                        ErrorKind::InvalidConfig,
+                        format!(
+                            "filter on {field:?}: Equals needs a string, integer or bool value, got {value}"
+                        ),
+                    )
+                    .with_column(field.clone()));
+                }
+            }
+            Condition::Range { field, gte, lte } => {
+                let finite = gte.is_none_or(f64::is_finite) && lte.is_none_or(f64::is_finite);
+                if field.is_empty() || !finite {
+                    return Err(VdbError::new(
+                        ErrorKind::InvalidConfig,
+                        format!("filter on {field:?}: Range bounds must be finite numbers"),
+                    )
+                    .with_column(field.clone()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The vector-size check both stores run before writing, with a sentence naming the point.
+pub(crate) fn check_dims(collection: &str, dim: usize, points: &[PointRecord]) -> Result<()> {
+    if let Some(p) = points.iter().find(|p| p.vector.len() != dim) {
+        return Err(VdbError::new(
+            ErrorKind::Store,
+            format!(
+                "point {} has a vector of size {}, but collection '{collection}' stores vectors of size {dim}",
+                p.id,
+                p.vector.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn collection_names() {
+        for ok in ["sec_sentences", "a", "v1.2-x"] {
+            assert!(validate_collection_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".hidden", "a/b", "../x", "sp ace", "ü"] {
+            let err = validate_collection_name(bad).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidConfig, "{bad}");
+        }
+    }
+
+    #[test]
+    fn conditions_are_checked() {
+        let good = [
+            Condition::Equals {
+                field: "cik".into(),
+                value: json!("0000320193"),
+            },
+            Condition::Equals {
+                field: "year".into(),
+                value: json!(2020),
+            },
+            Condition::Equals {
+                field: "flag".into(),
+                value: json!(true),
+            },
+            Condition::Range {
+                field: "year".into(),
+                gte: Some(2000.0),
+                lte: None,
+            },
+        ];
+        assert!(validate_conditions(&good).is_ok());
+        let bad = Condition::Equals {
+            field: "x".into(),
+            value: json!(1.5),
+        };
+        let err = validate_conditions(&[bad]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidConfig);
+        assert_eq!(err.column.as_deref(), Some("x"));
+        let bad = Condition::Range {
+            field: "x".into(),
+            gte: Some(f64::NAN),
+            lte: None,
+        };
+        assert!(validate_conditions(&[bad]).is_err());
     }
 }
