@@ -83,17 +83,6 @@ impl FusedBert {
     pub fn load(folder: &ModelFolder) -> Result<FusedBert> {
         let c = &folder.config;
         let (h, i) = (c.hidden_size, c.intermediate_size);
-        if (h / c.num_attention_heads) % 8 != 0 {
-            let file = folder.dir.join("config.json");
-            return Err(VdbError::new(
-                ErrorKind::Model,
-                format!(
-                    "model file {}: the fused forward needs a head size that is a multiple of 8",
-                    file.display()
-                ),
-            )
-            .with_file(&file));
-        }
         let prefix = if folder.weights.keys().any(|k| k.starts_with("bert.")) {
             "bert."
         } else {
@@ -264,9 +253,8 @@ impl FusedBert {
         jobs.into_par_iter().for_each_init(
             || (Vec::new(), Vec::new()),
             |(kt, scores), (len, q, c)| {
-                let (kt_len, scores_len) = kernels::attention_scratch(len, head_dim);
-                let kt = grown(kt, kt_len);
-                let scores = grown(scores, scores_len);
+                let kt = grown(kt, head_dim * len);
+                let scores = grown(scores, len);
                 for head in 0..self.heads {
                     let off = head * head_dim;
                     kernels::attention_head(

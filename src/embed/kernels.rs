@@ -170,26 +170,13 @@ dispatch! {
     }
 }
 
-/// Queries handled together by [`attention_head`] (rows of its register tile).
-const QUERY_BLOCK: usize = 4;
-
-/// Scratch sizes of [`attention_head`] for a sequence of `len` tokens: `(kt, scores)`.
-pub fn attention_scratch(len: usize, head_dim: usize) -> (usize, usize) {
-    let padded = len.div_ceil(LANES) * LANES;
-    (head_dim * padded, QUERY_BLOCK * padded)
-}
-
 dispatch! {
     /// Self-attention of one sequence for one head, unpadded.
     ///
     /// `q`, `k`, `v` hold `len` rows each, row `i` at `[i * stride .. i * stride + head_dim]`;
     /// `ctx` receives row `i` at `[i * ctx_stride ..][..head_dim]`:
-    /// `ctx_i = softmax_j(scale * q_i . k_j) v_j`. `kt` and `scores` are scratch of the sizes
-    /// [`attention_scratch`] gives. `head_dim` must be a multiple of 8.
-    ///
-    /// Register-tiled: [`QUERY_BLOCK`] queries x 8 keys for the scores (K transposed and
-    /// zero-padded to a multiple of 8, so there are no scalar tails), [`QUERY_BLOCK`] queries x 8
-    /// dimensions for `P V`.
+    /// `ctx_i = softmax_j(scale * q_i . k_j) v_j`. `kt` (at least `head_dim * len`) and
+    /// `scores` (at least `len`) are scratch.
     #[allow(clippy::too_many_arguments)]
     pub fn attention_head(
         q: &[f32],
@@ -204,59 +191,36 @@ dispatch! {
         kt: &mut [f32],
         scores: &mut [f32],
     ) {
-        let padded = len.div_ceil(LANES) * LANES;
-        let kt = &mut kt[..head_dim * padded];
-        for d in 0..head_dim {
-            let row = &mut kt[d * padded..(d + 1) * padded];
-            for (j, t) in row[..len].iter_mut().enumerate() {
-                *t = k[j * stride + d];
+        // K transposed (head_dim x len), so that the scores of one query are `head_dim` axpys
+        // over contiguous rows instead of `len` horizontal dot products.
+        let kt = &mut kt[..head_dim * len];
+        for j in 0..len {
+            let kj = &k[j * stride..j * stride + head_dim];
+            for d in 0..head_dim {
+                kt[d * len + j] = kj[d];
             }
-            row[len..].fill(0.0);
         }
-        let scores = &mut scores[..QUERY_BLOCK * padded];
-        for i0 in (0..len).step_by(QUERY_BLOCK) {
-            let rows = (len - i0).min(QUERY_BLOCK);
-            // Rows past the end repeat the last query; their results are not used.
-            let qrow = |r: usize| (i0 + r).min(len - 1) * stride;
-            for jb in (0..padded).step_by(LANES) {
-                let mut acc = [[0.0f32; LANES]; QUERY_BLOCK];
-                for d in 0..head_dim {
-                    let kv: &[f32; LANES] = kt[d * padded + jb..][..LANES].try_into().unwrap();
-                    for (r, a) in acc.iter_mut().enumerate() {
-                        let qv = q[qrow(r) + d];
-                        for l in 0..LANES {
-                            a[l] += qv * kv[l];
-                        }
-                    }
-                }
-                for (r, a) in acc.iter().enumerate() {
-                    scores[r * padded + jb..][..LANES].copy_from_slice(a);
+        let scores = &mut scores[..len];
+        for i in 0..len {
+            let qi = &q[i * stride..i * stride + head_dim];
+            scores.fill(0.0);
+            for d in 0..head_dim {
+                let qd = qi[d] * scale;
+                for (s, &kv) in scores.iter_mut().zip(&kt[d * len..(d + 1) * len]) {
+                    *s += qd * kv;
                 }
             }
-            for r in 0..rows {
-                let s = &mut scores[r * padded..r * padded + len];
-                let m = max(s);
-                for x in s.iter_mut() {
-                    *x = exp((*x - m) * scale);
-                }
-                let inv = 1.0 / sum(s);
-                for x in s.iter_mut() {
-                    *x *= inv;
-                }
+            let m = max(scores);
+            for s in scores.iter_mut() {
+                *s = exp(*s - m);
             }
-            for db in (0..head_dim).step_by(LANES) {
-                let mut acc = [[0.0f32; LANES]; QUERY_BLOCK];
-                for j in 0..len {
-                    let vv: &[f32; LANES] = v[j * stride + db..][..LANES].try_into().unwrap();
-                    for (r, a) in acc.iter_mut().enumerate() {
-                        let p = scores[r * padded + j];
-                        for l in 0..LANES {
-                            a[l] += p * vv[l];
-                        }
-                    }
-                }
-                for (r, a) in acc.iter().enumerate().take(rows) {
-                    ctx[(i0 + r) * ctx_stride + db..][..LANES].copy_from_slice(a);
+            let inv = 1.0 / sum(scores);
+            let out = &mut ctx[i * ctx_stride..i * ctx_stride + head_dim];
+            out.fill(0.0);
+            for (j, &p) in scores.iter().enumerate() {
+                let p = p * inv;
+                for (o, &vv) in out.iter_mut().zip(&v[j * stride..j * stride + head_dim]) {
+                    *o += p * vv;
                 }
             }
         }
@@ -334,15 +298,14 @@ mod tests {
     }
 
     fn attention_case(len: usize) {
-        let (hd, stride) = (16, 37);
+        let (hd, stride) = (12, 37);
         let data: Vec<f32> = (0..3 * len * stride)
             .map(|i| (i as f32 * 0.71).cos())
             .collect();
         let (q, rest) = data.split_at(len * stride);
         let (k, v) = rest.split_at(len * stride);
         let mut ctx = vec![0.0; len * hd];
-        let (kt_len, scores_len) = attention_scratch(len, hd);
-        let (mut kt, mut scores) = (vec![0.0; kt_len], vec![0.0; scores_len]);
+        let (mut kt, mut scores) = (vec![0.0; hd * len], vec![0.0; len]);
         attention_head(
             q,
             k,
