@@ -69,7 +69,7 @@ fn sentences(n: usize) -> Vec<String> {
     };
     (0..n)
         .map(|_| {
-            let parts = 1 + next(3);
+            let parts = 1 + next(4);
             let mut s = String::new();
             for i in 0..parts {
                 let clause = CLAUSES[next(CLAUSES.len())]

@@ -183,3 +183,27 @@ fn identity_and_shape_come_from_the_folder() {
         e.model_id()
     );
 }
+
+/// Calls from several threads at once share the embedder's pool: none may deadlock (a pool worker
+/// waiting inside a GEMM can pick up another call's job) and all must give the right vectors.
+#[test]
+fn concurrent_calls_do_not_deadlock() {
+    let g = golden();
+    let texts: Vec<&str> = g.texts.iter().map(String::as_str).collect();
+    std::thread::scope(|s| {
+        for batch_size in [1, 3, 8, 64] {
+            let texts = &texts;
+            s.spawn(move || {
+                let got = embed(fused(), texts, batch_size);
+                for (a, b) in got.iter().zip(&g.vectors) {
+                    let diff = a
+                        .iter()
+                        .zip(b)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0, f32::max);
+                    assert!(diff <= 1e-4, "batch_size {batch_size}: max abs diff {diff}");
+                }
+            });
+        }
+    });
+}

@@ -6,7 +6,8 @@
 //! does not depend on what else is in its batch. Per layer:
 //!
 //! 1. `qkv = x Wqkv^T + b` — the three projections as one GEMM (bias pre-filled, GEMM accumulates);
-//! 2. attention per sequence and head ([`kernels::attention_head`]: scores, softmax, `P V`);
+//! 2. attention per sequence and head: `scale * Q K^T` and `P V` as small single-threaded GEMMs,
+//!    softmax in between, sequences in parallel;
 //! 3. `x = LN(x + b + ctx Wo^T)` — residual and bias pre-added into `x`, GEMM accumulates into it;
 //! 4. `h = GELU(x Wi^T + b)` — bias and GELU in one pass;
 //! 5. `x = LN(x + b + h Wd^T)`.
@@ -250,29 +251,72 @@ impl FusedBert {
             jobs.push((seq.len(), q, c));
             (qkv_rest, ctx_rest) = (qr, cr);
         }
-        jobs.into_par_iter().for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(kt, scores), (len, q, c)| {
-                let kt = grown(kt, head_dim * len);
-                let scores = grown(scores, len);
+        jobs.into_par_iter()
+            .for_each_init(Vec::new, |scores, (len, q, c)| {
+                let scores = grown(scores, len * len);
                 for head in 0..self.heads {
                     let off = head * head_dim;
-                    kernels::attention_head(
-                        &q[off..],
-                        &q[h + off..],
-                        &q[2 * h + off..],
-                        3 * h,
-                        len,
-                        head_dim,
-                        scale,
-                        &mut c[off..],
-                        h,
-                        kt,
-                        scores,
+                    let (q_h, k_h, v_h) = (&q[off..], &q[h + off..], &q[2 * h + off..]);
+                    let c_h = &mut c[off..];
+                    assert!(
+                        q_h.len() >= (len - 1) * 3 * h + head_dim
+                            && c_h.len() >= (len - 1) * h + head_dim
                     );
+                    // SAFETY: the assert bounds every access: Q, K, V rows are `head_dim` floats at
+                    // row stride 3h within `q`; the scores are len x len; ctx rows are `head_dim`
+                    // floats at row stride h within `c`.
+                    unsafe {
+                        // scores = scale * Q K^T
+                        gemm::gemm(
+                            len,
+                            len,
+                            head_dim,
+                            scores.as_mut_ptr(),
+                            1,
+                            len as isize,
+                            false,
+                            q_h.as_ptr(),
+                            1,
+                            (3 * h) as isize,
+                            k_h.as_ptr(),
+                            (3 * h) as isize,
+                            1,
+                            0.0,
+                            scale,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                    kernels::softmax_rows(scores, len);
+                    // SAFETY: as above.
+                    unsafe {
+                        // ctx = P V
+                        gemm::gemm(
+                            len,
+                            head_dim,
+                            len,
+                            c_h.as_mut_ptr(),
+                            1,
+                            h as isize,
+                            false,
+                            scores.as_ptr(),
+                            1,
+                            len as isize,
+                            v_h.as_ptr(),
+                            1,
+                            (3 * h) as isize,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
                 }
-            },
-        );
+            });
     }
 }
 

@@ -50,7 +50,10 @@ impl Default for LoadOptions {
 enum Engine {
     Fused {
         bert: FusedBert,
-        workspace: Mutex<Workspace>,
+        /// Buffers of finished calls, reused by the next ones. A call takes one out for its
+        /// whole duration: no lock is ever held while work runs on the pool (a worker waiting in
+        /// a GEMM may pick up another call's job, which must not block on this call's lock).
+        spare: Mutex<Vec<Workspace>>,
     },
     Stock(StockBert),
 }
@@ -104,7 +107,7 @@ impl CandleEmbedder {
         let engine = match opts.forward {
             Forward::Fused => Engine::Fused {
                 bert: FusedBert::load(&folder)?,
-                workspace: Mutex::new(Workspace::default()),
+                spare: Mutex::new(Vec::new()),
             },
             Forward::Stock => Engine::Stock(StockBert::load(&folder)?),
         };
@@ -153,13 +156,12 @@ impl CandleEmbedder {
     }
 
     /// Pooled, unnormalised vectors of one batch into `out`.
-    fn pooled(&self, seqs: &[&[u32]], out: &mut [f32]) -> Result<()> {
+    fn pooled(&self, seqs: &[&[u32]], ws: &mut Workspace, out: &mut [f32]) -> Result<()> {
         let dim = self.folder.dim;
         match &self.engine {
             Engine::Stock(bert) => bert.pooled(seqs, self.folder.pooling, out),
-            Engine::Fused { bert, workspace } => {
-                let mut ws = workspace.lock().unwrap_or_else(|p| p.into_inner());
-                let hidden = bert.encode(seqs, &mut ws, self.threads)?;
+            Engine::Fused { bert, .. } => {
+                let hidden = bert.encode(seqs, ws, self.threads)?;
                 let mut start = 0;
                 for (seq, v) in seqs.iter().zip(out.chunks_exact_mut(dim)) {
                     let rows = &hidden[start * dim..(start + seq.len()) * dim];
@@ -178,6 +180,25 @@ impl CandleEmbedder {
                 }
                 Ok(())
             }
+        }
+    }
+}
+
+impl CandleEmbedder {
+    fn take_workspace(&self) -> Workspace {
+        match &self.engine {
+            Engine::Fused { spare, .. } => spare
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop()
+                .unwrap_or_default(),
+            Engine::Stock(_) => Workspace::default(),
+        }
+    }
+
+    fn return_workspace(&self, ws: Workspace) {
+        if let Engine::Fused { spare, .. } = &self.engine {
+            spare.lock().unwrap_or_else(|p| p.into_inner()).push(ws);
         }
     }
 }
@@ -248,13 +269,14 @@ impl Embedder for CandleEmbedder {
             let mut order: Vec<usize> = (0..texts.len()).collect();
             order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
 
+            let mut ws = self.take_workspace();
             let mut out = vec![0.0f32; texts.len() * dim];
             let mut pooled = Vec::new();
             let mut done = 0;
             for batch in batches(&order, &lens, opts.batch_size, self.max_batch_tokens) {
                 let seqs: Vec<&[u32]> = batch.iter().map(|&i| ids[i].as_slice()).collect();
                 pooled.resize(batch.len() * dim, 0.0);
-                self.pooled(&seqs, &mut pooled)?;
+                self.pooled(&seqs, &mut ws, &mut pooled)?;
                 for (&i, v) in batch.iter().zip(pooled.chunks_exact(dim)) {
                     let dst = &mut out[i * dim..(i + 1) * dim];
                     dst.copy_from_slice(v);
@@ -267,6 +289,7 @@ impl Embedder for CandleEmbedder {
                     progress(done);
                 }
             }
+            self.return_workspace(ws);
             Ok(out)
         })
     }

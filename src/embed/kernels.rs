@@ -1,5 +1,5 @@
-//! Vectorised CPU kernels for the fused BERT forward pass: bias + GELU, layer norm, row softmax
-//! and the per-head attention loop.
+//! Vectorised CPU kernels for the fused BERT forward pass: bias + GELU, layer norm and row
+//! softmax (the matrix products go to the `gemm` crate).
 //!
 //! Each kernel is written once as plain branch-free Rust over slices (`#[inline(always)]`, fixed
 //! 8-lane accumulators instead of serial float reductions) and compiled twice: for the baseline
@@ -171,57 +171,16 @@ dispatch! {
 }
 
 dispatch! {
-    /// Self-attention of one sequence for one head, unpadded.
-    ///
-    /// `q`, `k`, `v` hold `len` rows each, row `i` at `[i * stride .. i * stride + head_dim]`;
-    /// `ctx` receives row `i` at `[i * ctx_stride ..][..head_dim]`:
-    /// `ctx_i = softmax_j(scale * q_i . k_j) v_j`. `kt` (at least `head_dim * len`) and
-    /// `scores` (at least `len`) are scratch.
-    #[allow(clippy::too_many_arguments)]
-    pub fn attention_head(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        stride: usize,
-        len: usize,
-        head_dim: usize,
-        scale: f32,
-        ctx: &mut [f32],
-        ctx_stride: usize,
-        kt: &mut [f32],
-        scores: &mut [f32],
-    ) {
-        // K transposed (head_dim x len), so that the scores of one query are `head_dim` axpys
-        // over contiguous rows instead of `len` horizontal dot products.
-        let kt = &mut kt[..head_dim * len];
-        for j in 0..len {
-            let kj = &k[j * stride..j * stride + head_dim];
-            for d in 0..head_dim {
-                kt[d * len + j] = kj[d];
+    /// Softmax of every row of `x` (rows of `width`) in place.
+    pub fn softmax_rows(x: &mut [f32], width: usize) {
+        for row in x.chunks_exact_mut(width) {
+            let m = max(row);
+            for v in row.iter_mut() {
+                *v = exp(*v - m);
             }
-        }
-        let scores = &mut scores[..len];
-        for i in 0..len {
-            let qi = &q[i * stride..i * stride + head_dim];
-            scores.fill(0.0);
-            for d in 0..head_dim {
-                let qd = qi[d] * scale;
-                for (s, &kv) in scores.iter_mut().zip(&kt[d * len..(d + 1) * len]) {
-                    *s += qd * kv;
-                }
-            }
-            let m = max(scores);
-            for s in scores.iter_mut() {
-                *s = exp(*s - m);
-            }
-            let inv = 1.0 / sum(scores);
-            let out = &mut ctx[i * ctx_stride..i * ctx_stride + head_dim];
-            out.fill(0.0);
-            for (j, &p) in scores.iter().enumerate() {
-                let p = p * inv;
-                for (o, &vv) in out.iter_mut().zip(&v[j * stride..j * stride + head_dim]) {
-                    *o += p * vv;
-                }
+            let inv = 1.0 / sum(row);
+            for v in row.iter_mut() {
+                *v *= inv;
             }
         }
     }
@@ -291,43 +250,24 @@ mod tests {
     }
 
     #[test]
-    fn attention_matches_definition() {
-        let (len, hd, stride) = (11, 4, 9);
-        let data: Vec<f32> = (0..3 * len * stride)
-            .map(|i| (i as f32 * 0.71).cos())
+    fn softmax_rows_match_definition() {
+        let width = 13;
+        let mut x: Vec<f32> = (0..3 * width)
+            .map(|i| (i as f32 * 0.9).sin() * 20.0)
             .collect();
-        let (q, rest) = data.split_at(len * stride);
-        let (k, v) = rest.split_at(len * stride);
-        let mut ctx = vec![0.0; len * hd];
-        let (mut kt, mut scores) = (vec![0.0; hd * len], vec![0.0; len]);
-        attention_head(
-            q,
-            k,
-            v,
-            stride,
-            len,
-            hd,
-            0.5,
-            &mut ctx,
-            hd,
-            &mut kt,
-            &mut scores,
-        );
-        for i in 0..len {
-            let s: Vec<f64> = (0..len)
-                .map(|j| {
-                    0.5 * (0..hd)
-                        .map(|d| (q[i * stride + d] * k[j * stride + d]) as f64)
-                        .sum::<f64>()
-                })
-                .collect();
-            let m = s.iter().cloned().fold(f64::MIN, f64::max);
-            let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
-            let z: f64 = e.iter().sum();
-            for d in 0..hd {
-                let want: f64 = (0..len).map(|j| e[j] / z * v[j * stride + d] as f64).sum();
-                assert!((ctx[i * hd + d] as f64 - want).abs() < 1e-5);
-            }
+        let want: Vec<f64> = x
+            .chunks(width)
+            .flat_map(|r| {
+                let m = r.iter().cloned().fold(f32::MIN, f32::max) as f64;
+                let z: f64 = r.iter().map(|&v| (v as f64 - m).exp()).sum();
+                r.iter()
+                    .map(move |&v| (v as f64 - m).exp() / z)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        softmax_rows(&mut x, width);
+        for (a, b) in x.iter().zip(&want) {
+            assert!((*a as f64 - b).abs() < 1e-6, "{a} vs {b}");
         }
     }
 }
