@@ -75,6 +75,10 @@ struct CollectionMeta {
     dim: usize,
     distance: Distance,
     payload_indexes: Vec<(String, IndexKind)>,
+    /// Bulk mode (optimisation deferred), persisted so that the load tasks of a DAG run, each in
+    /// its own process, all see the mode the ensure step set, and the index is built once at the end.
+    #[serde(default)]
+    bulk: bool,
 }
 
 impl EmbeddedStore {
@@ -128,8 +132,9 @@ impl EmbeddedStore {
             .map_err(|e| VdbError::io(&dir, "cannot create the collection directory", e))?;
         let lock = acquire_lock(&dir, self.lock_timeout)?;
         let open = load_existing(&dir, name)?;
+        let bulk = open.as_ref().is_some_and(|o| o.meta.bulk);
         let handle = Arc::new(Handle {
-            state: RwLock::new(State { open, bulk: false }),
+            state: RwLock::new(State { open, bulk }),
             dir,
             _lock: lock,
         });
@@ -369,6 +374,7 @@ fn create_collection(dir: &Path, spec: &CollectionSpec) -> Result<OpenShard> {
         dim: spec.dim,
         distance: spec.distance,
         payload_indexes: spec.payload_indexes.clone(),
+        bulk: false,
     };
     save_meta(dir, &meta)?;
     Ok(OpenShard { shard, meta })
@@ -435,7 +441,7 @@ impl VectorStore for EmbeddedStore {
         let h = self.handle(&spec.name)?;
         let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
         let outcome = match st.open.as_mut() {
-            Some(open) if open.meta.dim == spec.dim && open.meta.distance == spec.distance => {
+            Some(open) if !recreate && open.meta.dim == spec.dim && open.meta.distance == spec.distance => {
                 let shard_dir = h.dir.join(SHARD_DIR);
                 let mut changed = false;
                 for (field, kind) in &spec.payload_indexes {
@@ -544,13 +550,17 @@ impl VectorStore for EmbeddedStore {
         let h = self.existing(collection)?;
         let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
         let was_bulk = std::mem::replace(&mut st.bulk, bulk);
-        if was_bulk && !bulk {
-            if let Some(open) = st.open.as_ref() {
+        if let Some(open) = st.open.as_mut() {
+            if was_bulk && !bulk {
                 let shard_dir = h.dir.join(SHARD_DIR);
                 open.shard
                     .optimize()
                     .map_err(|e| edge_err(&shard_dir, "optimize", e))?;
                 open.shard.flush();
+            }
+            if open.meta.bulk != bulk {
+                open.meta.bulk = bulk;
+                save_meta(&h.dir, &open.meta)?;
             }
         }
         Ok(())

@@ -138,8 +138,8 @@ pub trait VectorStore: Send + Sync {
     fn describe(&self) -> String;
 
     /// Create the collection if missing (cosine, `spec.dim`) with its payload indexes. If it exists
-    /// with another size or distance: `CollectionMismatch` error, unless `recreate`, which drops
-    /// and recreates it.
+    /// with another size or distance: `CollectionMismatch` error. `recreate` drops and recreates
+    /// it whatever its configuration (an empty collection to start from).
     fn ensure_collection(&self, spec: &CollectionSpec, recreate: bool) -> Result<EnsureOutcome>;
 
     /// Whether the collection exists.

@@ -595,7 +595,7 @@ impl VectorStore for ServerStore {
             .remove(&spec.name);
         let outcome = match self.info(&spec.name)? {
             Some(info) => match vector_params(&info) {
-                Ok((dim, dist)) if dim == spec.dim && dist == spec.distance => {
+                Ok((dim, dist)) if !recreate && dim == spec.dim && dist == spec.distance => {
                     self.ensure_indexes(spec, &info.payload_schema)?;
                     self.dims
                         .lock()

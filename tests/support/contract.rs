@@ -62,13 +62,14 @@ pub fn ensure_and_mismatch(store: &dyn VectorStore, name: &str) {
             .unwrap(),
         EnsureOutcome::Existed
     );
-    // recreate=true on a matching collection keeps it (parallel loaders must not wipe each other).
+    // recreate=true drops a matching collection too: "start from an empty collection". (The
+    // pipeline calls ensure once per run, never from parallel tasks.)
     store.upsert(name, points(0..5, DIM * 2), &opts()).unwrap();
     assert_eq!(
         store.ensure_collection(&spec(name, DIM * 2), true).unwrap(),
-        EnsureOutcome::Existed
+        EnsureOutcome::Recreated
     );
-    assert_eq!(store.count(name).unwrap(), 5);
+    assert_eq!(store.count(name).unwrap(), 0);
 }
 
 /// Load N points, count N; load them again, still N.
