@@ -32,6 +32,7 @@ run: setup
 	$(VENV)/bin/vdb search "supply chain disruptions reduced gross margin" --store .vdb/qdrant --limit 5
 
 test-rust:
+	cargo build --examples   # the test-support Qdrant gRPC server the Python tests start
 	cargo test --all-targets
 
 test-python: setup
