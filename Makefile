@@ -7,6 +7,7 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 ROWS    ?= 20000
 DATA    ?= data/sample_sec_sentences.parquet
+TARGET  := $(or $(CARGO_TARGET_DIR),target)
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
@@ -36,7 +37,7 @@ test-rust:
 	cargo test --all-targets
 
 test-python: setup
-	VDB_TEST_SERVER_BIN=$(abspath target/debug/examples/qdrant_test_server) $(PY) -m pytest -q
+	VDB_TEST_SERVER_BIN=$(abspath $(TARGET)/debug/examples/qdrant_test_server) $(PY) -m pytest -q
 
 test: $(VENV)/.deps test-rust test-python
 
