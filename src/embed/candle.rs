@@ -244,6 +244,10 @@ impl Embedder for CandleEmbedder {
         &self.folder.model_id
     }
 
+    fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
+        CandleEmbedder::count_tokens(self, texts)
+    }
+
     /// Embeds `texts`. Vectors are L2-normalised when `opts.normalize` is set or the folder has a
     /// `Normalize` module (sentence-transformers then always normalises).
     fn embed(

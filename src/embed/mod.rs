@@ -45,6 +45,8 @@ pub trait Embedder: Send + Sync {
     /// A stable identity of the model (folder name + weights checksum) recorded in manifests so a
     /// run never mixes vectors of two models.
     fn model_id(&self) -> &str;
+    /// Tokens per text after truncation, special tokens included (what the forward pass sees).
+    fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>>;
     /// Embed `texts`; returns `texts.len() * dim()` floats, row-major. `progress` is called with
     /// the number of sentences finished so far (monotonic), if given.
     fn embed(

@@ -207,6 +207,10 @@ impl NativeEmbedder {
     fn model_id(&self) -> String {
         self.inner.model_id().to_string()
     }
+    /// Tokens per text after truncation (for throughput accounting).
+    fn token_lengths(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<usize>> {
+        work(py, || self.inner.count_tokens(&texts.iter().map(String::as_str).collect::<Vec<_>>()))
+    }
     #[pyo3(signature = (texts, batch_size=32, normalize=true, progress=None))]
     fn encode<'py>(
         &self,
