@@ -1,6 +1,7 @@
 """End-to-end benchmark of `vdb ingest` (not a test).
 
     python bench/e2e_bench.py [--rows 200000] [--big-rows 2000000] [--big-shards 1] [--threads N]
+                              [--precision float32|int8]
 
 1. Generates ROWS sample rows and runs `vdb ingest` into a fresh embedded store in a child
    process; prints wall time, per-step time and rate (from the run's report.json), sentences/s,
@@ -49,11 +50,14 @@ def main() -> int:
     ap.add_argument("--big-rows", type=int, default=2_000_000)
     ap.add_argument("--big-shards", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--precision", choices=["float32", "int8"], default=None)
     args = ap.parse_args()
     vdb = str(Path(sys.executable).parent / "vdb")
     env = {**os.environ}
     if args.threads:
         env["VDB_THREADS"] = str(args.threads)
+    if args.precision:
+        env["VDB_PRECISION"] = args.precision
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)

@@ -1,9 +1,10 @@
 """Embedding throughput: vdb_core vs sentence-transformers, in ONE run on the same sentences.
 
-    python bench/embed_bench.py [--sentences 2048] [--rounds 3] [--threads 2]
+    python bench/embed_bench.py [--sentences 2048] [--rounds 3] [--threads 2] [--no-int8]
 
-Alternates the engines `--rounds` times and prints sentences/s of each round, the median ratio
-vdb_core / sentence-transformers, and vdb_core's achieved GFLOP/s against the machine's measured
+Alternates the engines (vdb_core float32, vdb_core int8, sentence-transformers) `--rounds` times
+and prints sentences/s of each round, the median ratios to sentence-transformers, the int8 mode's
+cosine to the float32 vectors, and vdb_core's achieved GFLOP/s against the machine's measured
 fp32 matmul peak (numpy sgemm with the same threads). A baseline that is not installed is skipped,
 saying so. Nothing here is a test: the numbers depend on the machine and on what else runs on it.
 """
@@ -56,6 +57,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--no-int8", action="store_true", help="skip the int8 mode")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
@@ -65,6 +67,9 @@ def main() -> int:
     texts = sentences(args.sentences)
     ours = vdb_core.Embedder(threads=args.threads)
     engines = {"vdb_core": lambda t=texts: ours.encode(t, batch_size=args.batch_size)}
+    if not args.no_int8:
+        fast = vdb_core.Embedder(threads=args.threads, precision="int8")
+        engines["vdb_core int8"] = lambda t=texts: fast.encode(t, batch_size=args.batch_size)
     try:
         import torch
         from sentence_transformers import SentenceTransformer
@@ -90,7 +95,12 @@ def main() -> int:
     for k, v in med.items():
         print(f"  {k:<22} median {v:7.1f} sentences/s")
     if "sentence-transformers" in med:
-        print(f"  ratio vdb_core / sentence-transformers: {med['vdb_core'] / med['sentence-transformers']:.2f}x")
+        for k in med:
+            if k.startswith("vdb_core"):
+                print(f"  ratio {k} / sentence-transformers: {med[k] / med['sentence-transformers']:.2f}x")
+    if "vdb_core int8" in engines:
+        cos = (ours.encode(texts) * fast.encode(texts)).sum(axis=1)
+        print(f"  int8 vs float32 cosine: mean {cos.mean():.5f}, min {cos.min():.5f}")
     if hasattr(ours._native, "token_lengths"):
         lengths = ours._native.token_lengths(texts)
         flops = sum(flops_per_sentence(n) for n in lengths)

@@ -61,6 +61,8 @@ _defaults = vdb_core.resolved_settings()
                         description="Fail on null/blank text or duplicate ids instead of skipping and counting them."),
         "model_dir": Param(None, type=["string", "null"], title="Model folder",
                            description="A sentence-transformers folder; empty: the bundled all-MiniLM-L6-v2."),
+        "precision": Param(_defaults["precision"], type="string", enum=["float32", "int8"], title="Embedding precision",
+                           description="float32: the same vectors as sentence-transformers. int8: about twice as fast, cosine >= 0.99."),
     },
 )
 def sec_filings_to_qdrant():
@@ -92,7 +94,7 @@ def sec_filings_to_qdrant():
     def embed(shard: int) -> dict:
         p = get_current_context()["params"]
         run_dir = current_run_dir()
-        embedder = vdb_core.Embedder(p["model_dir"] or None)
+        embedder = vdb_core.Embedder(p["model_dir"] or None, precision=p["precision"])
         r = vdb_core.embed_shard(run_dir, shard, embedder, batch_size=p["batch_size"], progress=task_progress(log))
         log.info("shard %d: %d rows %s", shard, r["rows"], "embedded" if r["done_now"] else "already embedded (verified)")
         return r

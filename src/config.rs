@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 use crate::error::{ErrorKind, Result, VdbError};
+use crate::embed::Precision;
 use crate::store::StoreTarget;
 
 /// One documented setting.
@@ -29,6 +30,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "VDB_UPSERT_BATCH", default: "128", help: "Points per upsert request." },
     Setting { env: "VDB_UPSERT_PARALLEL", default: "4", help: "Upsert requests in flight (server store)." },
     Setting { env: "VDB_THREADS", default: "0", help: "Embedding threads; 0 = the CPUs this process may use." },
+    Setting { env: "VDB_PRECISION", default: "float32", help: "Embedding arithmetic: float32 (identical to sentence-transformers) or int8 (opt-in, ~2x faster, cosine >= 0.99)." },
 ];
 
 /// Resolved settings.
@@ -47,6 +49,7 @@ pub struct Settings {
     pub upsert_parallel: usize,
     /// `None` = automatic.
     pub threads: Option<usize>,
+    pub precision: Precision,
 }
 
 fn env_str(name: &str) -> Option<String> {
@@ -87,6 +90,12 @@ impl Settings {
             upsert_batch: env_usize("VDB_UPSERT_BATCH", 128, 1)?,
             upsert_parallel: env_usize("VDB_UPSERT_PARALLEL", 4, 1)?,
             threads: if threads == 0 { None } else { Some(threads) },
+            precision: match env_str("VDB_PRECISION") {
+                Some(v) => v.parse().map_err(|e: VdbError| {
+                    VdbError::new(ErrorKind::InvalidConfig, format!("environment variable VDB_PRECISION: {}", e.message))
+                })?,
+                None => Precision::Float32,
+            },
             work_dir,
         })
     }

@@ -25,7 +25,7 @@ fn ingest_resume_and_rerun_give_exactly_one_point_per_row() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.parquet");
     vdb_core::sample::write_sample(&input, 300, 4).unwrap();
-    let embedder = embed::open(None, Some(2)).unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
     let target = StoreTarget::Embedded { path: dir.path().join("store") };
     let run = RunDir::at(dir.path().join("run"));
     let opts = options(&input);
@@ -66,7 +66,7 @@ fn a_damaged_embedded_shard_is_redone_not_trusted() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.parquet");
     vdb_core::sample::write_sample(&input, 100, 5).unwrap();
-    let embedder = embed::open(None, Some(2)).unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
     let run = RunDir::at(dir.path().join("run"));
     let opts = options(&input);
     pipeline::plan(&run, &opts.plan, &Silent).unwrap();

@@ -267,11 +267,18 @@ fn bulk_mode_settings_are_restored_after_a_failed_load() {
     s.set_bulk_mode("c", false).unwrap();
     assert_eq!(hnsw_m(&url, "c"), 32);
 
-    // 4. The process that switched bulk mode on died: a new store still restores (to the default).
+    // 4. The process that switched bulk mode on died: another process (a new store, here after a
+    //    server restart too) restores the original m from the collection's metadata.
     connect(&url).set_bulk_mode("c", true).unwrap();
     assert_eq!(hnsw_m(&url, "c"), 0);
+    drop(server);
+    let server = TestServer::start(addr, tmp.path()).unwrap();
+    connect(&url).set_bulk_mode("c", true).unwrap(); // a retried task: still remembers 32
     connect(&url).set_bulk_mode("c", false).unwrap();
-    assert_eq!(hnsw_m(&url, "c"), DEFAULT_HNSW_M);
+    assert_eq!(hnsw_m(&url, "c"), 32);
+    // The record is cleared by the restore: bulk mode again starts from the current m.
+    connect(&url).set_bulk_mode("c", false).unwrap();
+    assert_eq!(hnsw_m(&url, "c"), 32);
     drop(server);
 }
 

@@ -73,3 +73,22 @@ def test_a_missing_model_folder_names_the_file(tmp_path):
     with pytest.raises(vdb_core.ModelError) as e:
         vdb_core.Embedder(tmp_path)
     assert str(tmp_path) in str(e.value)
+
+
+def test_int8_mode_is_opt_in_close_to_float32_and_named(embedder):
+    fast = vdb_core.Embedder(precision="int8")
+    assert embedder.precision == "float32"
+    assert fast.precision == "int8"
+    assert fast.model_id == embedder.model_id + "+int8"
+    texts = [i["text"] for i in GOLDEN["items"]]
+    a, b = embedder.encode(texts), fast.encode(texts)
+    assert b.shape == a.shape and b.dtype == np.float32
+    assert (a * b).sum(axis=1).min() >= 0.99
+
+
+def test_a_bad_precision_is_a_config_error(monkeypatch):
+    with pytest.raises(vdb_core.ConfigError, match="precision"):
+        vdb_core.Embedder(precision="fp16")
+    monkeypatch.setenv("VDB_PRECISION", "int4")
+    with pytest.raises(vdb_core.ConfigError, match="VDB_PRECISION"):
+        vdb_core.Embedder()

@@ -111,8 +111,15 @@ class Embedder:
     (1, 384)
     """
 
-    def __init__(self, model_dir: PathLike | None = None, threads: int | None = None) -> None:
-        self._native = _native.NativeEmbedder(_model_dir(model_dir), _or_setting(threads, "threads"))
+    def __init__(
+        self, model_dir: PathLike | None = None, threads: int | None = None, precision: str | None = None
+    ) -> None:
+        """``precision``: ``"float32"`` (identical to sentence-transformers) or ``"int8"`` (opt-in
+        fast mode); unset arguments fall back to ``VDB_MODEL_DIR`` / ``VDB_THREADS`` /
+        ``VDB_PRECISION``."""
+        self._native = _native.NativeEmbedder(
+            _model_dir(model_dir), _or_setting(threads, "threads"), _or_setting(precision, "precision")
+        )
 
     @property
     def dim(self) -> int:
@@ -130,7 +137,13 @@ class Embedder:
 
     @property
     def model_id(self) -> str:
+        """Folder name + weights checksum (+ ``+int8`` in int8 mode), recorded in run manifests."""
         return self._native.model_id
+
+    @property
+    def precision(self) -> str:
+        """``"float32"`` or ``"int8"``."""
+        return "int8" if self._native.model_id.endswith("+int8") else "float32"
 
     def encode(
         self,

@@ -19,6 +19,8 @@ use rayon::prelude::*;
 
 use super::kernels;
 use super::model::ModelFolder;
+use super::quant::{self, Kernel, QuantLinear};
+use super::Precision;
 use crate::error::{ErrorKind, Result, VdbError};
 
 /// Rows per parallel task in the row-wise kernels (bias, GELU, layer norm).
@@ -30,6 +32,16 @@ struct Linear {
     bias: Vec<f32>,
     out: usize,
     inp: usize,
+    /// The int8 weights, in [`Precision::Int8`] mode (the product then runs in int8).
+    int8: Option<QuantLinear>,
+}
+
+impl Linear {
+    fn quantize(&mut self, kernel: Kernel) {
+        self.int8 = Some(QuantLinear::new(&self.weight, self.out, self.inp, kernel));
+        // The float weights are not needed any more.
+        self.weight = Vec::new();
+    }
 }
 
 struct LayerNorm {
@@ -60,6 +72,8 @@ pub struct FusedBert {
     token_type: Vec<f32>,
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
+    /// The integer kernel of the linear layers in int8 mode; `None` = float32.
+    int8: Option<Kernel>,
 }
 
 /// Activation buffers, grown to the largest batch seen and reused across batches.
@@ -80,8 +94,9 @@ fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 
 impl FusedBert {
     /// Takes the weights out of a loaded model folder (names as in `BertModel`, with or without
-    /// a `bert.` prefix).
-    pub fn load(folder: &ModelFolder) -> Result<FusedBert> {
+    /// a `bert.` prefix). In [`Precision::Int8`] the weights of every linear layer are quantised
+    /// (see [`quant`]); embeddings, layer norms and attention stay float32.
+    pub fn load(folder: &ModelFolder, precision: Precision, kernel: Option<Kernel>) -> Result<FusedBert> {
         let c = &folder.config;
         let (h, i) = (c.hidden_size, c.intermediate_size);
         let prefix = if folder.weights.keys().any(|k| k.starts_with("bert.")) {
@@ -96,6 +111,7 @@ impl FusedBert {
                 bias: t(&format!("{name}.bias"), &[out])?,
                 out,
                 inp,
+                int8: None,
             })
         };
         let norm = |name: &str| -> Result<LayerNorm> {
@@ -116,6 +132,7 @@ impl FusedBert {
                     bias: [q.bias, k.bias, v.bias].concat(),
                     out: 3 * h,
                     inp: h,
+                    int8: None,
                 },
                 attn_out: linear(&format!("{p}.attention.output.dense"), h, h)?,
                 attn_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
@@ -128,6 +145,18 @@ impl FusedBert {
             "embeddings.token_type_embeddings.weight",
             &[c.type_vocab_size, h],
         )?;
+        let int8 = match precision {
+            Precision::Float32 => None,
+            Precision::Int8 => {
+                let kernel = kernel.unwrap_or_else(Kernel::detect);
+                for l in &mut layers {
+                    for lin in [&mut l.qkv, &mut l.attn_out, &mut l.up, &mut l.down] {
+                        lin.quantize(kernel);
+                    }
+                }
+                Some(kernel)
+            }
+        };
         Ok(FusedBert {
             hidden: h,
             heads: c.num_attention_heads,
@@ -142,7 +171,13 @@ impl FusedBert {
             token_type: token_types[..h].to_vec(),
             embed_norm: norm("embeddings.LayerNorm")?,
             layers,
+            int8,
         })
+    }
+
+    /// The integer kernel in int8 mode (`None` in float32).
+    pub fn int8_kernel(&self) -> Option<Kernel> {
+        self.int8
     }
 
     /// Runs the encoder over `seqs` (token ids, special tokens included) packed one after another
@@ -326,7 +361,11 @@ fn rows(x: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
 }
 
 /// `dst = (accumulate ? dst : 0) + x W^T` with `x` of `l.inp` columns and `dst` of `l.out`.
+/// In int8 mode the product runs on the layer's int8 weights.
 fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &Linear, par: gemm::Parallelism) {
+    if let Some(q) = &l.int8 {
+        return quant::linear(dst, accumulate, x, q);
+    }
     let m = x.len() / l.inp;
     assert!(dst.len() == m * l.out && x.len() == m * l.inp && l.weight.len() == l.out * l.inp);
     // SAFETY: the assert above bounds every access: dst is m x out (row stride out), x is

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use super::bert::{FusedBert, Workspace};
 use super::model::{ModelFolder, Pooling};
 use super::stock::StockBert;
-use super::{Embedder, EncodeOptions};
+use super::{Embedder, EncodeOptions, Precision};
 use crate::error::{ErrorKind, Result, VdbError};
 
 /// Which forward pass computes the vectors. Both give the same vectors (within float rounding).
@@ -31,6 +31,10 @@ pub struct LoadOptions {
     /// Worker threads; `None` = the CPUs this process may run on.
     pub threads: Option<usize>,
     pub forward: Forward,
+    /// Float32 (the default) or the int8 fast mode ([`Forward::Fused`] only).
+    pub precision: Precision,
+    /// The int8 kernel; `None` = the fastest this CPU runs (tests pin one to compare them).
+    pub int8_kernel: Option<super::Int8Kernel>,
     /// Upper bound on the tokens of one batch (padded tokens for [`Forward::Stock`]); bounds
     /// activation memory (about `max_batch_tokens * 10 KiB` for MiniLM). At least one sentence
     /// always goes into a batch.
@@ -42,6 +46,8 @@ impl Default for LoadOptions {
         LoadOptions {
             threads: None,
             forward: Forward::Fused,
+            precision: Precision::Float32,
+            int8_kernel: None,
             max_batch_tokens: 8192,
         }
     }
@@ -65,6 +71,9 @@ pub struct CandleEmbedder {
     pool: rayon::ThreadPool,
     threads: usize,
     max_batch_tokens: usize,
+    precision: Precision,
+    /// The folder's model id, with `+int8` in int8 mode (a run never mixes the two).
+    model_id: String,
 }
 
 /// The CPUs this process may run on (sched affinity and cgroup quota on Linux), at least 1.
@@ -97,16 +106,32 @@ impl CandleEmbedder {
             Some(n) => n,
             None => default_threads(),
         };
+        if let Some(k) = opts.int8_kernel.filter(|k| !k.supported()) {
+            return Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                format!("this CPU cannot run the {} int8 kernel", k.name()),
+            ));
+        }
         if opts.max_batch_tokens == 0 {
             return Err(VdbError::new(
                 ErrorKind::InvalidConfig,
                 "max_batch_tokens must be at least 1",
             ));
         }
+        if opts.forward == Forward::Stock && opts.precision != Precision::Float32 {
+            return Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                "the stock candle forward pass runs in float32 only",
+            ));
+        }
         let folder = ModelFolder::load_dir(dir)?;
+        let model_id = match opts.precision {
+            Precision::Float32 => folder.model_id.clone(),
+            p => format!("{}+{}", folder.model_id, p.as_str()),
+        };
         let engine = match opts.forward {
             Forward::Fused => Engine::Fused {
-                bert: FusedBert::load(&folder)?,
+                bert: FusedBert::load(&folder, opts.precision, opts.int8_kernel)?,
                 spare: Mutex::new(Vec::new()),
             },
             Forward::Stock => Engine::Stock(StockBert::load(&folder)?),
@@ -124,12 +149,27 @@ impl CandleEmbedder {
             pool,
             threads,
             max_batch_tokens: opts.max_batch_tokens,
+            precision: opts.precision,
+            model_id,
         })
     }
 
     /// Worker threads in use.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Float32 or int8.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The integer kernel of the int8 mode on this CPU (`avx512-vnni`, `avx2`, `scalar`).
+    pub fn int8_kernel(&self) -> Option<&'static str> {
+        match &self.engine {
+            Engine::Fused { bert, .. } => bert.int8_kernel().map(|k| k.name()),
+            Engine::Stock(_) => None,
+        }
     }
 
     /// Tokens of each text after truncation, special tokens included.
@@ -241,7 +281,7 @@ impl Embedder for CandleEmbedder {
     }
 
     fn model_id(&self) -> &str {
-        &self.folder.model_id
+        &self.model_id
     }
 
     fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {

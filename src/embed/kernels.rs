@@ -14,7 +14,7 @@
 const LANES: usize = 8;
 
 /// `true` when the running CPU has AVX2 and FMA.
-fn has_avx2() -> bool {
+pub(crate) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
@@ -28,20 +28,20 @@ fn has_avx2() -> bool {
 /// Defines `pub fn $name(args)` that runs `$body` compiled with AVX2+FMA when the CPU has them,
 /// and compiled for the baseline target otherwise.
 macro_rules! dispatch {
-    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$doc])*
-        pub fn $name($($arg: $ty),*) {
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn generic($($arg: $ty),*) $body
+            fn generic($($arg: $ty),*) $(-> $ret)? $body
 
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2($($arg: $ty),*) {
+            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                 generic($($arg),*)
             }
 
             #[cfg(target_arch = "x86_64")]
-            if has_avx2() {
+            if $crate::embed::kernels::has_avx2() {
                 // SAFETY: the CPU supports the features `avx2` was compiled for.
                 return unsafe { avx2($($arg),*) };
             }
@@ -49,6 +49,7 @@ macro_rules! dispatch {
         }
     };
 }
+pub(crate) use dispatch;
 
 /// erf(x), absolute error < 5e-7 (rational approximation on [-4, 4], ±1 outside).
 #[inline(always)]

