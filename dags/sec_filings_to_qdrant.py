@@ -122,7 +122,7 @@ def sec_filings_to_qdrant():
     def restore_indexing() -> None:
         """Runs even when a load failed: indexing must never stay deferred."""
         p = get_current_context()["params"]
-        vdb_core.finish_load(p["collection"], target=resolve_target())
+        vdb_core.finish_load(p["collection"], target=resolve_target(), run_dir=current_run_dir())
 
     @task
     def verify() -> dict:

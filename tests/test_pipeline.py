@@ -30,9 +30,12 @@ def test_steps_alone_equal_the_chained_ingest(tmp_path, sample_parquet, embedder
         assert vdb_core.embed_shard(run, s, embedder)["done_now"]
     vdb_core.ensure_collection(run, "c", target=target)
     loaded = [vdb_core.load_shard(run, s, "c", target=target) for s in planned["shards"]]
-    vdb_core.finish_load("c", target=target)
+    vdb_core.finish_load("c", target=target, run_dir=run)
     report = vdb_core.verify(run, "c", target=target)
     assert sum(r["points"] for r in loaded) == 600 == report["points_verified"] == report["collection_count"]
+    # Every step is in the report, the index build included (its rows: the points indexed).
+    assert set(report["steps"]) == {"plan", "embed", "load", "index", "verify"}
+    assert report["steps"]["index"]["rows"] == 600
     assert report["sample_search_ok"] and report["new_points"] == 600
     assert json.loads((run / "report.json").read_text())["rows_valid"] == 600
 
@@ -41,6 +44,7 @@ def test_steps_alone_equal_the_chained_ingest(tmp_path, sample_parquet, embedder
     result = vdb_core.ingest(sample_parquet, run_dir=tmp_path / "chained", collection="c", target=target_b,
                              embedder=embedder, shard_rows=250)
     assert result["report"]["points_verified"] == 600
+    assert set(result["report"]["steps"]) == set(report["steps"])
     some = [h["id"] for h in vdb_core.search_vector([0.05] * 384, "c", target=target, limit=20)]
     a = vdb_core.retrieve(some, "c", target=target)
     b = vdb_core.retrieve(some, "c", target=target_b)

@@ -287,9 +287,10 @@ def load_shard(
     )
 
 
-def finish_load(collection: str, *, target: Target | None = None) -> None:
-    """Restore the collection's normal indexing after a bulk load (also after a failed one)."""
-    _native.finish_load(_target(target), collection)
+def finish_load(collection: str, *, target: Target | None = None, run_dir: PathLike | None = None) -> None:
+    """Restore the collection's normal indexing after a bulk load (also after a failed one). With
+    ``run_dir``, its time is recorded as the step ``index`` of the run's report."""
+    _native.finish_load(_target(target), collection, os.fspath(run_dir) if run_dir else None)
 
 
 def verify(run_dir: PathLike, collection: str, *, target: Target | None = None) -> dict[str, Any]:

@@ -96,8 +96,22 @@ pub fn ensure_collection(
 }
 
 /// Restore normal indexing after the bulk load (call it whether the load succeeded or not).
-pub fn finish_load(store: &dyn VectorStore, collection: &str) -> Result<()> {
-    store.set_bulk_mode(collection, false)
+///
+/// With the run's directory, the time (the embedded store builds its HNSW index here; a server
+/// builds it in the background afterwards) is recorded as the step `index` of the run report.
+/// A run whose plan never finished has no manifest: nothing is recorded then.
+pub fn finish_load(run: Option<&RunDir>, store: &dyn VectorStore, collection: &str) -> Result<()> {
+    let started = Instant::now();
+    store.set_bulk_mode(collection, false)?;
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(run) = run.filter(|r| r.manifest_path().is_file()) {
+        let points = store.count(collection)?;
+        Manifest::update(run, |m| {
+            m.add_step("index", seconds, points, peak_rss_mib());
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 /// Points of an embedded shard: vector, and payload = `text` + the mapped payload columns.

@@ -59,7 +59,7 @@ pub fn ingest(
         .iter()
         .try_for_each(|&i| load_shard(run, i, store, &opts.collection, &opts.load, progress).map(|_| ()));
     // Indexing is restored even when a load failed.
-    let restored = finish_load(store, &opts.collection);
+    let restored = finish_load(Some(run), store, &opts.collection);
     loaded?;
     restored?;
     let report = verify(run, store, &opts.collection)?;

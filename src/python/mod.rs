@@ -293,8 +293,10 @@ fn load_shard(
 }
 
 #[pyfunction]
-fn finish_load(py: Python<'_>, target: String, collection: String) -> PyResult<()> {
-    with_store(py, &target, |s| pipeline::finish_load(s, &collection))
+#[pyo3(signature = (target, collection, run_dir=None))]
+fn finish_load(py: Python<'_>, target: String, collection: String, run_dir: Option<PathBuf>) -> PyResult<()> {
+    let run = run_dir.map(RunDir::at);
+    with_store(py, &target, |s| pipeline::finish_load(run.as_ref(), s, &collection))
 }
 
 #[pyfunction]
