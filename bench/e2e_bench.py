@@ -6,6 +6,9 @@
 1. Generates ROWS sample rows and runs `vdb ingest` into a fresh embedded store in a child
    process; prints wall time, per-step time and rate (from the run's report.json), sentences/s,
    the share of wall time spent embedding, and the child's peak RSS (wait4 rusage).
+   With `--server`, the same ingest goes to the test-support Qdrant gRPC server (started on a free
+   port, `target/debug/examples/qdrant_test_server`): the worker's own memory and time, as with
+   the Qdrant server of docker-compose (which then builds its index in its own process).
 2. Generates BIG_ROWS rows and, in a child process, plans them all (streaming split into shards)
    then embeds + loads only the first BIG_SHARDS shards: peak RSS must stay flat in input size.
 """
@@ -51,6 +54,11 @@ def main() -> int:
     ap.add_argument("--big-shards", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--precision", choices=["float32", "int8"], default=None)
+    ap.add_argument("--server", action="store_true", help="ingest into the test gRPC server instead of the embedded store")
+    ap.add_argument("--server-bin", type=Path,
+                    default=Path(os.environ.get("CARGO_TARGET_DIR", Path(__file__).resolve().parents[1] / "target"))
+                    / "debug" / "examples" / "qdrant_test_server")
+    ap.add_argument("--skip-big", action="store_true", help="skip part 2")
     args = ap.parse_args()
     vdb = str(Path(sys.executable).parent / "vdb")
     env = {**os.environ}
@@ -64,18 +72,33 @@ def main() -> int:
         src = d / "sample.parquet"
         subprocess.run([vdb, "sample-data", "--rows", str(args.rows), "--out", str(src)], check=True)
         run = d / "run"
-        wall, rss, code = run_child([vdb, "ingest", str(src), "--store", str(d / "store"), "--run-dir", str(run),
-                                     "--collection", "bench"], env)
+        server = None
+        if args.server:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from store_bench import TestServer
+
+            server = TestServer(args.server_bin, d / "server")
+            where = ["--qdrant-url", server.url]
+        else:
+            where = ["--store", str(d / "store")]
+        try:
+            wall, rss, code = run_child([vdb, "ingest", str(src), *where, "--run-dir", str(run),
+                                         "--collection", "bench"], env)
+        finally:
+            if server:
+                server.stop()
         if code != 0:
             print(f"vdb ingest failed with exit code {code}")
             return 1
         report = json.loads((run / "report.json").read_text())
-        print(f"\n== vdb ingest, {args.rows} rows, embedded store ==")
+        print(f"\n== vdb ingest, {args.rows} rows, {'test gRPC server' if args.server else 'embedded store'} ==")
         print(f"wall {wall:.1f}s, {report['rows_valid'] / wall:.1f} sentences/s end to end, peak RSS {rss:.0f} MiB")
         for step, st in report["steps"].items():
             rate = st["rows"] / st["seconds"] if st["seconds"] else 0
             print(f"  {step:<7} {st['seconds']:8.1f}s {rate:10.1f} rows/s  ({100 * st['seconds'] / wall:4.1f}% of wall)")
 
+        if args.skip_big:
+            return 0
         big = d / "big.parquet"
         subprocess.run([vdb, "sample-data", "--rows", str(args.big_rows), "--out", str(big)], check=True)
         wall_b, rss_b, code = run_child([sys.executable, "-c", BIG_SCRIPT, str(big), str(d / "bigrun"),

@@ -185,7 +185,6 @@ fn quantize_rows(x: &[f32], k: usize, k_pad: usize, buf: &mut RowBuf) {
     }
 }
 
-
 super::kernels::dispatch! {
     /// Asymmetric quantisation of one row, values beyond `±t` left out of the range: returns
     /// (scale, zero point).
