@@ -87,9 +87,11 @@ fn run(target: &str, store: &dyn VectorStore, points: Vec<PointRecord>, opts: &L
     let t = Instant::now();
     assert_eq!(store.upsert("bench", points, opts).unwrap(), n);
     let load_s = t.elapsed().as_secs_f64();
+    eprintln!("{target}: peak RSS after load {:.0} MiB", vdb_core::progress::peak_rss_mib());
     let t = Instant::now();
     store.set_bulk_mode("bench", false).unwrap();
     let index_s = t.elapsed().as_secs_f64();
+    eprintln!("{target}: peak RSS after the index build {:.0} MiB", vdb_core::progress::peak_rss_mib());
     assert_eq!(store.count("bench").unwrap(), n);
     Row {
         target: target.to_string(),
@@ -109,6 +111,7 @@ fn main() {
         ..LoadOptions::default()
     };
     let points = make_points(n, dim);
+    eprintln!("peak RSS with the points in memory {:.0} MiB", vdb_core::progress::peak_rss_mib());
     println!("{n} points x {dim} dims, batch {batch}, parallel {parallel} (server store)");
 
     let mut rows = Vec::new();
