@@ -143,7 +143,7 @@ class Embedder:
     @property
     def precision(self) -> str:
         """``"float32"`` or ``"int8"``."""
-        return "int8" if self._native.model_id.endswith("+int8") else "float32"
+        return self._native.precision
 
     def encode(
         self,

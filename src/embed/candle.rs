@@ -159,11 +159,6 @@ impl CandleEmbedder {
         self.threads
     }
 
-    /// Float32 or int8.
-    pub fn precision(&self) -> Precision {
-        self.precision
-    }
-
     /// The integer kernel of the int8 mode on this CPU (`avx512-vnni`, `avx2`, `scalar`).
     pub fn int8_kernel(&self) -> Option<&'static str> {
         match &self.engine {
@@ -282,6 +277,10 @@ impl Embedder for CandleEmbedder {
 
     fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {

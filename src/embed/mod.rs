@@ -83,6 +83,8 @@ pub trait Embedder: Send + Sync {
     /// A stable identity of the model (folder name + weights checksum) recorded in manifests so a
     /// run never mixes vectors of two models.
     fn model_id(&self) -> &str;
+    /// Arithmetic of the linear layers.
+    fn precision(&self) -> Precision;
     /// Tokens per text after truncation, special tokens included (what the forward pass sees).
     fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>>;
     /// Embed `texts`; returns `texts.len() * dim()` floats, row-major. `progress` is called with

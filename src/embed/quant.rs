@@ -177,7 +177,7 @@ fn quantize_rows(x: &[f32], k: usize, k_pad: usize, buf: &mut RowBuf) {
                 buf.outliers.push((i as u32, j as u32, v));
             }
         }
-        (*s, *z) = quantize_row(r, &mut q[..k], 255, t);
+        (*s, *z) = quantize_row(r, &mut q[..k], t);
         for &(_, j, _) in &buf.outliers[before..] {
             q[j as usize] = *z as u8;
         }
@@ -186,16 +186,16 @@ fn quantize_rows(x: &[f32], k: usize, k_pad: usize, buf: &mut RowBuf) {
 }
 
 super::kernels::dispatch! {
-    /// Asymmetric quantisation of one row, values beyond `±t` left out of the range: returns
-    /// (scale, zero point).
-    pub fn quantize_row(x: &[f32], q: &mut [u8], levels: u8, t: f32) -> (f32, i32) {
+    /// Asymmetric quantisation of one row into `0..=255`, values beyond `±t` left out of the
+    /// range: returns (scale, zero point).
+    pub fn quantize_row(x: &[f32], q: &mut [u8], t: f32) -> (f32, i32) {
         let (mut lo, mut hi) = (0f32, 0f32);
         for &v in x {
             let c = v.clamp(-t, t);
             lo = lo.min(c);
             hi = hi.max(c);
         }
-        let levels = levels as f32;
+        let levels = 255.0;
         let scale = if hi > lo { (hi - lo) / levels } else { 1.0 };
         let inv = 1.0 / scale;
         let zero = (-lo * inv).round_ties_even().clamp(0.0, levels);
@@ -475,14 +475,14 @@ mod tests {
     fn quantize_row_keeps_zero_exact_and_spans_the_range() {
         let x = [-1.0f32, 0.0, 0.5, 3.0];
         let mut q = [0u8; 4];
-        let (s, z) = quantize_row(&x, &mut q, 255, f32::INFINITY);
+        let (s, z) = quantize_row(&x, &mut q, f32::INFINITY);
         assert_eq!(q[1] as i32, z);
         assert_eq!(q[0], 0);
         assert_eq!(q[3], 255);
         for (v, q) in x.iter().zip(q) {
             assert!(((q as i32 - z) as f32 * s - v).abs() <= s / 2.0 + 1e-6);
         }
-        let (s0, _) = quantize_row(&[0.0; 3], &mut q[..3], 127, f32::INFINITY);
+        let (s0, _) = quantize_row(&[0.0; 3], &mut q[..3], f32::INFINITY);
         assert_eq!(s0, 1.0);
     }
 }

@@ -208,6 +208,10 @@ impl NativeEmbedder {
     fn model_id(&self) -> String {
         self.inner.model_id().to_string()
     }
+    #[getter]
+    fn precision(&self) -> &'static str {
+        self.inner.precision().as_str()
+    }
     /// Tokens per text after truncation (for throughput accounting).
     fn token_lengths(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<usize>> {
         work(py, || self.inner.count_tokens(&texts.iter().map(String::as_str).collect::<Vec<_>>()))

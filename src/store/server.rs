@@ -285,10 +285,7 @@ impl ServerStore {
     /// Sets HNSW `m`, and in the same request records (`Some`) or clears (`None`) the `m` to
     /// restore after a bulk load in the collection's metadata.
     fn set_hnsw_m(&self, collection: &str, m: u64, bulk_original: Option<u64>) -> Result<()> {
-        let value = match bulk_original {
-            Some(orig) => pb::Value { kind: Some(pb::value::Kind::IntegerValue(orig as i64)) },
-            None => pb::Value { kind: Some(pb::value::Kind::NullValue(0)) },
-        };
+        let value = to_pb_value(bulk_original.map_or(Value::Null, Value::from));
         let req = pb::UpdateCollection {
             collection_name: collection.to_string(),
             hnsw_config: Some(pb::HnswConfigDiff {
@@ -585,11 +582,8 @@ fn current_m(info: &pb::CollectionInfo) -> Option<u64> {
 
 /// The `m` a bulk load recorded in the collection's metadata (absent or null: none).
 fn recorded_m(info: &pb::CollectionInfo) -> Option<u64> {
-    match info.config.as_ref()?.metadata.get(BULK_M_KEY)?.kind.as_ref()? {
-        pb::value::Kind::IntegerValue(m) if *m > 0 => Some(*m as u64),
-        pb::value::Kind::DoubleValue(m) if *m >= 1.0 => Some(*m as u64),
-        _ => None,
-    }
+    let v = info.config.as_ref()?.metadata.get(BULK_M_KEY)?.clone();
+    from_pb_value(v).as_f64().filter(|m| *m >= 1.0).map(|m| m as u64)
 }
 
 impl VectorStore for ServerStore {
