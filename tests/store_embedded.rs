@@ -104,6 +104,48 @@ fn bulk_mode_defers_then_indexes() {
 }
 
 #[test]
+fn bulk_load_indexes_each_full_segment_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path()).with_segment_points(1_000);
+    s.ensure_collection(&spec("seg", DIM), false).unwrap();
+    s.set_bulk_mode("seg", true).unwrap();
+    // Two upserts, as two load tasks would: 1,500 then 1,100 points, in batches of 64.
+    s.upsert("seg", points(0..1_500, DIM), &contract::opts()).unwrap();
+    let first = s.index_info("seg").unwrap();
+    assert!(
+        (1_000..=1_064).contains(&first.indexed_points),
+        "the first full segment is indexed during the load: {first:?}"
+    );
+    s.upsert("seg", points(1_500..2_600, DIM), &contract::opts()).unwrap();
+    let loaded = s.index_info("seg").unwrap();
+    assert_eq!(loaded.points, 2_600);
+    assert!(
+        loaded.indexed_points >= 2_000 && loaded.points - loaded.indexed_points < 1_000,
+        "every full segment is indexed before bulk mode ends: {loaded:?}"
+    );
+    s.set_bulk_mode("seg", false).unwrap();
+    let done = s.index_info("seg").unwrap();
+    // Full segments were never merged (a merge would rebuild their graphs): two indexed segments,
+    // the remainder's segment(s) and the appendable one.
+    assert!(done.segments >= 3, "{done:?}");
+    assert!(done.indexed_points >= loaded.indexed_points, "{done:?}");
+    assert_eq!(s.count("seg").unwrap(), 2_600);
+    // Every segment answers: the exact nearest neighbour of stored vectors is the point itself.
+    for i in [0, 999, 1_000, 1_499, 1_500, 2_599] {
+        let hits = s.search("seg", &vector(i, DIM), 1, &[]).unwrap();
+        assert_eq!(hits[0].id, id(i).to_string(), "probe {i}");
+    }
+    drop(s);
+    // A store with another segment size re-configures the collection when it opens it (small
+    // segments may merge then); nothing is lost or duplicated.
+    let s = store(tmp.path());
+    s.set_bulk_mode("seg", true).unwrap();
+    s.upsert("seg", points(2_600..3_000, DIM), &contract::opts()).unwrap();
+    s.set_bulk_mode("seg", false).unwrap();
+    assert_eq!(s.count("seg").unwrap(), 3_000);
+}
+
+#[test]
 fn payload_indexes_exist() {
     let tmp = tempfile::tempdir().unwrap();
     let s = store(tmp.path());

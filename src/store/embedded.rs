@@ -20,8 +20,13 @@
 //! timeout, then fails with a `Locked` error naming the directory.
 //!
 //! **Indexing.** qdrant-edge has no background optimiser. Outside bulk mode every `upsert` ends with
-//! an optimisation pass (cheap when nothing is planned); in bulk mode it is skipped and run once when
-//! bulk mode is switched off.
+//! an optimisation pass (cheap when nothing is planned). In bulk mode the points go into the
+//! appendable segment unindexed, and each time it holds a full segment's worth
+//! ([`DEFAULT_SEGMENT_POINTS`]) it is indexed on its own as one immutable segment; switching bulk
+//! mode off indexes the remainder. The collection's `max_segment_size` is that segment size, so
+//! Qdrant's optimisers never merge full segments (which would rebuild their HNSW graphs): the index
+//! is built once per point, in bounded memory, spread over the load instead of one pass over the
+//! whole collection at the end.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -38,14 +43,35 @@ use crate::error::{ErrorKind, VdbError};
 /// How long an opener waits for another holder of a collection's lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// Points per indexed segment in a bulk load (see the module docs): one default shard (20,000 rows)
+/// per segment, so each load task indexes what it loaded. Measured on 200,000 sample sentences
+/// against indexing everything at the end: 2.0x less load + index time, peak RSS 1,169 vs 2,268 MiB,
+/// search recall@10 within 0.03 (README, Benchmarks). Small segments build fewer of Qdrant's
+/// per-payload-value graph links: a filter value with only a few thousand points in a segment is
+/// searched exactly there instead.
+pub const DEFAULT_SEGMENT_POINTS: usize = 20_000;
+
+/// Qdrant's default: segments with fewer vector bytes are searched exactly, without HNSW.
+const QDRANT_INDEXING_THRESHOLD_KB: usize = 10_000;
+
 const LOCK_FILE: &str = "vdb.lock";
 const META_FILE: &str = "collection.json";
 const SHARD_DIR: &str = "shard";
 const META_FORMAT: u32 = 1;
 
+/// Segments of a collection and how many of its points an HNSW index covers (the others are in
+/// segments too small to index, searched exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IndexInfo {
+    pub segments: usize,
+    pub points: usize,
+    pub indexed_points: usize,
+}
+
 pub struct EmbeddedStore {
     root: PathBuf,
     lock_timeout: Duration,
+    segment_points: usize,
     /// Collections this store has opened (and therefore holds the OS lock of).
     handles: Mutex<HashMap<String, Arc<Handle>>>,
 }
@@ -66,6 +92,16 @@ struct State {
 struct OpenShard {
     shard: qe::EdgeShard,
     meta: CollectionMeta,
+    segment_points: usize,
+}
+
+impl OpenShard {
+    /// Points in the shard that no HNSW index covers yet (the appendable segment and small
+    /// segments below Qdrant's indexing threshold).
+    fn unindexed_points(&self) -> usize {
+        let info = self.shard.info();
+        info.points_count.saturating_sub(info.indexed_vectors_count)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +126,7 @@ impl EmbeddedStore {
         Ok(EmbeddedStore {
             root: path.to_path_buf(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            segment_points: DEFAULT_SEGMENT_POINTS,
             handles: Mutex::new(HashMap::new()),
         })
     }
@@ -98,6 +135,27 @@ impl EmbeddedStore {
     /// `Locked`.
     pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
+        self
+    }
+
+    /// Segments and HNSW coverage of a collection (what the segment policy produced).
+    pub fn index_info(&self, collection: &str) -> Result<IndexInfo> {
+        let h = self.existing(collection)?;
+        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
+        let Some(open) = st.open.as_ref() else {
+            return Err(missing(collection, &h.dir));
+        };
+        let info = open.shard.info();
+        Ok(IndexInfo {
+            segments: info.segments_count,
+            points: info.points_count,
+            indexed_points: info.indexed_vectors_count,
+        })
+    }
+
+    /// Points per indexed segment in bulk mode (at least 1,000).
+    pub fn with_segment_points(mut self, points: usize) -> Self {
+        self.segment_points = points.max(1_000);
         self
     }
 
@@ -131,7 +189,7 @@ impl EmbeddedStore {
         fs::create_dir_all(&dir)
             .map_err(|e| VdbError::io(&dir, "cannot create the collection directory", e))?;
         let lock = acquire_lock(&dir, self.lock_timeout)?;
-        let open = load_existing(&dir, name)?;
+        let open = load_existing(&dir, name, self.segment_points)?;
         let bulk = open.as_ref().is_some_and(|o| o.meta.bulk);
         let handle = Arc::new(Handle {
             state: RwLock::new(State { open, bulk }),
@@ -207,7 +265,7 @@ fn acquire_lock(dir: &Path, timeout: Duration) -> Result<File> {
 }
 
 /// Open the shard of a complete collection, if there is one.
-fn load_existing(dir: &Path, name: &str) -> Result<Option<OpenShard>> {
+fn load_existing(dir: &Path, name: &str, segment_points: usize) -> Result<Option<OpenShard>> {
     let meta_path = dir.join(META_FILE);
     let meta: CollectionMeta = match fs::read(&meta_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -238,7 +296,26 @@ fn load_existing(dir: &Path, name: &str) -> Result<Option<OpenShard>> {
     let shard_dir = dir.join(SHARD_DIR);
     let shard =
         qe::EdgeShard::load(&shard_dir, None).map_err(|e| edge_err(&shard_dir, "open", e))?;
-    Ok(Some(OpenShard { shard, meta }))
+    // Collections created before the segment policy (or with another segment size) get it now.
+    let optimizers = optimizers_config(meta.dim, segment_points);
+    if shard.config().optimizers != optimizers {
+        shard
+            .set_optimizers_config(optimizers)
+            .map_err(|e| edge_err(&shard_dir, "configure", e))?;
+    }
+    Ok(Some(OpenShard { shard, meta, segment_points }))
+}
+
+/// Optimiser settings of the segment policy. A full segment (at least `segment_points` vectors)
+/// is at least `max_segment_size`, so Qdrant's merge and indexing optimisers never combine it with
+/// another segment (which would rebuild its graph), and it is always past the indexing threshold.
+fn optimizers_config(dim: usize, segment_points: usize) -> qe::EdgeOptimizersConfig {
+    let segment_kb = (segment_points * dim * std::mem::size_of::<f32>() / 1024).max(1);
+    qe::EdgeOptimizersConfig {
+        max_segment_size: Some(segment_kb),
+        indexing_threshold: Some(segment_kb.min(QDRANT_INDEXING_THRESHOLD_KB)),
+        ..Default::default()
+    }
 }
 
 fn edge_err(path: &Path, what: &str, e: qe::OperationError) -> VdbError {
@@ -329,7 +406,7 @@ fn create_index(shard: &qe::EdgeShard, dir: &Path, field: &str, kind: IndexKind)
 }
 
 /// Create a fresh collection in `dir` (whose lock the caller holds).
-fn create_collection(dir: &Path, spec: &CollectionSpec) -> Result<OpenShard> {
+fn create_collection(dir: &Path, spec: &CollectionSpec, segment_points: usize) -> Result<OpenShard> {
     let shard_dir = dir.join(SHARD_DIR);
     let meta_path = dir.join(META_FILE);
     match fs::remove_file(&meta_path) {
@@ -361,6 +438,7 @@ fn create_collection(dir: &Path, spec: &CollectionSpec) -> Result<OpenShard> {
             qe::DEFAULT_VECTOR_NAME,
             qe::EdgeVectorParams::builder(spec.dim, edge_distance(spec.distance)).build(),
         )
+        .optimizers(optimizers_config(spec.dim, segment_points))
         .build();
     let shard =
         qe::EdgeShard::new(&shard_dir, config).map_err(|e| edge_err(&shard_dir, "create", e))?;
@@ -377,7 +455,7 @@ fn create_collection(dir: &Path, spec: &CollectionSpec) -> Result<OpenShard> {
         bulk: false,
     };
     save_meta(dir, &meta)?;
-    Ok(OpenShard { shard, meta })
+    Ok(OpenShard { shard, meta, segment_points })
 }
 
 /// The edge filter for our conditions, built as Qdrant's REST filter JSON (which qdrant-edge's
@@ -477,7 +555,7 @@ impl VectorStore for EmbeddedStore {
         };
         // Close the old shard (flushes) before deleting its files.
         st.open = None;
-        st.open = Some(create_collection(&h.dir, spec)?);
+        st.open = Some(create_collection(&h.dir, spec, self.segment_points)?);
         Ok(outcome)
     }
 
@@ -531,6 +609,12 @@ impl VectorStore for EmbeddedStore {
             open.shard
                 .update(op)
                 .map_err(|e| edge_err(&shard_dir, "upsert", e))?;
+            if st.bulk && open.unindexed_points() >= open.segment_points {
+                // A full segment: index it now, on its own (see the module docs).
+                open.shard
+                    .optimize()
+                    .map_err(|e| edge_err(&shard_dir, "optimize", e))?;
+            }
         }
         if !st.bulk {
             open.shard
