@@ -97,8 +97,9 @@ pub fn ensure_collection(
 
 /// Restore normal indexing after the bulk load (call it whether the load succeeded or not).
 ///
-/// With the run's directory, the time (the embedded store builds its HNSW index here; a server
-/// builds it in the background afterwards) is recorded as the step `index` of the run report.
+/// With the run's directory, the time is recorded as the step `index` of the run report: the
+/// embedded store indexes here what the load left unindexed (its last, partial segment; full
+/// segments are indexed by the load itself), a server builds its index in the background afterwards.
 /// A run whose plan never finished has no manifest: nothing is recorded then.
 pub fn finish_load(run: Option<&RunDir>, store: &dyn VectorStore, collection: &str) -> Result<()> {
     let started = Instant::now();

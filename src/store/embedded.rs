@@ -310,7 +310,7 @@ fn load_existing(dir: &Path, name: &str, segment_points: usize) -> Result<Option
 /// is at least `max_segment_size`, so Qdrant's merge and indexing optimisers never combine it with
 /// another segment (which would rebuild its graph), and it is always past the indexing threshold.
 fn optimizers_config(dim: usize, segment_points: usize) -> qe::EdgeOptimizersConfig {
-    let segment_kb = (segment_points * dim * std::mem::size_of::<f32>() / 1024).max(1);
+    let segment_kb = (segment_points.saturating_mul(dim).saturating_mul(std::mem::size_of::<f32>()) / 1024).max(1);
     qe::EdgeOptimizersConfig {
         max_segment_size: Some(segment_kb),
         indexing_threshold: Some(segment_kb.min(QDRANT_INDEXING_THRESHOLD_KB)),
