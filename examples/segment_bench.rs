@@ -115,12 +115,8 @@ fn child(run: &Path, segment_points: usize, queries: usize) {
     let peak = peak_rss_mib();
     let info = store.index_info(COLLECTION).unwrap();
     // Search as `vdb search` does: from a freshly opened store.
-    let store = if std::env::var_os("SEGMENT_BENCH_SAME_STORE").is_some() {
-        store
-    } else {
-        drop(store);
-        EmbeddedStore::open(dir.path()).unwrap().with_segment_points(segment_points)
-    };
+    drop(store);
+    let store = EmbeddedStore::open(dir.path()).unwrap().with_segment_points(segment_points);
 
     let mut points: Vec<PointRecord> = Vec::new();
     for f in shard_files(run) {
