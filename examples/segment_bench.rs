@@ -118,6 +118,7 @@ fn child(run: &Path, segment_points: usize, queries: usize) {
     drop(store);
     let store = EmbeddedStore::open(dir.path()).unwrap().with_segment_points(segment_points);
 
+    // All points at once for the exact search, read only now so they do not count in the peak above.
     let mut points: Vec<PointRecord> = Vec::new();
     for f in shard_files(run) {
         points.extend(points_of(&read_shard(&f, None).unwrap()).unwrap());

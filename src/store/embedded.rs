@@ -93,7 +93,6 @@ struct State {
 struct OpenShard {
     shard: qe::EdgeShard,
     meta: CollectionMeta,
-    segment_points: usize,
 }
 
 impl OpenShard {
@@ -141,17 +140,25 @@ impl EmbeddedStore {
 
     /// Segments and HNSW coverage of a collection (what the segment policy produced).
     pub fn index_info(&self, collection: &str) -> Result<IndexInfo> {
+        self.read(collection, |open, _| {
+            let info = open.shard.info();
+            Ok(IndexInfo {
+                segments: info.segments_count,
+                points: info.points_count,
+                indexed_points: info.indexed_vectors_count,
+            })
+        })
+    }
+
+    /// Run `f` on an existing collection's open shard (and its directory, for errors), under the
+    /// collection's read lock.
+    fn read<T>(&self, collection: &str, f: impl FnOnce(&OpenShard, &Path) -> Result<T>) -> Result<T> {
         let h = self.existing(collection)?;
         let st = h.state.read().unwrap_or_else(|p| p.into_inner());
         let Some(open) = st.open.as_ref() else {
             return Err(missing(collection, &h.dir));
         };
-        let info = open.shard.info();
-        Ok(IndexInfo {
-            segments: info.segments_count,
-            points: info.points_count,
-            indexed_points: info.indexed_vectors_count,
-        })
+        f(open, &h.dir)
     }
 
     /// Points per indexed segment in bulk mode (at least 1,000).
@@ -304,7 +311,7 @@ fn load_existing(dir: &Path, name: &str, segment_points: usize) -> Result<Option
             .set_optimizers_config(optimizers)
             .map_err(|e| edge_err(&shard_dir, "configure", e))?;
     }
-    Ok(Some(OpenShard { shard, meta, segment_points }))
+    Ok(Some(OpenShard { shard, meta }))
 }
 
 /// Optimiser settings of the segment policy. A full segment (at least `segment_points` vectors)
@@ -456,7 +463,7 @@ fn create_collection(dir: &Path, spec: &CollectionSpec, segment_points: usize) -
         bulk: false,
     };
     save_meta(dir, &meta)?;
-    Ok(OpenShard { shard, meta, segment_points })
+    Ok(OpenShard { shard, meta })
 }
 
 /// The edge filter for our conditions, built as Qdrant's REST filter JSON (which qdrant-edge's
@@ -610,7 +617,7 @@ impl VectorStore for EmbeddedStore {
             open.shard
                 .update(op)
                 .map_err(|e| edge_err(&shard_dir, "upsert", e))?;
-            if st.bulk && open.unindexed_points() >= open.segment_points {
+            if st.bulk && open.unindexed_points() >= self.segment_points {
                 // A full segment: index it now, on its own (see the module docs).
                 open.shard
                     .optimize()
@@ -652,19 +659,16 @@ impl VectorStore for EmbeddedStore {
     }
 
     fn count(&self, collection: &str) -> Result<u64> {
-        let h = self.existing(collection)?;
-        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
-        let Some(open) = st.open.as_ref() else {
-            return Err(missing(collection, &h.dir));
-        };
-        let n = open
-            .shard
-            .count(qe::CountRequest {
-                filter: None,
-                exact: true,
-            })
-            .map_err(|e| edge_err(&h.dir, "count", e))?;
-        Ok(n as u64)
+        self.read(collection, |open, dir| {
+            let n = open
+                .shard
+                .count(qe::CountRequest {
+                    filter: None,
+                    exact: true,
+                })
+                .map_err(|e| edge_err(dir, "count", e))?;
+            Ok(n as u64)
+        })
     }
 
     fn search(
@@ -675,69 +679,63 @@ impl VectorStore for EmbeddedStore {
         filter: &[Condition],
     ) -> Result<Vec<Hit>> {
         let filter = edge_filter(filter)?;
-        let h = self.existing(collection)?;
-        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
-        let Some(open) = st.open.as_ref() else {
-            return Err(missing(collection, &h.dir));
-        };
-        if vector.len() != open.meta.dim {
-            return Err(VdbError::new(
-                ErrorKind::Store,
-                format!(
-                    "query vector has size {}, but collection '{collection}' stores vectors of size {}",
-                    vector.len(),
-                    open.meta.dim
-                ),
-            ));
-        }
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let request = qe::SearchRequest {
-            query: qe::QueryEnum::Nearest(qe::NamedQuery {
-                query: qe::VectorInternal::Dense(vector.to_vec()),
-                using: None,
-            }),
-            filter,
-            params: None,
-            limit,
-            offset: 0,
-            with_payload: Some(qe::WithPayloadInterface::Bool(true)),
-            with_vector: None,
-            score_threshold: None,
-        };
-        let points = open
-            .shard
-            .search(request)
-            .map_err(|e| edge_err(&h.dir, "search", e))?;
-        Ok(points
-            .into_iter()
-            .map(|p| Hit {
-                id: id_string(&p.id),
-                score: p.score,
-                payload: payload_map(p.payload),
-            })
-            .collect())
+        self.read(collection, |open, dir| {
+            if vector.len() != open.meta.dim {
+                return Err(VdbError::new(
+                    ErrorKind::Store,
+                    format!(
+                        "query vector has size {}, but collection '{collection}' stores vectors of size {}",
+                        vector.len(),
+                        open.meta.dim
+                    ),
+                ));
+            }
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            let request = qe::SearchRequest {
+                query: qe::QueryEnum::Nearest(qe::NamedQuery {
+                    query: qe::VectorInternal::Dense(vector.to_vec()),
+                    using: None,
+                }),
+                filter,
+                params: None,
+                limit,
+                offset: 0,
+                with_payload: Some(qe::WithPayloadInterface::Bool(true)),
+                with_vector: None,
+                score_threshold: None,
+            };
+            let points = open
+                .shard
+                .search(request)
+                .map_err(|e| edge_err(dir, "search", e))?;
+            Ok(points
+                .into_iter()
+                .map(|p| Hit {
+                    id: id_string(&p.id),
+                    score: p.score,
+                    payload: payload_map(p.payload),
+                })
+                .collect())
+        })
     }
 
     fn retrieve(&self, collection: &str, ids: &[Uuid]) -> Result<Vec<Hit>> {
-        let h = self.existing(collection)?;
-        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
-        let Some(open) = st.open.as_ref() else {
-            return Err(missing(collection, &h.dir));
-        };
-        let ids: Vec<qe::PointId> = ids.iter().map(edge_id).collect();
-        let records = open
-            .shard
-            .retrieve(&ids, Some(qe::WithPayloadInterface::Bool(true)), None)
-            .map_err(|e| edge_err(&h.dir, "retrieve", e))?;
-        Ok(records
-            .into_iter()
-            .map(|r| Hit {
-                id: id_string(&r.id),
-                score: 0.0,
-                payload: payload_map(r.payload),
-            })
-            .collect())
+        self.read(collection, |open, dir| {
+            let ids: Vec<qe::PointId> = ids.iter().map(edge_id).collect();
+            let records = open
+                .shard
+                .retrieve(&ids, Some(qe::WithPayloadInterface::Bool(true)), None)
+                .map_err(|e| edge_err(dir, "retrieve", e))?;
+            Ok(records
+                .into_iter()
+                .map(|r| Hit {
+                    id: id_string(&r.id),
+                    score: 0.0,
+                    payload: payload_map(r.payload),
+                })
+                .collect())
+        })
     }
 }
