@@ -54,10 +54,17 @@ def main() -> int:
     ap.add_argument("--big-shards", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--precision", choices=["float32", "int8"], default=None)
-    ap.add_argument("--server", action="store_true", help="ingest into the test gRPC server instead of the embedded store")
-    ap.add_argument("--server-bin", type=Path,
-                    default=Path(os.environ.get("CARGO_TARGET_DIR", Path(__file__).resolve().parents[1] / "target"))
-                    / "debug" / "examples" / "qdrant_test_server")
+    ap.add_argument(
+        "--server", action="store_true", help="ingest into the test gRPC server instead of the embedded store"
+    )
+    ap.add_argument(
+        "--server-bin",
+        type=Path,
+        default=Path(os.environ.get("CARGO_TARGET_DIR", Path(__file__).resolve().parents[1] / "target"))
+        / "debug"
+        / "examples"
+        / "qdrant_test_server",
+    )
     ap.add_argument("--skip-big", action="store_true", help="skip part 2")
     args = ap.parse_args()
     vdb = str(Path(sys.executable).parent / "vdb")
@@ -82,8 +89,9 @@ def main() -> int:
         else:
             where = ["--store", str(d / "store")]
         try:
-            wall, rss, code = run_child([vdb, "ingest", str(src), *where, "--run-dir", str(run),
-                                         "--collection", "bench"], env)
+            wall, rss, code = run_child(
+                [vdb, "ingest", str(src), *where, "--run-dir", str(run), "--collection", "bench"], env
+            )
         finally:
             if server:
                 server.stop()
@@ -95,14 +103,18 @@ def main() -> int:
         print(f"wall {wall:.1f}s, {report['rows_valid'] / wall:.1f} sentences/s end to end, peak RSS {rss:.0f} MiB")
         for step, st in report["steps"].items():
             rate = st["rows"] / st["seconds"] if st["seconds"] else 0
-            print(f"  {step:<7} {st['seconds']:8.1f}s {rate:10.1f} rows/s  ({100 * st['seconds'] / wall:4.1f}% of wall)")
+            print(
+                f"  {step:<7} {st['seconds']:8.1f}s {rate:10.1f} rows/s  ({100 * st['seconds'] / wall:4.1f}% of wall)"
+            )
 
         if args.skip_big:
             return 0
         big = d / "big.parquet"
         subprocess.run([vdb, "sample-data", "--rows", str(args.big_rows), "--out", str(big)], check=True)
-        wall_b, rss_b, code = run_child([sys.executable, "-c", BIG_SCRIPT, str(big), str(d / "bigrun"),
-                                         str(d / "bigstore"), str(args.big_shards)], env)
+        wall_b, rss_b, code = run_child(
+            [sys.executable, "-c", BIG_SCRIPT, str(big), str(d / "bigrun"), str(d / "bigstore"), str(args.big_shards)],
+            env,
+        )
         print(f"\n== {args.big_rows} rows planned, {args.big_shards} shard(s) embedded+loaded ==")
         print(f"wall {wall_b:.1f}s, peak RSS {rss_b:.0f} MiB (vs {rss:.0f} MiB for the {args.rows}-row ingest)")
         return code

@@ -21,7 +21,6 @@ import time
 
 def sentences(n: int) -> list[str]:
     import pyarrow.parquet as pq
-
     import vdb_core
 
     with tempfile.TemporaryDirectory() as d:
@@ -106,8 +105,10 @@ def main() -> int:
         flops = sum(flops_per_sentence(n) for n in lengths)
         peak = matmul_peak_gflops()
         achieved = flops / (len(texts) / med["vdb_core"]) / 1e9
-        print(f"  mean tokens {sum(lengths) / len(lengths):.1f}; vdb_core {achieved:.1f} GFLOP/s of a measured "
-              f"{peak:.1f} GFLOP/s sgemm peak ({100 * achieved / peak:.0f}%)")
+        print(
+            f"  mean tokens {sum(lengths) / len(lengths):.1f}; vdb_core {achieved:.1f} GFLOP/s of a measured "
+            f"{peak:.1f} GFLOP/s sgemm peak ({100 * achieved / peak:.0f}%)"
+        )
     return 0
 
 

@@ -164,7 +164,9 @@ def main() -> int:
 
         rows = []  # (target, vdb load s, vdb index s, client s or None)
         # Embedded: qdrant-edge in-process vs qdrant-client local mode.
-        load_s, index_s, count = vdb_load(copy_run(base, tmp / "run-edge"), vdb_core.store_target(store_path=tmp / "edge"))
+        load_s, index_s, count = vdb_load(
+            copy_run(base, tmp / "run-edge"), vdb_core.store_target(store_path=tmp / "edge")
+        )
         assert count == n, (count, n)
         client_s = None
         if QdrantClient:
@@ -178,11 +180,15 @@ def main() -> int:
         if args.server_bin.exists():
             server = TestServer(args.server_bin, tmp / "server")
             try:
-                load_s, index_s, count = vdb_load(copy_run(base, tmp / "run-server"), vdb_core.store_target(qdrant_url=server.url))
+                load_s, index_s, count = vdb_load(
+                    copy_run(base, tmp / "run-server"), vdb_core.store_target(qdrant_url=server.url)
+                )
                 assert count == n, (count, n)
                 client_s = None
                 if QdrantClient:
-                    client = QdrantClient(host="127.0.0.1", grpc_port=server.port, prefer_grpc=True, check_compatibility=False)
+                    client = QdrantClient(
+                        host="127.0.0.1", grpc_port=server.port, prefer_grpc=True, check_compatibility=False
+                    )
                     client_s, c = client_load(client, points, embedder.dim)
                     client.close()
                     assert c == n, (c, n)
@@ -192,14 +198,18 @@ def main() -> int:
         else:
             print(f"server comparison skipped: no test server binary at {args.server_bin} (cargo build --examples)\n")
 
-        print(f"{'target':52} {'vdb_core pts/s':>14} {'client pts/s':>12} {'ratio':>6} {'index s':>8} {'load/embed':>10}")
+        print(
+            f"{'target':52} {'vdb_core pts/s':>14} {'client pts/s':>12} {'ratio':>6} {'index s':>8} {'load/embed':>10}"
+        )
         for name, load_s, index_s, client_s in rows:
             cps = f"{n / client_s:12.0f}" if client_s else f"{'-':>12}"
             ratio = f"{client_s / load_s:5.1f}x" if client_s else f"{'-':>6}"
             share = 100 * (load_s + index_s) / embed_s
             print(f"{name:52} {n / load_s:14.0f} {cps} {ratio} {index_s:8.1f} {share:9.1f}%")
-        print("\nratio = vdb_core points/s / qdrant-client points/s on the same points;"
-              " load/embed = (load + index build) time / embedding time of the same rows.")
+        print(
+            "\nratio = vdb_core points/s / qdrant-client points/s on the same points;"
+            " load/embed = (load + index build) time / embedding time of the same rows."
+        )
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from airflow.sdk import Param, dag, get_current_context, task
-
 import vdb_core
+from airflow.sdk import Param, dag, get_current_context, task
 from vdb_core.airflow import describe, resolve_target
 
 log = logging.getLogger(__name__)
@@ -29,8 +28,12 @@ log = logging.getLogger(__name__)
         "query": Param("supply chain disruptions reduced gross margin", type="string", title="Query"),
         "collection": Param(vdb_core.resolved_settings()["collection"], type="string", title="Qdrant collection"),
         "limit": Param(10, type="integer", minimum=1, maximum=100, title="Results"),
-        "filters": Param({}, type="object", title="Payload filters",
-                         description='e.g. {"form_type": "10-K", "fiscal_year": {"gte": 2020, "lte": 2022}}'),
+        "filters": Param(
+            {},
+            type="object",
+            title="Payload filters",
+            description='e.g. {"form_type": "10-K", "fiscal_year": {"gte": 2020, "lte": 2022}}',
+        ),
         "model_dir": Param(None, type=["string", "null"], title="Model folder"),
     },
 )
@@ -40,14 +43,25 @@ def sec_filings_search():
         p = get_current_context()["params"]
         target = resolve_target()
         hits = vdb_core.search(
-            p["query"], p["collection"], target=target, embedder=vdb_core.Embedder(p["model_dir"] or None),
-            limit=p["limit"], filters=p["filters"] or None,
+            p["query"],
+            p["collection"],
+            target=target,
+            embedder=vdb_core.Embedder(p["model_dir"] or None),
+            limit=p["limit"],
+            filters=p["filters"] or None,
         )
         log.info("%d hits for %r in %r at %s", len(hits), p["query"], p["collection"], describe(target))
         for i, h in enumerate(hits, 1):
             pl = h["payload"]
-            log.info("%2d. %.4f  %s %s %s  %s", i, h["score"], pl.get("company", ""), pl.get("form_type", ""),
-                     pl.get("fiscal_year", ""), pl.get("text", ""))
+            log.info(
+                "%2d. %.4f  %s %s %s  %s",
+                i,
+                h["score"],
+                pl.get("company", ""),
+                pl.get("form_type", ""),
+                pl.get("fiscal_year", ""),
+                pl.get("text", ""),
+            )
         return hits
 
     search()

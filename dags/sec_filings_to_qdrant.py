@@ -23,9 +23,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task
-
 import vdb_core
+from airflow.sdk import Param, dag, get_current_context, task
 from vdb_core.airflow import current_run_dir, describe, resolve_target, task_progress
 
 log = logging.getLogger(__name__)
@@ -42,27 +41,71 @@ _defaults = vdb_core.resolved_settings()
     doc_md=__doc__,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
     params={
-        "input_path": Param(str(_defaults["input"]), type="string", title="Input parquet",
-                            description="Path of the parquet file as the workers see it (mounted at /opt/airflow/data in Docker)."),
-        "collection": Param(_defaults["collection"], type="string", title="Qdrant collection",
-                            description="Created if missing (cosine, 384-d); loading again never duplicates points."),
+        "input_path": Param(
+            str(_defaults["input"]),
+            type="string",
+            title="Input parquet",
+            description="Path of the parquet file as the workers see it (mounted at /opt/airflow/data in Docker).",
+        ),
+        "collection": Param(
+            _defaults["collection"],
+            type="string",
+            title="Qdrant collection",
+            description="Created if missing (cosine, 384-d); loading again never duplicates points.",
+        ),
         "text_column": Param("sentence", type="string", title="Text column", description="The column to embed."),
-        "id_columns": Param(["filing_id", "sentence_index"], type=["array", "null"], title="Id columns",
-                            description="Columns whose values make the stable point id. Empty list: ids from the text."),
-        "payload_columns": Param(None, type=["array", "null"], title="Payload columns",
-                                 description="Columns stored with each vector. Empty: every column but the text."),
-        "shard_rows": Param(_defaults["shard_rows"], type="integer", minimum=100, title="Rows per shard",
-                            description="Each shard is one embed task and one load task."),
-        "batch_size": Param(_defaults["batch_size"], type="integer", minimum=1, maximum=512, title="Embedding batch size"),
-        "upsert_batch_size": Param(_defaults["upsert_batch"], type="integer", minimum=1, maximum=4096, title="Points per upsert"),
-        "recreate": Param(False, type="boolean", title="Recreate collection",
-                          description="Drop the collection first (all its points are deleted)."),
-        "strict": Param(False, type="boolean", title="Strict input",
-                        description="Fail on null/blank text or duplicate ids instead of skipping and counting them."),
-        "model_dir": Param(None, type=["string", "null"], title="Model folder",
-                           description="A sentence-transformers folder; empty: the bundled all-MiniLM-L6-v2."),
-        "precision": Param(_defaults["precision"], type="string", enum=["float32", "int8"], title="Embedding precision",
-                           description="float32: the same vectors as sentence-transformers. int8: about twice as fast, cosine >= 0.99."),
+        "id_columns": Param(
+            ["filing_id", "sentence_index"],
+            type=["array", "null"],
+            title="Id columns",
+            description="Columns whose values make the stable point id. Empty list: ids from the text.",
+        ),
+        "payload_columns": Param(
+            None,
+            type=["array", "null"],
+            title="Payload columns",
+            description="Columns stored with each vector. Empty: every column but the text.",
+        ),
+        "shard_rows": Param(
+            _defaults["shard_rows"],
+            type="integer",
+            minimum=100,
+            title="Rows per shard",
+            description="Each shard is one embed task and one load task.",
+        ),
+        "batch_size": Param(
+            _defaults["batch_size"], type="integer", minimum=1, maximum=512, title="Embedding batch size"
+        ),
+        "upsert_batch_size": Param(
+            _defaults["upsert_batch"], type="integer", minimum=1, maximum=4096, title="Points per upsert"
+        ),
+        "recreate": Param(
+            False,
+            type="boolean",
+            title="Recreate collection",
+            description="Drop the collection first (all its points are deleted).",
+        ),
+        "strict": Param(
+            False,
+            type="boolean",
+            title="Strict input",
+            description="Fail on null/blank text or duplicate ids instead of skipping and counting them.",
+        ),
+        "model_dir": Param(
+            None,
+            type=["string", "null"],
+            title="Model folder",
+            description="A sentence-transformers folder; empty: the bundled all-MiniLM-L6-v2.",
+        ),
+        "precision": Param(
+            _defaults["precision"],
+            type="string",
+            enum=["float32", "int8"],
+            title="Embedding precision",
+            description=(
+                "float32: the same vectors as sentence-transformers. int8: about twice as fast, cosine >= 0.99."
+            ),
+        ),
     },
 )
 def sec_filings_to_qdrant():
@@ -85,7 +128,11 @@ def sec_filings_to_qdrant():
         )
         log.info(
             "planned %d shards in %s: %d rows read, %d valid, skipped %s%s",
-            len(summary["shards"]), run_dir, summary["rows_read"], summary["rows_valid"], summary["skipped"],
+            len(summary["shards"]),
+            run_dir,
+            summary["rows_read"],
+            summary["rows_valid"],
+            summary["skipped"],
             " (resumed an earlier plan)" if summary["resumed"] else "",
         )
         return summary["shards"]
@@ -96,7 +143,9 @@ def sec_filings_to_qdrant():
         run_dir = current_run_dir()
         embedder = vdb_core.Embedder(p["model_dir"] or None, precision=p["precision"])
         r = vdb_core.embed_shard(run_dir, shard, embedder, batch_size=p["batch_size"], progress=task_progress(log))
-        log.info("shard %d: %d rows %s", shard, r["rows"], "embedded" if r["done_now"] else "already embedded (verified)")
+        log.info(
+            "shard %d: %d rows %s", shard, r["rows"], "embedded" if r["done_now"] else "already embedded (verified)"
+        )
         return r
 
     @task
@@ -104,18 +153,29 @@ def sec_filings_to_qdrant():
         p = get_current_context()["params"]
         target = resolve_target()
         r = vdb_core.ensure_collection(current_run_dir(), p["collection"], target=target, recreate=p["recreate"])
-        log.info("collection %r %s at %s; payload indexes %s", r["collection"], r["outcome"], describe(target), r["indexes"])
+        log.info(
+            "collection %r %s at %s; payload indexes %s", r["collection"], r["outcome"], describe(target), r["indexes"]
+        )
         return r
 
     @task(retries=3, map_index_template="shard {{ task.op_kwargs['shard'] }}")
     def load(shard: int) -> dict:
         p = get_current_context()["params"]
         r = vdb_core.load_shard(
-            current_run_dir(), shard, p["collection"], target=resolve_target(),
-            batch_size=p["upsert_batch_size"], progress=task_progress(log),
+            current_run_dir(),
+            shard,
+            p["collection"],
+            target=resolve_target(),
+            batch_size=p["upsert_batch_size"],
+            progress=task_progress(log),
         )
-        log.info("shard %d: %d points upserted (%d new)%s", shard, r["points"], r["new_points"],
-                 "" if r["done_now"] else " (already loaded)")
+        log.info(
+            "shard %d: %d points upserted (%d new)%s",
+            shard,
+            r["points"],
+            r["new_points"],
+            "" if r["done_now"] else " (already loaded)",
+        )
         return r
 
     @task(trigger_rule="all_done")

@@ -41,30 +41,14 @@ const CLAUSES: &[&str] = &[
     "competition in the {s} market remains intense and may reduce our margins",
     "supply chain disruptions and inflationary pressures affected gross margin by {p} basis points",
 ];
-const SEGMENTS: &[&str] = &[
-    "Americas",
-    "Europe",
-    "Services",
-    "Industrial",
-    "Healthcare",
-    "Cloud",
-];
-const CITIES: &[&str] = &[
-    "New York",
-    "Zürich",
-    "São Paulo",
-    "Singapore",
-    "Austin",
-    "Dublin",
-];
+const SEGMENTS: &[&str] = &["Americas", "Europe", "Services", "Industrial", "Healthcare", "Cloud"];
+const CITIES: &[&str] = &["New York", "Zürich", "São Paulo", "Singapore", "Austin", "Dublin"];
 
 /// Deterministic SEC-like sentences (a small LCG; no randomness crate needed).
 fn sentences(n: usize) -> Vec<String> {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = move |m: usize| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         ((state >> 33) as usize) % m
     };
     (0..n)
@@ -87,10 +71,7 @@ fn sentences(n: usize) -> Vec<String> {
                 s.push_str(&clause);
             }
             let mut c = s.chars();
-            let first = c
-                .next()
-                .map(|f| f.to_uppercase().collect::<String>())
-                .unwrap_or_default();
+            let first = c.next().map(|f| f.to_uppercase().collect::<String>()).unwrap_or_default();
             format!("{first}{}.", c.as_str())
         })
         .collect()
@@ -107,15 +88,8 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args {
-        n: 2000,
-        threads: None,
-        batch_size: 32,
-        rounds: 2,
-        model: None,
-        write_sentences: None,
-        only: None,
-    };
+    let mut a =
+        Args { n: 2000, threads: None, batch_size: 32, rounds: 2, model: None, write_sentences: None, only: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -154,18 +128,11 @@ fn main() {
     let embedders: Vec<(Forward, CandleEmbedder)> = forwards
         .iter()
         .map(|&forward| {
-            let opts = LoadOptions {
-                threads: a.threads,
-                forward,
-                ..LoadOptions::default()
-            };
+            let opts = LoadOptions { threads: a.threads, forward, ..LoadOptions::default() };
             (forward, CandleEmbedder::load_with(&dir, &opts).unwrap())
         })
         .collect();
-    let opts = EncodeOptions {
-        batch_size: a.batch_size,
-        normalize: true,
-    };
+    let opts = EncodeOptions { batch_size: a.batch_size, normalize: true };
     let tokens: usize = {
         let e = &embedders[0].1;
         // Warm-up on a slice (page in the weights, grow buffers) and a token count for the report.

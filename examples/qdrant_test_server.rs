@@ -31,18 +31,10 @@ fn main() {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
             None => (arg.clone(), None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .unwrap_or_else(|| usage(&format!("{key} needs a value")))
-        };
+        let mut value =
+            || inline.clone().or_else(|| args.next()).unwrap_or_else(|| usage(&format!("{key} needs a value")));
         match key.as_str() {
-            "--port" => {
-                port = value()
-                    .parse()
-                    .unwrap_or_else(|_| usage("--port must be a number 0-65535"))
-            }
+            "--port" => port = value().parse().unwrap_or_else(|_| usage("--port must be a number 0-65535")),
             "--storage" => storage = Some(PathBuf::from(value())),
             "-h" | "--help" => usage("help"),
             other => usage(&format!("unknown argument {other:?}")),
@@ -53,63 +45,52 @@ fn main() {
     let storage = match storage {
         Some(dir) => dir,
         None => {
-            let dir =
-                std::env::temp_dir().join(format!("qdrant-test-server-{}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!("qdrant-test-server-{}", std::process::id()));
             tmp = Some(TempDir(dir.clone()));
             dir
         }
     };
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let code =
-        rt.block_on(async move {
-            let engine = match qdrant_grpc::Engine::open(&storage) {
-                Ok(e) => Arc::new(e),
-                Err(e) => {
-                    eprintln!(
-                        "qdrant_test_server: cannot open storage {}: {e}",
-                        storage.display()
-                    );
-                    return 1;
-                }
-            };
-            let listener =
-                match tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-                    .await
-                {
-                    Ok(l) => l,
-                    Err(e) => {
-                        eprintln!("qdrant_test_server: cannot listen on 127.0.0.1:{port}: {e}");
-                        return 1;
-                    }
-                };
-            let addr = listener.local_addr().expect("local address");
-            let shutdown = async {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-                let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            };
-            // The listener is bound: connections queue from now on, so announcing readiness is safe.
-            {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "listening on {addr}");
-                let _ = out.flush();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = rt.block_on(async move {
+        let engine = match qdrant_grpc::Engine::open(&storage) {
+            Ok(e) => Arc::new(e),
+            Err(e) => {
+                eprintln!("qdrant_test_server: cannot open storage {}: {e}", storage.display());
+                return 1;
             }
-            match qdrant_grpc::serve(listener, engine, shutdown).await {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("qdrant_test_server: {e}");
-                    1
-                }
+        };
+        let listener = match tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("qdrant_test_server: cannot listen on 127.0.0.1:{port}: {e}");
+                return 1;
             }
-        });
+        };
+        let addr = listener.local_addr().expect("local address");
+        let shutdown = async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+            let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        // The listener is bound: connections queue from now on, so announcing readiness is safe.
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on {addr}");
+            let _ = out.flush();
+        }
+        match qdrant_grpc::serve(listener, engine, shutdown).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("qdrant_test_server: {e}");
+                1
+            }
+        }
+    });
     drop(rt);
     drop(tmp);
     std::process::exit(code);

@@ -135,11 +135,8 @@ fn child(run: &Path, segment_points: usize, queries: usize) {
     let mut seconds = [0f64; 3];
     for _ in 0..queries {
         let probe = &points[(next() % points.len() as u64) as usize];
-        let mut q: Vec<f32> = probe
-            .vector
-            .iter()
-            .map(|x| x + ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1)
-            .collect();
+        let mut q: Vec<f32> =
+            probe.vector.iter().map(|x| x + ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1).collect();
         let norm = q.iter().map(|x| x * x).sum::<f32>().sqrt();
         q.iter_mut().for_each(|x| *x /= norm);
         for (k, kind) in kinds.iter().enumerate() {

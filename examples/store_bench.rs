@@ -29,10 +29,7 @@ fn arg(name: &str, default: usize) -> usize {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} needs a number"))
-        })
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name} needs a number")))
         .unwrap_or(default)
 }
 
@@ -66,10 +63,7 @@ fn spec(dim: usize) -> CollectionSpec {
         name: "bench".into(),
         dim,
         distance: Distance::Cosine,
-        payload_indexes: vec![
-            ("cik".into(), IndexKind::Keyword),
-            ("year".into(), IndexKind::Integer),
-        ],
+        payload_indexes: vec![("cik".into(), IndexKind::Keyword), ("year".into(), IndexKind::Integer)],
     }
 }
 
@@ -93,11 +87,7 @@ fn run(target: &str, store: &dyn VectorStore, points: Vec<PointRecord>, opts: &L
     let index_s = t.elapsed().as_secs_f64();
     eprintln!("{target}: peak RSS after the index build {:.0} MiB", vdb_core::progress::peak_rss_mib());
     assert_eq!(store.count("bench").unwrap(), n);
-    Row {
-        target: target.to_string(),
-        load_s,
-        index_s,
-    }
+    Row { target: target.to_string(), load_s, index_s }
 }
 
 fn main() {
@@ -105,11 +95,7 @@ fn main() {
     let dim = arg("--dim", 384);
     let batch = arg("--batch", 256);
     let parallel = arg("--parallel", 4);
-    let opts = LoadOptions {
-        batch_size: batch,
-        parallel,
-        ..LoadOptions::default()
-    };
+    let opts = LoadOptions { batch_size: batch, parallel, ..LoadOptions::default() };
     let points = make_points(n, dim);
     eprintln!("peak RSS with the points in memory {:.0} MiB", vdb_core::progress::peak_rss_mib());
     println!("{n} points x {dim} dims, batch {batch}, parallel {parallel} (server store)");
@@ -122,16 +108,9 @@ fn main() {
     }
     {
         let tmp = tempfile::tempdir().unwrap();
-        let server =
-            qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), tmp.path())
-                .unwrap();
+        let server = qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), tmp.path()).unwrap();
         let store = ServerStore::connect(&server.url(), None).unwrap();
-        rows.push(run(
-            "server store -> edge test server (gRPC)",
-            &store,
-            points,
-            &opts,
-        ));
+        rows.push(run("server store -> edge test server (gRPC)", &store, points, &opts));
     }
 
     println!();

@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use crate::error::{ErrorKind, Result, VdbError};
 use crate::embed::Precision;
+use crate::error::{ErrorKind, Result, VdbError};
 use crate::store::StoreTarget;
 
 /// One documented setting.
@@ -73,8 +73,7 @@ impl Settings {
     /// Defaults overlaid with the environment.
     pub fn from_env() -> Result<Settings> {
         let work_dir = PathBuf::from(env_str("VDB_WORK_DIR").unwrap_or_else(|| "/tmp/vdb".into()));
-        let store_path =
-            env_str("VDB_STORE_PATH").map(PathBuf::from).unwrap_or_else(|| work_dir.join("qdrant"));
+        let store_path = env_str("VDB_STORE_PATH").map(PathBuf::from).unwrap_or_else(|| work_dir.join("qdrant"));
         let threads = env_usize("VDB_THREADS", 0, 0)?;
         Ok(Settings {
             input: PathBuf::from(
@@ -92,7 +91,10 @@ impl Settings {
             threads: if threads == 0 { None } else { Some(threads) },
             precision: match env_str("VDB_PRECISION") {
                 Some(v) => v.parse().map_err(|e: VdbError| {
-                    VdbError::new(ErrorKind::InvalidConfig, format!("environment variable VDB_PRECISION: {}", e.message))
+                    VdbError::new(
+                        ErrorKind::InvalidConfig,
+                        format!("environment variable VDB_PRECISION: {}", e.message),
+                    )
                 })?,
                 None => Precision::Float32,
             },

@@ -117,11 +117,7 @@ impl VdbError {
     /// An I/O error about `path`, with the path in the sentence.
     pub fn io(path: impl AsRef<Path>, what: &str, err: std::io::Error) -> Self {
         let path = path.as_ref();
-        let kind = if err.kind() == std::io::ErrorKind::NotFound {
-            ErrorKind::FileNotFound
-        } else {
-            ErrorKind::Io
-        };
+        let kind = if err.kind() == std::io::ErrorKind::NotFound { ErrorKind::FileNotFound } else { ErrorKind::Io };
         VdbError::new(kind, format!("{what} {}: {err}", path.display())).with_file(path)
     }
     pub fn internal(message: impl Into<String>) -> Self {

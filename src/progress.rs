@@ -64,7 +64,8 @@ fn line(st: &LineState, final_line: bool) -> String {
     if final_line {
         format!("{}: {}/{} rows done in {}, {:.1} rows/s", st.step, st.done, st.total, format_duration(secs), rate)
     } else {
-        let eta = if rate > 0.0 { format_duration((st.total.saturating_sub(st.done)) as f64 / rate) } else { "?".into() };
+        let eta =
+            if rate > 0.0 { format_duration((st.total.saturating_sub(st.done)) as f64 / rate) } else { "?".into() };
         format!("{}: {}/{} rows ({pct:.1}%), {rate:.1} rows/s, ETA {eta}", st.step, st.done, st.total)
     }
 }
@@ -112,11 +113,9 @@ impl Progress for Bar {
     fn start(&self, step: &str, total: u64) {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix:>7} [{bar:30}] {pos}/{len} rows {per_sec:>12} ETA {eta}",
-            )
-            .unwrap()
-            .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template("{prefix:>7} [{bar:30}] {pos}/{len} rows {per_sec:>12} ETA {eta}")
+                .unwrap()
+                .progress_chars("=> "),
         );
         bar.set_prefix(step.to_string());
         *self.bar.lock().unwrap() = Some(bar);

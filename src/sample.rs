@@ -77,38 +77,76 @@ const SECTIONS_10Q: &[&str] = &[
 const SECTIONS_8K: &[&str] = &["Item 2.02 Results of Operations", "Item 8.01 Other Events"];
 
 const SEGMENTS: &[&str] = &[
-    "Products", "Services", "Cloud", "Consumer", "Commercial Banking", "Upstream", "Downstream",
-    "Pharmaceutical", "Medical Devices", "Automotive", "Energy Generation and Storage", "Advertising",
-    "Data Center", "Gaming", "Freight", "Wealth Management",
+    "Products",
+    "Services",
+    "Cloud",
+    "Consumer",
+    "Commercial Banking",
+    "Upstream",
+    "Downstream",
+    "Pharmaceutical",
+    "Medical Devices",
+    "Automotive",
+    "Energy Generation and Storage",
+    "Advertising",
+    "Data Center",
+    "Gaming",
+    "Freight",
+    "Wealth Management",
 ];
 const METRICS: &[&str] = &[
-    "net revenue", "gross margin", "operating income", "net income", "diluted earnings per share",
-    "free cash flow", "research and development expense", "selling, general and administrative expense",
-    "capital expenditures", "operating cash flow",
+    "net revenue",
+    "gross margin",
+    "operating income",
+    "net income",
+    "diluted earnings per share",
+    "free cash flow",
+    "research and development expense",
+    "selling, general and administrative expense",
+    "capital expenditures",
+    "operating cash flow",
 ];
 const DIRECTIONS: &[&str] = &["increased", "decreased", "grew", "declined", "remained relatively flat"];
 const DRIVERS: &[&str] = &[
-    "higher average selling prices", "increased unit volumes", "unfavorable foreign currency movements",
-    "lower demand in certain international markets", "the integration of recently acquired businesses",
-    "supply chain constraints and elevated component costs", "continued investment in headcount",
-    "a one-time impairment charge", "the timing of customer orders", "higher interest rates on deposits",
-    "favorable pricing and product mix", "increased freight and logistics costs",
+    "higher average selling prices",
+    "increased unit volumes",
+    "unfavorable foreign currency movements",
+    "lower demand in certain international markets",
+    "the integration of recently acquired businesses",
+    "supply chain constraints and elevated component costs",
+    "continued investment in headcount",
+    "a one-time impairment charge",
+    "the timing of customer orders",
+    "higher interest rates on deposits",
+    "favorable pricing and product mix",
+    "increased freight and logistics costs",
 ];
 const RISKS: &[&str] = &[
-    "adverse changes in global economic conditions", "cybersecurity incidents and data breaches",
-    "the loss of key personnel", "changes in tax laws or their interpretation",
-    "disruptions in our supply chain", "intense competition", "litigation and regulatory proceedings",
-    "fluctuations in foreign currency exchange rates", "climate-related physical and transition risks",
-    "our ability to protect our intellectual property", "pandemics and other public health crises",
+    "adverse changes in global economic conditions",
+    "cybersecurity incidents and data breaches",
+    "the loss of key personnel",
+    "changes in tax laws or their interpretation",
+    "disruptions in our supply chain",
+    "intense competition",
+    "litigation and regulatory proceedings",
+    "fluctuations in foreign currency exchange rates",
+    "climate-related physical and transition risks",
+    "our ability to protect our intellectual property",
+    "pandemics and other public health crises",
 ];
 const CONSEQUENCES: &[&str] = &[
     "could materially adversely affect our business, financial condition and results of operations",
-    "may cause our stock price to decline", "could result in significant costs and reputational harm",
-    "could reduce demand for our products and services", "may require us to record additional impairment charges",
+    "may cause our stock price to decline",
+    "could result in significant costs and reputational harm",
+    "could reduce demand for our products and services",
+    "may require us to record additional impairment charges",
 ];
 const INSTRUMENTS: &[&str] = &[
-    "foreign currency forward contracts", "interest rate swaps", "commodity futures",
-    "cross-currency swaps", "available-for-sale debt securities",
+    "foreign currency forward contracts",
+    "interest rate swaps",
+    "commodity futures",
+    "cross-currency swaps",
+    "available-for-sale debt securities",
 ];
 
 fn amount(rng: &mut Rng) -> String {
@@ -213,8 +251,18 @@ pub fn write_sample(path: &Path, rows: u64, seed: u64) -> Result<SampleInfo> {
     let mut section = SECTIONS_10K[0];
     while written < rows {
         let n = (rows - written).min(10_000) as usize;
-        let mut cols: (Vec<String>, Vec<i64>, Vec<&str>, Vec<&str>, Vec<&str>, Vec<i32>, Vec<i32>, Vec<&str>, Vec<i32>, Vec<String>) =
-            Default::default();
+        let mut cols: (
+            Vec<String>,
+            Vec<i64>,
+            Vec<&str>,
+            Vec<&str>,
+            Vec<&str>,
+            Vec<i32>,
+            Vec<i32>,
+            Vec<&str>,
+            Vec<i32>,
+            Vec<String>,
+        ) = Default::default();
         for _ in 0..n {
             if left == 0 {
                 filings += 1;

@@ -11,7 +11,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 import vdb_core
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +34,7 @@ def server_binary() -> Path:
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     p = Path(env) if env else target / "debug" / "examples" / "qdrant_test_server"
     if not p.exists():
-        msg = f"test-support Qdrant server not built at {p}: run `cargo test --all-targets` (or `cargo build --examples`) first"
+        msg = f"test-support Qdrant server not built at {p}: run `cargo build --examples` first"
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)

@@ -44,9 +44,8 @@ const LABELLED: &[(&str, &str)] = &[
 const SENTENCES: u64 = 1500;
 
 fn model(precision: Precision) -> CandleEmbedder {
-    let dir = locate(None).unwrap_or_else(|e| {
-        panic!("{e}. The int8 tests need the model: set VDB_MODEL_DIR or VDB_PYTHON.")
-    });
+    let dir =
+        locate(None).unwrap_or_else(|e| panic!("{e}. The int8 tests need the model: set VDB_MODEL_DIR or VDB_PYTHON."));
     CandleEmbedder::load_with(&dir, &LoadOptions { precision, ..LoadOptions::default() }).unwrap()
 }
 
@@ -68,10 +67,8 @@ fn sample_sentences() -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sample.parquet");
     vdb_core::sample::write_sample(&path, SENTENCES, 42).unwrap();
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap()).unwrap().build().unwrap();
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.unwrap();
@@ -84,14 +81,8 @@ fn sample_sentences() -> Vec<String> {
 
 fn golden_texts() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden_minilm.json");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    json["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["text"].as_str().unwrap().to_string())
-        .collect()
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    json["items"].as_array().unwrap().iter().map(|i| i["text"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]

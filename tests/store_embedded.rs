@@ -17,9 +17,7 @@ use vdb_core::store::{open, EnsureOutcome, StoreTarget, VectorStore};
 use vdb_core::ErrorKind;
 
 fn store(dir: &std::path::Path) -> EmbeddedStore {
-    EmbeddedStore::open(dir)
-        .unwrap()
-        .with_lock_timeout(Duration::from_secs(10))
+    EmbeddedStore::open(dir).unwrap().with_lock_timeout(Duration::from_secs(10))
 }
 
 #[test]
@@ -29,24 +27,12 @@ fn ensure_mismatch_and_recreate() {
     contract::ensure_and_mismatch(&s, "c1");
     let err = s.ensure_collection(&spec("c1", DIM), false).unwrap_err();
     // The error names the directory, for a person to find it.
-    assert!(
-        err.to_string()
-            .contains(&tmp.path().join("c1").display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&tmp.path().join("c1").display().to_string()), "{err}");
     drop(s);
     // Size and distance are persisted: a fresh store still detects the mismatch.
     let s = store(tmp.path());
-    assert_eq!(
-        s.ensure_collection(&spec("c1", DIM * 2), false).unwrap(),
-        EnsureOutcome::Existed
-    );
-    assert_eq!(
-        s.ensure_collection(&spec("c1", DIM), false)
-            .unwrap_err()
-            .kind,
-        ErrorKind::CollectionMismatch
-    );
+    assert_eq!(s.ensure_collection(&spec("c1", DIM * 2), false).unwrap(), EnsureOutcome::Existed);
+    assert_eq!(s.ensure_collection(&spec("c1", DIM), false).unwrap_err().kind, ErrorKind::CollectionMismatch);
 }
 
 #[test]
@@ -63,10 +49,7 @@ fn load_search_filter_retrieve() {
 fn data_is_durable_across_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     {
-        let s = open(&StoreTarget::Embedded {
-            path: tmp.path().to_path_buf(),
-        })
-        .unwrap();
+        let s = open(&StoreTarget::Embedded { path: tmp.path().to_path_buf() }).unwrap();
         assert!(s.describe().contains(&tmp.path().display().to_string()));
         s.ensure_collection(&spec("c", DIM), false).unwrap();
         s.upsert("c", points(0..N, DIM), &contract::opts()).unwrap();
@@ -75,10 +58,7 @@ fn data_is_durable_across_reopen() {
     assert!(s.collection_exists("c").unwrap());
     assert_eq!(s.count("c").unwrap(), N as u64);
     assert_eq!(s.retrieve("c", &[id(17)]).unwrap()[0].payload, payload(17));
-    assert_eq!(
-        s.search("c", &vector(17, DIM), 1, &[]).unwrap()[0].id,
-        id(17).to_string()
-    );
+    assert_eq!(s.search("c", &vector(17, DIM), 1, &[]).unwrap()[0].id, id(17).to_string());
 }
 
 #[test]
@@ -97,10 +77,7 @@ fn bulk_mode_defers_then_indexes() {
     drop(s);
     let shard = qdrant_edge::EdgeShard::load(&tmp.path().join("bulk/shard"), None).unwrap();
     let info = shard.info();
-    assert!(
-        info.indexed_vectors_count > 0,
-        "no HNSW index was built: {info:?}"
-    );
+    assert!(info.indexed_vectors_count > 0, "no HNSW index was built: {info:?}");
 }
 
 #[test]
@@ -150,24 +127,14 @@ fn payload_indexes_exist() {
     let tmp = tempfile::tempdir().unwrap();
     let s = store(tmp.path());
     s.ensure_collection(&spec("c", DIM), false).unwrap();
-    s.upsert("c", points(0..20, DIM), &contract::opts())
-        .unwrap();
+    s.upsert("c", points(0..20, DIM), &contract::opts()).unwrap();
     // A later ensure with one more index adds it.
     let mut more = spec("c", DIM);
-    more.payload_indexes
-        .push(("flag_num".into(), vdb_core::store::IndexKind::Float));
-    assert_eq!(
-        s.ensure_collection(&more, false).unwrap(),
-        EnsureOutcome::Existed
-    );
+    more.payload_indexes.push(("flag_num".into(), vdb_core::store::IndexKind::Float));
+    assert_eq!(s.ensure_collection(&more, false).unwrap(), EnsureOutcome::Existed);
     drop(s);
     let shard = qdrant_edge::EdgeShard::load(&tmp.path().join("c/shard"), None).unwrap();
-    let mut fields: Vec<String> = shard
-        .info()
-        .payload_schema
-        .keys()
-        .map(|k| k.to_string())
-        .collect();
+    let mut fields: Vec<String> = shard.info().payload_schema.keys().map(|k| k.to_string()).collect();
     fields.sort();
     assert_eq!(fields, ["company", "flag_num", "year"]);
 }
@@ -179,18 +146,13 @@ fn second_opener_waits_then_gets_a_clear_locked_error() {
     a.ensure_collection(&spec("c", DIM), false).unwrap();
     a.upsert("c", points(0..5, DIM), &contract::opts()).unwrap();
 
-    let b = EmbeddedStore::open(tmp.path())
-        .unwrap()
-        .with_lock_timeout(Duration::from_millis(300));
+    let b = EmbeddedStore::open(tmp.path()).unwrap().with_lock_timeout(Duration::from_millis(300));
     let start = Instant::now();
     let err = b.count("c").unwrap_err();
     assert!(start.elapsed() >= Duration::from_millis(300));
     assert_eq!(err.kind, ErrorKind::Locked, "{err}");
     let dir = tmp.path().join("c");
-    assert!(
-        err.to_string().contains(&dir.display().to_string()),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&dir.display().to_string()), "{err}");
     assert_eq!(err.file.as_deref(), Some(dir.as_path()));
     // Other collections are not blocked.
     b.ensure_collection(&spec("other", DIM), false).unwrap();
@@ -214,8 +176,7 @@ fn parallel_writers_in_one_store() {
         for t in 0..4 {
             let s = &s;
             scope.spawn(move || {
-                s.upsert("c", points(t * 100..t * 100 + 100, DIM), &contract::opts())
-                    .unwrap();
+                s.upsert("c", points(t * 100..t * 100 + 100, DIM), &contract::opts()).unwrap();
                 s.search("c", &vector(t, DIM), 3, &[]).unwrap();
             });
         }
@@ -234,12 +195,10 @@ fn lock_child() {
     };
     let s = store(std::path::Path::new(&dir));
     s.ensure_collection(&spec("c", DIM), false).unwrap();
-    s.upsert("c", points(0..42, DIM), &contract::opts())
-        .unwrap();
+    s.upsert("c", points(0..42, DIM), &contract::opts()).unwrap();
     println!("CHILD HOLDS LOCK");
     std::thread::sleep(Duration::from_millis(1500));
-    s.upsert("c", points(42..50, DIM), &contract::opts())
-        .unwrap();
+    s.upsert("c", points(42..50, DIM), &contract::opts()).unwrap();
     drop(s);
     println!("CHILD RELEASED");
 }
@@ -248,13 +207,7 @@ fn lock_child() {
 fn another_process_holds_the_lock() {
     let tmp = tempfile::tempdir().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "lock_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["lock_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, tmp.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -262,18 +215,13 @@ fn another_process_holds_the_lock() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     loop {
-        let line = lines
-            .next()
-            .expect("child ended before taking the lock")
-            .unwrap();
+        let line = lines.next().expect("child ended before taking the lock").unwrap();
         if line.contains("CHILD HOLDS LOCK") {
             break;
         }
     }
     // While the child holds it: a short wait fails with Locked...
-    let quick = EmbeddedStore::open(tmp.path())
-        .unwrap()
-        .with_lock_timeout(Duration::from_millis(200));
+    let quick = EmbeddedStore::open(tmp.path()).unwrap().with_lock_timeout(Duration::from_millis(200));
     let err = quick.count("c").unwrap_err();
     assert_eq!(err.kind, ErrorKind::Locked, "{err}");
     drop(quick);
@@ -281,16 +229,9 @@ fn another_process_holds_the_lock() {
     let start = Instant::now();
     let patient = store(tmp.path());
     assert_eq!(patient.count("c").unwrap(), 50);
-    assert!(
-        start.elapsed() >= Duration::from_millis(300),
-        "did not wait: {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() >= Duration::from_millis(300), "did not wait: {:?}", start.elapsed());
     let status = child.wait().unwrap();
     assert!(status.success());
     let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
-    assert!(
-        rest.iter().any(|l| l.contains("CHILD RELEASED")),
-        "{rest:?}"
-    );
+    assert!(rest.iter().any(|l| l.contains("CHILD RELEASED")), "{rest:?}");
 }

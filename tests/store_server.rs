@@ -26,60 +26,29 @@ fn start(storage: &Path) -> TestServer {
 }
 
 fn connect(url: &str) -> ServerStore {
-    ServerStore::connect(url, None)
-        .unwrap()
-        .with_retry(RetryPolicy {
-            max_retries: 2,
-            base_ms: 20,
-        })
+    ServerStore::connect(url, None).unwrap().with_retry(RetryPolicy { max_retries: 2, base_ms: 20 })
 }
 
 /// A free port: bind port 0, note it, let it go.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
 }
 
 /// HNSW `m` as the server reports it, read with a plain qdrant-client.
 fn hnsw_m(url: &str, collection: &str) -> u64 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let client = qdrant_client::Qdrant::from_url(url)
-            .skip_compatibility_check()
-            .build()
-            .unwrap();
-        let info = client
-            .collection_info(collection)
-            .await
-            .unwrap()
-            .result
-            .unwrap();
+        let client = qdrant_client::Qdrant::from_url(url).skip_compatibility_check().build().unwrap();
+        let info = client.collection_info(collection).await.unwrap().result.unwrap();
         info.config.unwrap().hnsw_config.unwrap().m.unwrap()
     })
 }
 
 fn payload_index_fields(url: &str, collection: &str) -> Vec<String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let client = qdrant_client::Qdrant::from_url(url)
-            .skip_compatibility_check()
-            .build()
-            .unwrap();
-        let info = client
-            .collection_info(collection)
-            .await
-            .unwrap()
-            .result
-            .unwrap();
+        let client = qdrant_client::Qdrant::from_url(url).skip_compatibility_check().build().unwrap();
+        let info = client.collection_info(collection).await.unwrap().result.unwrap();
         let mut f: Vec<String> = info.payload_schema.keys().cloned().collect();
         f.sort();
         f
@@ -96,10 +65,7 @@ fn ensure_mismatch_and_recreate() {
     let err = s.ensure_collection(&spec("c1", DIM), false).unwrap_err();
     assert!(err.to_string().contains(&server.url()), "{err}");
     // Payload indexes were created with the collection.
-    assert_eq!(
-        payload_index_fields(&server.url(), "c1"),
-        ["company", "year"]
-    );
+    assert_eq!(payload_index_fields(&server.url(), "c1"), ["company", "year"]);
 }
 
 #[test]
@@ -136,17 +102,10 @@ fn server_down_at_first_then_up_gets_every_point() {
     let url = format!("http://{addr}");
     // Create the collection, then take the server down.
     let server = TestServer::start(addr, tmp.path()).unwrap();
-    connect(&url)
-        .ensure_collection(&spec("c", DIM), false)
-        .unwrap();
+    connect(&url).ensure_collection(&spec("c", DIM), false).unwrap();
     server.stop();
 
-    let opts = LoadOptions {
-        batch_size: 50,
-        parallel: 2,
-        max_retries: 8,
-        retry_base_ms: 100,
-    };
+    let opts = LoadOptions { batch_size: 50, parallel: 2, max_retries: 8, retry_base_ms: 100 };
     let loader_url = url.clone();
     let start = Instant::now();
     let loader = std::thread::spawn(move || {
@@ -154,39 +113,23 @@ fn server_down_at_first_then_up_gets_every_point() {
         s.upsert("c", points(0..500, DIM), &opts)
     });
     std::thread::sleep(Duration::from_millis(1200));
-    assert!(
-        !loader.is_finished(),
-        "upsert returned while the server was down"
-    );
+    assert!(!loader.is_finished(), "upsert returned while the server was down");
     let server = TestServer::start(addr, tmp.path()).unwrap();
-    let written = loader
-        .join()
-        .unwrap()
-        .expect("upsert should succeed once the server is up");
+    let written = loader.join().unwrap().expect("upsert should succeed once the server is up");
     assert_eq!(written, 500);
     assert!(start.elapsed() >= Duration::from_millis(1200));
     let s = connect(&server.url());
     assert_eq!(s.count("c").unwrap(), 500);
-    assert_eq!(
-        s.retrieve("c", &[id(499)]).unwrap()[0].payload,
-        payload(499)
-    );
+    assert_eq!(s.retrieve("c", &[id(499)]).unwrap()[0].payload, payload(499));
 }
 
 #[test]
 fn server_that_stays_down_gives_store_unavailable() {
     let url = format!("http://127.0.0.1:{}", free_port());
     let s = connect(&url);
-    let opts = LoadOptions {
-        batch_size: 10,
-        parallel: 2,
-        max_retries: 3,
-        retry_base_ms: 20,
-    };
+    let opts = LoadOptions { batch_size: 10, parallel: 2, max_retries: 3, retry_base_ms: 20 };
     let start = Instant::now();
-    let err = s
-        .upsert("sec_sentences", points(0..30, DIM), &opts)
-        .unwrap_err();
+    let err = s.upsert("sec_sentences", points(0..30, DIM), &opts).unwrap_err();
     assert_eq!(err.kind, ErrorKind::StoreUnavailable, "{err}");
     let msg = err.to_string();
     assert!(msg.contains(&url), "{msg}");
@@ -196,9 +139,7 @@ fn server_that_stays_down_gives_store_unavailable() {
     // Every other call fails the same way, with the store's retry policy.
     let err = s.count("sec_sentences").unwrap_err();
     assert_eq!(err.kind, ErrorKind::StoreUnavailable);
-    let err = s
-        .ensure_collection(&spec("sec_sentences", DIM), false)
-        .unwrap_err();
+    let err = s.ensure_collection(&spec("sec_sentences", DIM), false).unwrap_err();
     assert_eq!(err.kind, ErrorKind::StoreUnavailable);
     assert!(err.to_string().contains(&url));
 }
@@ -227,36 +168,22 @@ fn bulk_mode_settings_are_restored_after_a_failed_load() {
     // 2. The server goes away mid-load: StoreUnavailable; once it is back, restore still works.
     s.set_bulk_mode("c", true).unwrap();
     server.stop();
-    let err = s
-        .upsert("c", points(0..10, DIM), &contract::opts())
-        .unwrap_err();
+    let err = s.upsert("c", points(0..10, DIM), &contract::opts()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::StoreUnavailable);
-    assert!(
-        s.set_bulk_mode("c", false).is_err(),
-        "restore cannot work while the server is down"
-    );
+    assert!(s.set_bulk_mode("c", false).is_err(), "restore cannot work while the server is down");
     let server = TestServer::start(addr, tmp.path()).unwrap();
     assert_eq!(hnsw_m(&url, "c"), 0, "m=0 survives the restart");
     s.set_bulk_mode("c", false).unwrap();
     assert_eq!(hnsw_m(&url, "c"), DEFAULT_HNSW_M);
 
     // 3. A non-default m is remembered and restored as is.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let client = qdrant_client::Qdrant::from_url(&url)
-            .skip_compatibility_check()
-            .build()
-            .unwrap();
+        let client = qdrant_client::Qdrant::from_url(&url).skip_compatibility_check().build().unwrap();
         client
             .update_collection(pb::UpdateCollection {
                 collection_name: "c".into(),
-                hnsw_config: Some(pb::HnswConfigDiff {
-                    m: Some(32),
-                    ..Default::default()
-                }),
+                hnsw_config: Some(pb::HnswConfigDiff { m: Some(32), ..Default::default() }),
                 ..Default::default()
             })
             .await
@@ -288,12 +215,7 @@ fn parallel_requests_and_many_batches() {
     let server = start(tmp.path());
     let s = connect(&server.url());
     s.ensure_collection(&spec("c", DIM), false).unwrap();
-    let opts = LoadOptions {
-        batch_size: 7,
-        parallel: 8,
-        max_retries: 2,
-        retry_base_ms: 20,
-    };
+    let opts = LoadOptions { batch_size: 7, parallel: 8, max_retries: 2, retry_base_ms: 20 };
     assert_eq!(s.upsert("c", points(0..1000, DIM), &opts).unwrap(), 1000);
     assert_eq!(s.count("c").unwrap(), 1000);
 }
@@ -304,18 +226,9 @@ fn parallel_requests_and_many_batches() {
 #[test]
 fn example_server_binary() {
     let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("qdrant_test_server");
+    let bin = exe.parent().unwrap().parent().unwrap().join("examples").join("qdrant_test_server");
     if !bin.exists() {
-        eprintln!(
-            "skipping: {} not built (run `cargo test` or `cargo build --examples`)",
-            bin.display()
-        );
+        eprintln!("skipping: {} not built (run `cargo test` or `cargo build --examples`)", bin.display());
         return;
     }
     use std::io::{BufRead, BufReader};
@@ -329,31 +242,20 @@ fn example_server_binary() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on 127.0.0.1:")
-        .expect(&line);
+    let addr = line.trim().strip_prefix("listening on 127.0.0.1:").expect(&line);
     let url = format!("http://127.0.0.1:{addr}");
     let s = connect(&url);
     s.ensure_collection(&spec("c", DIM), false).unwrap();
-    s.upsert("c", points(0..20, DIM), &contract::opts())
-        .unwrap();
+    s.upsert("c", points(0..20, DIM), &contract::opts()).unwrap();
     assert_eq!(s.count("c").unwrap(), 20);
     // SIGTERM: clean exit, data flushed.
     let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    assert!(
-        rest.is_empty(),
-        "exactly one line on stdout, got more: {rest:?}"
-    );
+    assert!(rest.is_empty(), "exactly one line on stdout, got more: {rest:?}");
     let server = TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), tmp.path()).unwrap();
     assert_eq!(connect(&server.url()).count("c").unwrap(), 20);
 }

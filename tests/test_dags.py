@@ -13,7 +13,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 import vdb_core
 from conftest import ROOT, QdrantTestServer
 
@@ -55,11 +54,27 @@ def test_dagbag_imports_without_errors():
     assert bag.import_errors == {}
     dag = bag.dags[DAG_ID]
     assert {t.task_id for t in dag.tasks} == {
-        "plan", "embed", "ensure_collection", "load", "restore_indexing", "verify", "cleanup"}
+        "plan",
+        "embed",
+        "ensure_collection",
+        "load",
+        "restore_indexing",
+        "verify",
+        "cleanup",
+    }
     assert dag.get_task("restore_indexing").trigger_rule == "all_done"
     assert dag.get_task("embed").retries >= 1 and dag.get_task("load").retries >= 1
-    assert set(dag.params.keys()) >= {"input_path", "collection", "text_column", "id_columns", "payload_columns",
-                                      "shard_rows", "batch_size", "recreate", "model_dir"}
+    assert set(dag.params.keys()) >= {
+        "input_path",
+        "collection",
+        "text_column",
+        "id_columns",
+        "payload_columns",
+        "shard_rows",
+        "batch_size",
+        "recreate",
+        "model_dir",
+    }
     assert dag.params.get_param("recreate").schema["type"] == "boolean"
     assert dag.params.get_param("shard_rows").schema["type"] == "integer"
     assert dag.params.get_param("input_path").description
@@ -68,8 +83,13 @@ def test_dagbag_imports_without_errors():
 
 
 def dags_test(env: dict, dag_id: str, conf: dict) -> subprocess.CompletedProcess:
-    r = subprocess.run([AIRFLOW, "dags", "test", dag_id, "--conf", json.dumps(conf)],
-                       env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        [AIRFLOW, "dags", "test", dag_id, "--conf", json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     return r
 
@@ -95,6 +115,7 @@ def test_dags_test_into_the_server_and_search_dag(airflow_env, sample_parquet, t
         target = vdb_core.store_target(qdrant_url=srv.url)
         assert vdb_core.count("dagsrv", target=target) == 600
         import pyarrow.parquet as pq
+
         probe = pq.read_table(sample_parquet).to_pylist()[7]["sentence"]
         out = dags_test(env, "sec_filings_search", {"query": probe, "collection": "dagsrv", "limit": 3})
         assert probe in out.stdout + out.stderr
@@ -120,9 +141,12 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 
 def _api(method: str, url: str, body: dict | None = None, token: str | None = None) -> dict:
-    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    req = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read() or b"{}")
 
@@ -158,9 +182,15 @@ def test_scheduler_run_triggered_over_rest(airflow_env, sample_parquet, tmp_path
             except urllib.error.HTTPError as e:
                 assert e.code == 404 and time.time() < deadline, f"DAG not registered: {e}"
                 time.sleep(2)
-        run = _api("POST", f"{base}/api/v2/dags/{DAG_ID}/dagRuns",
-                   {"logical_date": None, "conf": {"input_path": str(sample_parquet), "collection": "rest",
-                                                   "shard_rows": 300}}, token)
+        run = _api(
+            "POST",
+            f"{base}/api/v2/dags/{DAG_ID}/dagRuns",
+            {
+                "logical_date": None,
+                "conf": {"input_path": str(sample_parquet), "collection": "rest", "shard_rows": 300},
+            },
+            token,
+        )
         run_id = run["dag_run_id"]
         deadline = time.time() + 600
         state = None

@@ -396,8 +396,21 @@ def test_dockerignore_excludes_build_output_envs_vcs_and_data():
         line = line.strip()
         if line and not line.startswith(("#", "!")):
             entries.add(line.removeprefix("**/").strip("/"))
-    for required in ("target", ".venv", "venv", ".git", "data", "dags", "qdrant_storage", ".vdb", "logs",
-                     "dist", "*.ipynb", ".DS_Store", "__pycache__"):
+    for required in (
+        "target",
+        ".venv",
+        "venv",
+        ".git",
+        "data",
+        "dags",
+        "qdrant_storage",
+        ".vdb",
+        "logs",
+        "dist",
+        "*.ipynb",
+        ".DS_Store",
+        "__pycache__",
+    ):
         assert required in entries, f".dockerignore lacks {required}"
     # What the wheel stage needs must not be excluded.
     for needed in ("src", "python", "Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md", "docker"):

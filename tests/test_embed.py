@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import vdb_core
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden_minilm.json").read_text())

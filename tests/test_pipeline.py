@@ -7,15 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 import vdb_core
-from conftest import QdrantTestServer, vdb_cli
+from conftest import vdb_cli
 
 
 def embedded(tmp_path: Path) -> dict:
@@ -41,8 +39,9 @@ def test_steps_alone_equal_the_chained_ingest(tmp_path, sample_parquet, embedder
 
     # ... and chained (as the CLI runs them) give the same points.
     target_b = embedded(tmp_path / "b")
-    result = vdb_core.ingest(sample_parquet, run_dir=tmp_path / "chained", collection="c", target=target_b,
-                             embedder=embedder, shard_rows=250)
+    result = vdb_core.ingest(
+        sample_parquet, run_dir=tmp_path / "chained", collection="c", target=target_b, embedder=embedder, shard_rows=250
+    )
     assert result["report"]["points_verified"] == 600
     assert set(result["report"]["steps"]) == set(report["steps"])
     some = [h["id"] for h in vdb_core.search_vector([0.05] * 384, "c", target=target, limit=20)]
@@ -55,18 +54,25 @@ def test_steps_alone_equal_the_chained_ingest(tmp_path, sample_parquet, embedder
 def test_rerun_skips_finished_work_and_never_duplicates(tmp_path, sample_parquet, embedder):
     target, run = embedded(tmp_path), tmp_path / "run"
     vdb_core.ingest(sample_parquet, run_dir=run, collection="c", target=target, embedder=embedder, shard_rows=250)
-    again = vdb_core.ingest(sample_parquet, run_dir=run, collection="c", target=target, embedder=embedder, shard_rows=250)
+    again = vdb_core.ingest(
+        sample_parquet, run_dir=run, collection="c", target=target, embedder=embedder, shard_rows=250
+    )
     assert again["report"]["collection_count"] == 600
     # A fresh run of the same file: every point already exists, none is new, the count is unchanged.
-    fresh = vdb_core.ingest(sample_parquet, run_dir=tmp_path / "run2", collection="c", target=target,
-                            embedder=embedder, shard_rows=250)
+    fresh = vdb_core.ingest(
+        sample_parquet, run_dir=tmp_path / "run2", collection="c", target=target, embedder=embedder, shard_rows=250
+    )
     assert fresh["report"]["new_points"] == 0 and vdb_core.count("c", target=target) == 600
 
 
 def test_incremental_reingest_reports_new_points_and_updates_payloads(tmp_path, embedder):
     target = embedded(tmp_path)
-    base = {"filing_id": ["f1"] * 3, "sentence_index": [0, 1, 2], "company": ["Old Co"] * 3,
-            "sentence": ["Revenue grew strongly.", "Costs rose sharply.", "Cash declined."]}
+    base = {
+        "filing_id": ["f1"] * 3,
+        "sentence_index": [0, 1, 2],
+        "company": ["Old Co"] * 3,
+        "sentence": ["Revenue grew strongly.", "Costs rose sharply.", "Cash declined."],
+    }
     p1 = tmp_path / "v1.parquet"
     pq.write_table(pa.table(base), p1)
     vdb_core.ingest(p1, run_dir=tmp_path / "r1", collection="c", target=target, embedder=embedder)
@@ -91,9 +97,17 @@ def test_search_finds_the_sentence_and_filters_work(tmp_path, sample_parquet, em
     hits = vdb_core.search(probe["sentence"], "c", target=target, embedder=embedder, limit=3)
     assert hits[0]["payload"]["text"] == probe["sentence"] and hits[0]["score"] > 0.99
     assert hits[0]["payload"]["filing_id"] == probe["filing_id"] and hits[0]["payload"]["cik"] == probe["cik"]
-    hits = vdb_core.search("risk factors", "c", target=target, embedder=embedder, limit=20,
-                           filters={"form_type": "10-Q", "fiscal_year": {"gte": 2018, "lte": 2020}})
-    assert hits and all(h["payload"]["form_type"] == "10-Q" and 2018 <= h["payload"]["fiscal_year"] <= 2020 for h in hits)
+    hits = vdb_core.search(
+        "risk factors",
+        "c",
+        target=target,
+        embedder=embedder,
+        limit=20,
+        filters={"form_type": "10-Q", "fiscal_year": {"gte": 2018, "lte": 2020}},
+    )
+    assert hits and all(
+        h["payload"]["form_type"] == "10-Q" and 2018 <= h["payload"]["fiscal_year"] <= 2020 for h in hits
+    )
 
 
 def test_collection_with_another_size_is_refused_unless_recreated(tmp_path, sample_parquet, embedder):
@@ -133,8 +147,11 @@ for s in p["shards"]:
 def test_resume_after_kill_9(tmp_path, sample_parquet, embedder, kill_after):
     """kill -9 in the middle of embed / load, then run again: exact count, no duplicates."""
     run, store = tmp_path / "run", tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(run), str(sample_parquet), str(store), "x"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT, str(run), str(sample_parquet), str(store), "x"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stdout:
         if line.strip() == kill_after:
             os.kill(proc.pid, signal.SIGKILL)
@@ -152,27 +169,39 @@ def test_resume_after_kill_9(tmp_path, sample_parquet, embedder, kill_after):
 def test_embedded_store_is_locked_across_processes(tmp_path, sample_parquet, embedder):
     target = embedded(tmp_path)
     vdb_core.ingest(sample_parquet, run_dir=tmp_path / "run", collection="c", target=target, embedder=embedder)
-    code = ("import sys, vdb_core; t = vdb_core.store_target(store_path=sys.argv[1]);"
-            "print(vdb_core.count('c', target=t))")
+    code = (
+        "import sys, vdb_core; t = vdb_core.store_target(store_path=sys.argv[1]);print(vdb_core.count('c', target=t))"
+    )
     # Two processes counting at once both succeed (they wait for each other's lock).
-    procs = [subprocess.Popen([sys.executable, "-c", code, target["path"]], stdout=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, target["path"]], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert outs == ["600", "600"]
 
 
 # --- the server store, over Qdrant's gRPC protocol ---------------------------------------------------
 
+
 def test_server_store_end_to_end(tmp_path, sample_parquet, embedder, qdrant_server):
     target = vdb_core.store_target(qdrant_url=qdrant_server.url)
-    r = vdb_core.ingest(sample_parquet, run_dir=tmp_path / "run", collection="sec", target=target,
-                        embedder=embedder, shard_rows=250, upsert_batch_size=64)
+    r = vdb_core.ingest(
+        sample_parquet,
+        run_dir=tmp_path / "run",
+        collection="sec",
+        target=target,
+        embedder=embedder,
+        shard_rows=250,
+        upsert_batch_size=64,
+    )
     assert r["report"]["points_verified"] == 600 and vdb_core.count("sec", target=target) == 600
     probe = pq.read_table(sample_parquet).to_pylist()[42]
     hits = vdb_core.search(probe["sentence"], "sec", target=target, embedder=embedder, limit=1)
     assert hits[0]["payload"]["text"] == probe["sentence"]
-    again = vdb_core.ingest(sample_parquet, run_dir=tmp_path / "run2", collection="sec", target=target,
-                            embedder=embedder, shard_rows=250)
+    again = vdb_core.ingest(
+        sample_parquet, run_dir=tmp_path / "run2", collection="sec", target=target, embedder=embedder, shard_rows=250
+    )
     assert again["report"]["new_points"] == 0 and vdb_core.count("sec", target=target) == 600
 
 
@@ -188,15 +217,37 @@ def test_server_down_gives_a_clear_error(tmp_path, sample_parquet, embedder):
 
 # --- CLI --------------------------------------------------------------------------------------------
 
+
 def test_cli_ingest_search_count(tmp_path, sample_parquet):
     store = str(tmp_path / "store")
-    r = vdb_cli("ingest", str(sample_parquet), "--store", store, "--run-dir", str(tmp_path / "run"),
-                "--collection", "c", "--shard-rows", "300")
+    r = vdb_cli(
+        "ingest",
+        str(sample_parquet),
+        "--store",
+        store,
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--collection",
+        "c",
+        "--shard-rows",
+        "300",
+    )
     assert r.returncode == 0, r.stderr
     assert "points loaded 600" in r.stdout and "sample search ok" in r.stdout
     assert "plan:" in r.stderr and "rows/s" in r.stderr  # progress lines when not a terminal
-    r = vdb_cli("search", "net revenue increased", "--store", store, "--collection", "c", "--json",
-                "--filter", "form_type=10-K", "--limit", "5")
+    r = vdb_cli(
+        "search",
+        "net revenue increased",
+        "--store",
+        store,
+        "--collection",
+        "c",
+        "--json",
+        "--filter",
+        "form_type=10-K",
+        "--limit",
+        "5",
+    )
     assert r.returncode == 0, r.stderr
     hits = json.loads(r.stdout)
     assert len(hits) == 5 and all(h["payload"]["form_type"] == "10-K" for h in hits)
@@ -207,13 +258,34 @@ def test_cli_ingest_search_count(tmp_path, sample_parquet):
 
 def test_cli_int8_run_records_its_precision_and_refuses_to_mix(tmp_path, sample_parquet):
     store, run = str(tmp_path / "store"), tmp_path / "run"
-    r = vdb_cli("ingest", str(sample_parquet), "--store", store, "--run-dir", str(run),
-                "--collection", "c", "--precision", "int8", "--json")
+    r = vdb_cli(
+        "ingest",
+        str(sample_parquet),
+        "--store",
+        store,
+        "--run-dir",
+        str(run),
+        "--collection",
+        "c",
+        "--precision",
+        "int8",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "manifest.json").read_text())["model"]["model_id"].endswith("+int8")
     # Resuming the same run in float32 would mix two kinds of vectors: refused, naming both.
-    r = vdb_cli("ingest", str(sample_parquet), "--store", store, "--run-dir", str(run),
-                "--collection", "c", "--precision", "float32")
+    r = vdb_cli(
+        "ingest",
+        str(sample_parquet),
+        "--store",
+        store,
+        "--run-dir",
+        str(run),
+        "--collection",
+        "c",
+        "--precision",
+        "float32",
+    )
     assert r.returncode != 0
     assert "+int8" in r.stderr and "new run directory" in r.stderr
     r = vdb_cli("ingest", str(sample_parquet), "--store", store, "--precision", "fp16")

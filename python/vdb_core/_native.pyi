@@ -5,11 +5,12 @@ errors are raised as the exceptions below, each with ``kind`` (a stable slug suc
 ``"missing_column"``), ``file``, ``row`` and ``column`` attributes (None when not applicable).
 """
 
-from typing import Any, Callable, Union
+from collections.abc import Callable
+from typing import Any
 
 __version__: str
 
-Progress = Union[None, str, Callable[[str], Any]]
+Progress = None | str | Callable[[str], Any]
 
 class VdbError(Exception):
     """Base of every vdb_core error."""
@@ -38,7 +39,9 @@ class HandoffError(VdbError):
     """A run directory, manifest or shard file is missing, damaged, locked or from another run."""
 
 class NativeEmbedder:
-    def __init__(self, model_dir: str | None = None, threads: int | None = None, precision: str = "float32") -> None: ...
+    def __init__(
+        self, model_dir: str | None = None, threads: int | None = None, precision: str = "float32"
+    ) -> None: ...
     @property
     def dim(self) -> int: ...
     @property
@@ -60,9 +63,7 @@ def run_dir(work_dir: str | None, dag_id: str, run_id: str) -> str: ...
 def remove_run_dir(path: str) -> None: ...
 def inspect(path: str, mapping: str) -> str: ...
 def sample_data(path: str, rows: int, seed: int) -> str: ...
-def plan(
-    run_dir: str, input: str, mapping: str, shard_rows: int, strict: bool, progress: Progress = None
-) -> str: ...
+def plan(run_dir: str, input: str, mapping: str, shard_rows: int, strict: bool, progress: Progress = None) -> str: ...
 def embed_shard(
     run_dir: str, shard: int, embedder: NativeEmbedder, batch_size: int = 32, progress: Progress = None
 ) -> str: ...

@@ -7,7 +7,8 @@ Airflow; functions that need it import it lazily.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import vdb_core
 

@@ -12,7 +12,8 @@ import os
 import sys
 import time
 import uuid
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import vdb_core
 
@@ -33,7 +34,9 @@ def _target(args: argparse.Namespace) -> dict[str, Any]:
 def _add_store_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collection", default=None, help="Qdrant collection (default: VDB_COLLECTION or sec_filings)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--qdrant-url", default=None, help="Qdrant gRPC URL, e.g. http://localhost:6334 (default: QDRANT_URL)")
+    g.add_argument(
+        "--qdrant-url", default=None, help="Qdrant gRPC URL, e.g. http://localhost:6334 (default: QDRANT_URL)"
+    )
     g.add_argument("--store", default=None, help="embedded store directory (default: VDB_STORE_PATH)")
     p.add_argument("--api-key", default=None, help="Qdrant API key (default: QDRANT_API_KEY)")
     p.add_argument("--model-dir", default=None, help="model folder (default: VDB_MODEL_DIR or the bundled package)")
@@ -74,7 +77,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or vdb_core.run_dir("cli", "ingest-" + uuid.uuid4().hex[:12])
     target = _target(args)
     collection = args.collection or settings["collection"]
-    print(f"vdb ingest {args.parquet} -> collection {collection!r} ({_describe(target)}); run dir {run_dir}", file=sys.stderr)
+    print(
+        f"vdb ingest {args.parquet} -> collection {collection!r} ({_describe(target)}); run dir {run_dir}",
+        file=sys.stderr,
+    )
     started = time.monotonic()
     # Check the input and the mapping before loading the model: bad input fails in a second.
     info = vdb_core.inspect(args.parquet, args.text_column, _split(args.id_columns), _split(args.payload_columns))
@@ -131,7 +137,12 @@ def _filters(items: Sequence[str] | None) -> dict[str, Any]:
 def cmd_search(args: argparse.Namespace) -> int:
     embedder = vdb_core.Embedder(args.model_dir)
     hits = vdb_core.search(
-        args.query, args.collection, target=_target(args), embedder=embedder, limit=args.limit, filters=_filters(args.filter)
+        args.query,
+        args.collection,
+        target=_target(args),
+        embedder=embedder,
+        limit=args.limit,
+        filters=_filters(args.filter),
     )
     if args.json:
         print(json.dumps(hits, indent=2))
@@ -164,8 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def mapping_flags(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--text-column", default=None, help="text column (default: sentence)")
-        sp.add_argument("--id-columns", default=None, help="comma-separated id columns (default: filing_id,sentence_index)")
-        sp.add_argument("--payload-columns", default=None, help="comma-separated payload columns (default: all but the text)")
+        sp.add_argument(
+            "--id-columns", default=None, help="comma-separated id columns (default: filing_id,sentence_index)"
+        )
+        sp.add_argument(
+            "--payload-columns", default=None, help="comma-separated payload columns (default: all but the text)"
+        )
 
     sp = sub.add_parser("inspect", help="row count, schema, null counts and column mapping of a parquet file")
     sp.add_argument("parquet")
@@ -183,14 +198,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("parquet")
     mapping_flags(sp)
     _add_store_flags(sp)
-    sp.add_argument("--run-dir", default=None, help="handoff directory; reuse one to resume (default: a new one under VDB_WORK_DIR)")
+    sp.add_argument(
+        "--run-dir", default=None, help="handoff directory; reuse one to resume (default: a new one under VDB_WORK_DIR)"
+    )
     sp.add_argument("--shard-rows", type=int, default=None, help="rows per shard (default: VDB_SHARD_ROWS)")
     sp.add_argument("--batch-size", type=int, default=None, help="sentences per forward pass (default: VDB_BATCH_SIZE)")
     sp.add_argument("--upsert-batch-size", type=int, default=None, help="points per upsert (default: VDB_UPSERT_BATCH)")
-    sp.add_argument("--threads", type=int, default=None, help="embedding threads (default: VDB_THREADS or all allowed CPUs)")
-    sp.add_argument("--precision", choices=["float32", "int8"], default=None, help="embedding arithmetic (default: VDB_PRECISION, float32); int8 is ~2x faster, cosine >= 0.99 to float32")
+    sp.add_argument(
+        "--threads", type=int, default=None, help="embedding threads (default: VDB_THREADS or all allowed CPUs)"
+    )
+    sp.add_argument(
+        "--precision",
+        choices=["float32", "int8"],
+        default=None,
+        help="embedding arithmetic (default: VDB_PRECISION, float32); int8 is ~2x faster, cosine >= 0.99 to float32",
+    )
     sp.add_argument("--recreate", action="store_true", help="drop and recreate the collection first")
-    sp.add_argument("--strict", action="store_true", help="fail on null/blank text and duplicate ids instead of skipping them")
+    sp.add_argument(
+        "--strict", action="store_true", help="fail on null/blank text and duplicate ids instead of skipping them"
+    )
     sp.add_argument("--json", action="store_true", help="print the run result as JSON")
     sp.set_defaults(func=cmd_ingest)
 
@@ -198,7 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("query")
     _add_store_flags(sp)
     sp.add_argument("--limit", type=int, default=10)
-    sp.add_argument("--filter", action="append", metavar="FIELD=VALUE", help="payload filter; FIELD=LO..HI for a numeric range; repeatable")
+    sp.add_argument(
+        "--filter",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="payload filter; FIELD=LO..HI for a numeric range; repeatable",
+    )
     sp.add_argument("--json", action="store_true", help="print hits as JSON")
     sp.set_defaults(func=cmd_search)
 

@@ -99,11 +99,7 @@ impl FusedBert {
     pub fn load(folder: &ModelFolder, precision: Precision, kernel: Option<Kernel>) -> Result<FusedBert> {
         let c = &folder.config;
         let (h, i) = (c.hidden_size, c.intermediate_size);
-        let prefix = if folder.weights.keys().any(|k| k.starts_with("bert.")) {
-            "bert."
-        } else {
-            ""
-        };
+        let prefix = if folder.weights.keys().any(|k| k.starts_with("bert.")) { "bert." } else { "" };
         let t = |name: &str, shape: &[usize]| folder.tensor(&format!("{prefix}{name}"), shape);
         let linear = |name: &str, out: usize, inp: usize| -> Result<Linear> {
             Ok(Linear {
@@ -115,16 +111,12 @@ impl FusedBert {
             })
         };
         let norm = |name: &str| -> Result<LayerNorm> {
-            Ok(LayerNorm {
-                gamma: t(&format!("{name}.weight"), &[h])?,
-                beta: t(&format!("{name}.bias"), &[h])?,
-            })
+            Ok(LayerNorm { gamma: t(&format!("{name}.weight"), &[h])?, beta: t(&format!("{name}.bias"), &[h])? })
         };
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
-            let [q, k, v] =
-                ["query", "key", "value"].map(|n| linear(&format!("{p}.attention.self.{n}"), h, h));
+            let [q, k, v] = ["query", "key", "value"].map(|n| linear(&format!("{p}.attention.self.{n}"), h, h));
             let (q, k, v) = (q?, k?, v?);
             layers.push(Layer {
                 qkv: Linear {
@@ -141,10 +133,7 @@ impl FusedBert {
                 out_norm: norm(&format!("{p}.output.LayerNorm"))?,
             });
         }
-        let token_types = t(
-            "embeddings.token_type_embeddings.weight",
-            &[c.type_vocab_size, h],
-        )?;
+        let token_types = t("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h])?;
         let int8 = match precision {
             Precision::Float32 => None,
             Precision::Int8 => {
@@ -164,10 +153,7 @@ impl FusedBert {
             vocab: c.vocab_size,
             max_positions: c.max_position_embeddings,
             word: t("embeddings.word_embeddings.weight", &[c.vocab_size, h])?,
-            position: t(
-                "embeddings.position_embeddings.weight",
-                &[c.max_position_embeddings, h],
-            )?,
+            position: t("embeddings.position_embeddings.weight", &[c.max_position_embeddings, h])?,
             token_type: token_types[..h].to_vec(),
             embed_norm: norm("embeddings.LayerNorm")?,
             layers,
@@ -183,27 +169,15 @@ impl FusedBert {
     /// Runs the encoder over `seqs` (token ids, special tokens included) packed one after another
     /// and returns the last hidden states: `Σ len` rows of `hidden_size`, in `seqs` order.
     /// Work runs on the current rayon pool; `threads` is its size (for the GEMMs).
-    pub fn encode<'w>(
-        &self,
-        seqs: &[&[u32]],
-        ws: &'w mut Workspace,
-        threads: usize,
-    ) -> Result<&'w [f32]> {
+    pub fn encode<'w>(&self, seqs: &[&[u32]], ws: &'w mut Workspace, threads: usize) -> Result<&'w [f32]> {
         let h = self.hidden;
         let tokens: usize = seqs.iter().map(|s| s.len()).sum();
-        let par = if threads > 1 {
-            gemm::Parallelism::Rayon(threads)
-        } else {
-            gemm::Parallelism::None
-        };
+        let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
 
         let x = grown(&mut ws.hidden, tokens * h);
         let qkv = grown(&mut ws.qkv, tokens * 3 * h);
         let ctx = grown(&mut ws.ctx, tokens * h);
-        let inter = grown(
-            &mut ws.inter,
-            tokens * self.layers.first().map_or(0, |l| l.up.out),
-        );
+        let inter = grown(&mut ws.inter, tokens * self.layers.first().map_or(0, |l| l.up.out));
 
         self.embed_tokens(seqs, x)?;
         for layer in &self.layers {
@@ -218,9 +192,7 @@ impl FusedBert {
             self.norm(x, &layer.attn_norm);
 
             linear(inter, false, x, &layer.up, par);
-            rows(inter, layer.up.out, |r| {
-                kernels::bias_gelu(r, &layer.up.bias)
-            });
+            rows(inter, layer.up.out, |r| kernels::bias_gelu(r, &layer.up.bias));
 
             rows(x, h, |r| kernels::add_bias(r, &layer.down.bias));
             linear(x, true, inter, &layer.down, par);
@@ -237,11 +209,7 @@ impl FusedBert {
             if seq.len() > self.max_positions {
                 return Err(VdbError::new(
                     ErrorKind::Embed,
-                    format!(
-                        "a sequence of {} tokens exceeds {} positions",
-                        seq.len(),
-                        self.max_positions
-                    ),
+                    format!("a sequence of {} tokens exceeds {} positions", seq.len(), self.max_positions),
                 ));
             }
             for (pos, &id) in seq.iter().enumerate() {
@@ -255,9 +223,7 @@ impl FusedBert {
                 let row = rows.next().expect("x holds one row per token");
                 let word = &self.word[id * h..(id + 1) * h];
                 let position = &self.position[pos * h..(pos + 1) * h];
-                for (((r, &w), &p), &t) in
-                    row.iter_mut().zip(word).zip(position).zip(&self.token_type)
-                {
+                for (((r, &w), &p), &t) in row.iter_mut().zip(word).zip(position).zip(&self.token_type) {
                     *r = w + p + t;
                 }
             }
@@ -267,9 +233,7 @@ impl FusedBert {
     }
 
     fn norm(&self, x: &mut [f32], n: &LayerNorm) {
-        rows(x, self.hidden, |r| {
-            kernels::layer_norm(r, &n.gamma, &n.beta, self.eps)
-        });
+        rows(x, self.hidden, |r| kernels::layer_norm(r, &n.gamma, &n.beta, self.eps));
     }
 
     /// Multi-head self-attention of every sequence on its own tokens: `qkv` rows are
@@ -286,72 +250,68 @@ impl FusedBert {
             jobs.push((seq.len(), q, c));
             (qkv_rest, ctx_rest) = (qr, cr);
         }
-        jobs.into_par_iter()
-            .for_each_init(Vec::new, |scores, (len, q, c)| {
-                let scores = grown(scores, len * len);
-                for head in 0..self.heads {
-                    let off = head * head_dim;
-                    let (q_h, k_h, v_h) = (&q[off..], &q[h + off..], &q[2 * h + off..]);
-                    let c_h = &mut c[off..];
-                    assert!(
-                        q_h.len() >= (len - 1) * 3 * h + head_dim
-                            && c_h.len() >= (len - 1) * h + head_dim
+        jobs.into_par_iter().for_each_init(Vec::new, |scores, (len, q, c)| {
+            let scores = grown(scores, len * len);
+            for head in 0..self.heads {
+                let off = head * head_dim;
+                let (q_h, k_h, v_h) = (&q[off..], &q[h + off..], &q[2 * h + off..]);
+                let c_h = &mut c[off..];
+                assert!(q_h.len() >= (len - 1) * 3 * h + head_dim && c_h.len() >= (len - 1) * h + head_dim);
+                // SAFETY: the assert bounds every access: Q, K, V rows are `head_dim` floats at
+                // row stride 3h within `q`; the scores are len x len; ctx rows are `head_dim`
+                // floats at row stride h within `c`.
+                unsafe {
+                    // scores = scale * Q K^T
+                    gemm::gemm(
+                        len,
+                        len,
+                        head_dim,
+                        scores.as_mut_ptr(),
+                        1,
+                        len as isize,
+                        false,
+                        q_h.as_ptr(),
+                        1,
+                        (3 * h) as isize,
+                        k_h.as_ptr(),
+                        (3 * h) as isize,
+                        1,
+                        0.0,
+                        scale,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
                     );
-                    // SAFETY: the assert bounds every access: Q, K, V rows are `head_dim` floats at
-                    // row stride 3h within `q`; the scores are len x len; ctx rows are `head_dim`
-                    // floats at row stride h within `c`.
-                    unsafe {
-                        // scores = scale * Q K^T
-                        gemm::gemm(
-                            len,
-                            len,
-                            head_dim,
-                            scores.as_mut_ptr(),
-                            1,
-                            len as isize,
-                            false,
-                            q_h.as_ptr(),
-                            1,
-                            (3 * h) as isize,
-                            k_h.as_ptr(),
-                            (3 * h) as isize,
-                            1,
-                            0.0,
-                            scale,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
-                    kernels::softmax_rows(scores, len);
-                    // SAFETY: as above.
-                    unsafe {
-                        // ctx = P V
-                        gemm::gemm(
-                            len,
-                            head_dim,
-                            len,
-                            c_h.as_mut_ptr(),
-                            1,
-                            h as isize,
-                            false,
-                            scores.as_ptr(),
-                            1,
-                            len as isize,
-                            v_h.as_ptr(),
-                            1,
-                            (3 * h) as isize,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
-                        );
-                    }
                 }
-            });
+                kernels::softmax_rows(scores, len);
+                // SAFETY: as above.
+                unsafe {
+                    // ctx = P V
+                    gemm::gemm(
+                        len,
+                        head_dim,
+                        len,
+                        c_h.as_mut_ptr(),
+                        1,
+                        h as isize,
+                        false,
+                        scores.as_ptr(),
+                        1,
+                        len as isize,
+                        v_h.as_ptr(),
+                        1,
+                        (3 * h) as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        });
     }
 }
 

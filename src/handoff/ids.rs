@@ -4,9 +4,8 @@ use uuid::Uuid;
 
 /// The namespace of every vdb_core point id (a fixed, random UUID; never change it: it would
 /// re-key every collection ever loaded).
-pub const POINT_NAMESPACE: Uuid = Uuid::from_bytes([
-    0x6b, 0x1f, 0x0c, 0x3e, 0x92, 0x4d, 0x4a, 0x57, 0x8e, 0x21, 0x5d, 0xc4, 0x0f, 0x7a, 0x13, 0x9b,
-]);
+pub const POINT_NAMESPACE: Uuid =
+    Uuid::from_bytes([0x6b, 0x1f, 0x0c, 0x3e, 0x92, 0x4d, 0x4a, 0x57, 0x8e, 0x21, 0x5d, 0xc4, 0x0f, 0x7a, 0x13, 0x9b]);
 
 /// Id from the values of the mapped id columns (in mapping order). Values are joined with the
 /// unit separator so ("a|b", "c") and ("a", "b|c") differ.

@@ -15,10 +15,7 @@ pub struct RunDir {
 /// Keep ids usable as single path components (Airflow run ids contain ':' and '+', which are fine;
 /// '/' and leading dots are not).
 fn component(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c })
-        .collect();
+    let cleaned: String = s.chars().map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c }).collect();
     let cleaned = cleaned.trim_start_matches('.').to_string();
     if cleaned.is_empty() {
         "_".into()

@@ -81,11 +81,7 @@ pub fn u64_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a UInt64Ar
 /// Append an `embedding` column (row-major `vectors`, `dim` per row) to a planned shard.
 pub fn with_embeddings(batch: &RecordBatch, vectors: Vec<f32>, dim: usize) -> Result<RecordBatch> {
     if vectors.len() != batch.num_rows() * dim {
-        return Err(VdbError::internal(format!(
-            "{} floats for {} rows of dim {dim}",
-            vectors.len(),
-            batch.num_rows()
-        )));
+        return Err(VdbError::internal(format!("{} floats for {} rows of dim {dim}", vectors.len(), batch.num_rows())));
     }
     let item = Arc::new(Field::new("item", DataType::Float32, false));
     let values = Arc::new(Float32Array::from(vectors));

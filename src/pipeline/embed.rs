@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::embed::{EncodeOptions, Embedder};
+use crate::embed::{Embedder, EncodeOptions};
 use crate::error::{ErrorKind, Result, VdbError};
 use crate::handoff::manifest::ModelInfo;
 use arrow::array::Array;

@@ -128,10 +128,7 @@ pub fn points_of(batch: &RecordBatch) -> Result<Vec<PointRecord>> {
         .filter(|(_, f)| !matches!(f.name().as_str(), "id" | "row" | "text" | "embedding"))
         .map(|(i, f)| (i, f.name().as_str()))
         .collect();
-    let fmts = payload_cols
-        .iter()
-        .map(|(i, _)| formatter(batch.column(*i).as_ref()))
-        .collect::<Result<Vec<_>>>()?;
+    let fmts = payload_cols.iter().map(|(i, _)| formatter(batch.column(*i).as_ref())).collect::<Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
         let id = Uuid::parse_str(ids.value(r))

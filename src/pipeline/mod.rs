@@ -18,7 +18,7 @@ pub use load::{ensure_collection, finish_load, load_shard, EnsureResult, LoadRes
 pub use plan::{plan, PlanOptions, PlanSummary};
 pub use verify::{verify, Report};
 
-use crate::embed::{EncodeOptions, Embedder};
+use crate::embed::{Embedder, EncodeOptions};
 use crate::error::Result;
 use crate::handoff::RunDir;
 use crate::progress::Progress;

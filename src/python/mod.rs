@@ -10,7 +10,7 @@ use pyo3::types::PyBytes;
 use serde::Serialize;
 
 use crate::config::{Settings, SETTINGS};
-use crate::embed::{EncodeOptions, Embedder as EmbedderTrait};
+use crate::embed::{Embedder as EmbedderTrait, EncodeOptions};
 use crate::error::{ErrorKind, VdbError};
 use crate::handoff::RunDir;
 use crate::pipeline::{self, IngestOptions, PlanOptions};
@@ -21,12 +21,32 @@ use crate::store::{self, Condition, LoadOptions, StoreTarget};
 /// The Python exception hierarchy (module `vdb_core._native`, re-exported by `vdb_core`).
 mod exceptions {
     use pyo3::exceptions::PyException;
-    pyo3::create_exception!(vdb_core, VdbError, PyException, "Base of every vdb_core error. Attributes: kind, file, row, column.");
+    pyo3::create_exception!(
+        vdb_core,
+        VdbError,
+        PyException,
+        "Base of every vdb_core error. Attributes: kind, file, row, column."
+    );
     pyo3::create_exception!(vdb_core, InputError, VdbError, "The input parquet or its column mapping is unusable.");
     pyo3::create_exception!(vdb_core, ConfigError, VdbError, "A setting has a value that cannot work.");
-    pyo3::create_exception!(vdb_core, ModelError, VdbError, "The model folder is missing or malformed, or embedding failed.");
-    pyo3::create_exception!(vdb_core, StoreError, VdbError, "Qdrant refused, was unreachable, or holds a mismatching collection.");
-    pyo3::create_exception!(vdb_core, HandoffError, VdbError, "A run directory, manifest or shard file is missing, damaged, locked or belongs to another run.");
+    pyo3::create_exception!(
+        vdb_core,
+        ModelError,
+        VdbError,
+        "The model folder is missing or malformed, or embedding failed."
+    );
+    pyo3::create_exception!(
+        vdb_core,
+        StoreError,
+        VdbError,
+        "Qdrant refused, was unreachable, or holds a mismatching collection."
+    );
+    pyo3::create_exception!(
+        vdb_core,
+        HandoffError,
+        VdbError,
+        "A run directory, manifest or shard file is missing, damaged, locked or belongs to another run."
+    );
 }
 use exceptions::{ConfigError, HandoffError, InputError, ModelError, StoreError};
 
@@ -256,7 +276,8 @@ fn embed_shard(
 ) -> PyResult<String> {
     let p = self::progress(progress, 10.0)?;
     let opts = EncodeOptions { batch_size: batch_size.max(1), normalize: true };
-    let r = work(py, || pipeline::embed_shard(&RunDir::at(run_dir), shard, embedder.inner.as_ref(), &opts, p.as_ref()))?;
+    let r =
+        work(py, || pipeline::embed_shard(&RunDir::at(run_dir), shard, embedder.inner.as_ref(), &opts, p.as_ref()))?;
     json(&r)
 }
 
@@ -272,7 +293,13 @@ fn with_store<T: Send>(
 }
 
 #[pyfunction]
-fn ensure_collection(py: Python<'_>, run_dir: PathBuf, target: String, collection: String, recreate: bool) -> PyResult<String> {
+fn ensure_collection(
+    py: Python<'_>,
+    run_dir: PathBuf,
+    target: String,
+    collection: String,
+    recreate: bool,
+) -> PyResult<String> {
     let r = with_store(py, &target, |s| pipeline::ensure_collection(&RunDir::at(run_dir), s, &collection, recreate))?;
     json(&r)
 }
@@ -290,9 +317,8 @@ fn load_shard(
 ) -> PyResult<String> {
     let o: LoadOptions = parse("load options", &load_options)?;
     let p = self::progress(progress, 10.0)?;
-    let r = with_store(py, &target, |s| {
-        pipeline::load_shard(&RunDir::at(run_dir), shard, s, &collection, &o, p.as_ref())
-    })?;
+    let r =
+        with_store(py, &target, |s| pipeline::load_shard(&RunDir::at(run_dir), shard, s, &collection, &o, p.as_ref()))?;
     json(&r)
 }
 
@@ -361,12 +387,20 @@ fn search(
     filter: String,
 ) -> PyResult<String> {
     let f: Vec<Condition> = parse("filter", &filter)?;
-    let r = with_store(py, &target, |s| pipeline::search_text(embedder.inner.as_ref(), s, &collection, &query, limit, &f))?;
+    let r =
+        with_store(py, &target, |s| pipeline::search_text(embedder.inner.as_ref(), s, &collection, &query, limit, &f))?;
     json(&r)
 }
 
 #[pyfunction]
-fn search_vector(py: Python<'_>, target: String, collection: String, vector: Vec<f32>, limit: usize, filter: String) -> PyResult<String> {
+fn search_vector(
+    py: Python<'_>,
+    target: String,
+    collection: String,
+    vector: Vec<f32>,
+    limit: usize,
+    filter: String,
+) -> PyResult<String> {
     let f: Vec<Condition> = parse("filter", &filter)?;
     let r = with_store(py, &target, |s| s.search(&collection, &vector, limit, &f))?;
     json(&r)

@@ -43,9 +43,8 @@ pub fn inspect(path: &str, mapping: &ColumnMapping) -> Result<Inspection> {
         .iter()
         .map(|f| {
             // Leaf columns of this top-level field (one for the flat columns we care about).
-            let leaves: Vec<usize> = (0..descr.num_columns())
-                .filter(|&i| descr.get_column_root(i).name() == f.name())
-                .collect();
+            let leaves: Vec<usize> =
+                (0..descr.num_columns()).filter(|&i| descr.get_column_root(i).name() == f.name()).collect();
             let null_count = if leaves.len() == 1 {
                 meta.row_groups()
                     .iter()

@@ -60,8 +60,25 @@ pub fn is_text_type(t: &DataType) -> bool {
 pub fn is_scalar_type(t: &DataType) -> bool {
     use DataType::*;
     match t {
-        Boolean | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Float16 | Float32
-        | Float64 | Utf8 | LargeUtf8 | Utf8View | Date32 | Date64 | Timestamp(_, _) | Decimal128(_, _)
+        Boolean
+        | Int8
+        | Int16
+        | Int32
+        | Int64
+        | UInt8
+        | UInt16
+        | UInt32
+        | UInt64
+        | Float16
+        | Float32
+        | Float64
+        | Utf8
+        | LargeUtf8
+        | Utf8View
+        | Date32
+        | Date64
+        | Timestamp(_, _)
+        | Decimal128(_, _)
         | Decimal256(_, _) => true,
         Dictionary(_, v) => is_scalar_type(v),
         _ => false,
@@ -75,10 +92,7 @@ impl ColumnMapping {
         let missing = |col: &str, role: &str| {
             VdbError::new(
                 ErrorKind::MissingColumn,
-                format!(
-                    "{file}: {role} column {col:?} does not exist; the file has columns: {}",
-                    names.join(", ")
-                ),
+                format!("{file}: {role} column {col:?} does not exist; the file has columns: {}", names.join(", ")),
             )
             .with_file(file)
             .with_column(col)
@@ -167,7 +181,8 @@ mod tests {
 
     #[test]
     fn overrides_and_text_ids_when_default_id_columns_are_absent() {
-        let schema = Schema::new(vec![Field::new("body", DataType::Utf8, false), Field::new("k", DataType::Utf8, false)]);
+        let schema =
+            Schema::new(vec![Field::new("body", DataType::Utf8, false), Field::new("k", DataType::Utf8, false)]);
         let m = ColumnMapping { text: Some("body".into()), ..Default::default() }.resolve(&schema, "f").unwrap();
         assert!(m.id_columns.is_empty());
         assert_eq!(m.payload_columns, vec!["k"]);
@@ -189,7 +204,8 @@ mod tests {
 
     #[test]
     fn wrong_types_say_what_was_expected() {
-        let e = ColumnMapping { text: Some("cik".into()), ..Default::default() }.resolve(&sec_schema(), "f").unwrap_err();
+        let e =
+            ColumnMapping { text: Some("cik".into()), ..Default::default() }.resolve(&sec_schema(), "f").unwrap_err();
         assert_eq!(e.kind, ErrorKind::WrongColumnType);
         assert!(e.message.contains("Int64") && e.message.contains("expected a string"), "{}", e.message);
         let e = ColumnMapping { payload_columns: Some(vec!["tags".into()]), ..Default::default() }

@@ -22,7 +22,8 @@ pub fn normalize(array: &ArrayRef) -> Result<ArrayRef> {
         DataType::Decimal128(_, _) | DataType::Decimal256(_, _) | DataType::Float16 => DataType::Float64,
         _ => return Ok(Arc::clone(array)),
     };
-    let out = cast(array, &target).map_err(|e| VdbError::internal(format!("cannot convert {}: {e}", array.data_type())))?;
+    let out =
+        cast(array, &target).map_err(|e| VdbError::internal(format!("cannot convert {}: {e}", array.data_type())))?;
     // A dictionary of large strings decodes to large strings first; bring it down to utf8.
     if matches!(out.data_type(), DataType::Dictionary(_, _) | DataType::LargeUtf8 | DataType::Utf8View) {
         return normalize(&out);
@@ -54,9 +55,9 @@ pub fn json_value(array: &dyn Array, i: usize, fmt: &ArrayFormatter<'_>) -> Opti
         DataType::Float32 => Number::from_f64(array.as_primitive::<Float32Type>().value(i) as f64)
             .map(Value::Number)
             .unwrap_or(Value::Null),
-        DataType::Float64 => Number::from_f64(array.as_primitive::<Float64Type>().value(i))
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
+        DataType::Float64 => {
+            Number::from_f64(array.as_primitive::<Float64Type>().value(i)).map(Value::Number).unwrap_or(Value::Null)
+        }
         DataType::Utf8 => Value::String(array.as_string::<i32>().value(i).to_string()),
         // Dates print as YYYY-MM-DD, timestamps as RFC 3339: both sort and range-filter as text
         // and Qdrant's datetime index parses them.

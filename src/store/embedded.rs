@@ -121,8 +121,7 @@ impl EmbeddedStore {
     /// Open (creating if needed) a store directory. Collections are opened and locked lazily, on
     /// first use.
     pub fn open(path: &Path) -> Result<Self> {
-        fs::create_dir_all(path)
-            .map_err(|e| VdbError::io(path, "cannot create the embedded store directory", e))?;
+        fs::create_dir_all(path).map_err(|e| VdbError::io(path, "cannot create the embedded store directory", e))?;
         Ok(EmbeddedStore {
             root: path.to_path_buf(),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
@@ -173,11 +172,7 @@ impl EmbeddedStore {
 
     /// Flush and close a collection and release its lock (no-op if this store has not opened it).
     pub fn close(&self, collection: &str) {
-        let handle = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(collection);
+        let handle = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(collection);
         drop(handle);
     }
 
@@ -194,16 +189,11 @@ impl EmbeddedStore {
             return Ok(h.clone());
         }
         let dir = self.collection_dir(name);
-        fs::create_dir_all(&dir)
-            .map_err(|e| VdbError::io(&dir, "cannot create the collection directory", e))?;
+        fs::create_dir_all(&dir).map_err(|e| VdbError::io(&dir, "cannot create the collection directory", e))?;
         let lock = acquire_lock(&dir, self.lock_timeout)?;
         let open = load_existing(&dir, name, self.segment_points)?;
         let bulk = open.as_ref().is_some_and(|o| o.meta.bulk);
-        let handle = Arc::new(Handle {
-            state: RwLock::new(State { open, bulk }),
-            dir,
-            _lock: lock,
-        });
+        let handle = Arc::new(Handle { state: RwLock::new(State { open, bulk }), dir, _lock: lock });
         handles.insert(name.to_string(), handle.clone());
         Ok(handle)
     }
@@ -277,14 +267,8 @@ fn load_existing(dir: &Path, name: &str, segment_points: usize) -> Result<Option
     let meta_path = dir.join(META_FILE);
     let meta: CollectionMeta = match fs::read(&meta_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            VdbError::new(
-                ErrorKind::Store,
-                format!(
-                    "collection metadata {} is damaged: {e}",
-                    meta_path.display()
-                ),
-            )
-            .with_file(&meta_path)
+            VdbError::new(ErrorKind::Store, format!("collection metadata {} is damaged: {e}", meta_path.display()))
+                .with_file(&meta_path)
         })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(VdbError::io(&meta_path, "cannot read", e)),
@@ -302,14 +286,11 @@ fn load_existing(dir: &Path, name: &str, segment_points: usize) -> Result<Option
         .with_file(&meta_path));
     }
     let shard_dir = dir.join(SHARD_DIR);
-    let shard =
-        qe::EdgeShard::load(&shard_dir, None).map_err(|e| edge_err(&shard_dir, "open", e))?;
+    let shard = qe::EdgeShard::load(&shard_dir, None).map_err(|e| edge_err(&shard_dir, "open", e))?;
     // Collections created before the segment policy (or with another segment size) get it now.
     let optimizers = optimizers_config(meta.dim, segment_points);
     if shard.config().optimizers != optimizers {
-        shard
-            .set_optimizers_config(optimizers)
-            .map_err(|e| edge_err(&shard_dir, "configure", e))?;
+        shard.set_optimizers_config(optimizers).map_err(|e| edge_err(&shard_dir, "configure", e))?;
     }
     Ok(Some(OpenShard { shard, meta }))
 }
@@ -327,11 +308,8 @@ fn optimizers_config(dim: usize, segment_points: usize) -> qe::EdgeOptimizersCon
 }
 
 fn edge_err(path: &Path, what: &str, e: qe::OperationError) -> VdbError {
-    VdbError::new(
-        ErrorKind::Store,
-        format!("embedded qdrant at {}: {what} failed: {e}", path.display()),
-    )
-    .with_file(path)
+    VdbError::new(ErrorKind::Store, format!("embedded qdrant at {}: {what} failed: {e}", path.display()))
+        .with_file(path)
 }
 
 fn edge_distance(d: Distance) -> qe::Distance {
@@ -376,9 +354,7 @@ pub(crate) fn distance_name(d: Distance) -> &'static str {
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let mut f = File::create(&tmp).map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
     fs::rename(&tmp, path).map_err(|e| VdbError::io(path, "cannot replace", e))?;
     if let Some(parent) = path.parent() {
         if let Ok(d) = File::open(parent) {
@@ -396,21 +372,14 @@ fn save_meta(dir: &Path, meta: &CollectionMeta) -> Result<()> {
 
 fn create_index(shard: &qe::EdgeShard, dir: &Path, field: &str, kind: IndexKind) -> Result<()> {
     let field_name: qe::JsonPath = field.parse().map_err(|()| {
-        VdbError::new(
-            ErrorKind::InvalidConfig,
-            format!("payload index field {field:?} is not a valid payload key"),
-        )
-        .with_column(field)
+        VdbError::new(ErrorKind::InvalidConfig, format!("payload index field {field:?} is not a valid payload key"))
+            .with_column(field)
     })?;
-    let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(
-        qe::CreateIndex {
-            field_name,
-            field_schema: Some(qe::PayloadFieldSchema::FieldType(schema_type(kind))),
-        },
-    ));
-    shard
-        .update(op)
-        .map_err(|e| edge_err(dir, &format!("creating the payload index on '{field}'"), e))
+    let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(qe::CreateIndex {
+        field_name,
+        field_schema: Some(qe::PayloadFieldSchema::FieldType(schema_type(kind))),
+    }));
+    shard.update(op).map_err(|e| edge_err(dir, &format!("creating the payload index on '{field}'"), e))
 }
 
 /// Create a fresh collection in `dir` (whose lock the caller holds).
@@ -423,33 +392,22 @@ fn create_collection(dir: &Path, spec: &CollectionSpec, segment_points: usize) -
         Err(e) => return Err(VdbError::io(&meta_path, "cannot remove", e)),
     }
     if shard_dir.exists() {
-        fs::remove_dir_all(&shard_dir)
-            .map_err(|e| VdbError::io(&shard_dir, "cannot remove the old shard", e))?;
+        fs::remove_dir_all(&shard_dir).map_err(|e| VdbError::io(&shard_dir, "cannot remove the old shard", e))?;
     }
     fs::create_dir_all(&shard_dir).map_err(|e| VdbError::io(&shard_dir, "cannot create", e))?;
 
     // qdrant-edge gives every new appendable segment the indexes listed in payload_index.json, so
     // segments created after an optimisation pass keep the payload indexes too.
-    let schema: serde_json::Map<String, Value> = spec
-        .payload_indexes
-        .iter()
-        .map(|(f, k)| (f.clone(), Value::String(index_name(*k).to_string())))
-        .collect();
+    let schema: serde_json::Map<String, Value> =
+        spec.payload_indexes.iter().map(|(f, k)| (f.clone(), Value::String(index_name(*k).to_string()))).collect();
     let schema_file = serde_json::json!({ "schema": schema });
-    write_atomic(
-        &shard_dir.join("payload_index.json"),
-        schema_file.to_string().as_bytes(),
-    )?;
+    write_atomic(&shard_dir.join("payload_index.json"), schema_file.to_string().as_bytes())?;
 
     let config = qe::EdgeConfig::builder()
-        .vector(
-            qe::DEFAULT_VECTOR_NAME,
-            qe::EdgeVectorParams::builder(spec.dim, edge_distance(spec.distance)).build(),
-        )
+        .vector(qe::DEFAULT_VECTOR_NAME, qe::EdgeVectorParams::builder(spec.dim, edge_distance(spec.distance)).build())
         .optimizers(optimizers_config(spec.dim, segment_points))
         .build();
-    let shard =
-        qe::EdgeShard::new(&shard_dir, config).map_err(|e| edge_err(&shard_dir, "create", e))?;
+    let shard = qe::EdgeShard::new(&shard_dir, config).map_err(|e| edge_err(&shard_dir, "create", e))?;
     for (field, kind) in &spec.payload_indexes {
         create_index(&shard, &shard_dir, field, *kind)?;
     }
@@ -569,30 +527,15 @@ impl VectorStore for EmbeddedStore {
 
     fn collection_exists(&self, collection: &str) -> Result<bool> {
         validate_collection_name(collection)?;
-        let handle = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(collection)
-            .cloned();
+        let handle = self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(collection).cloned();
         if let Some(h) = handle {
-            return Ok(h
-                .state
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .open
-                .is_some());
+            return Ok(h.state.read().unwrap_or_else(|p| p.into_inner()).open.is_some());
         }
         // Not opened by us: the metadata file, written last on create, says whether it is complete.
         Ok(self.collection_dir(collection).join(META_FILE).is_file())
     }
 
-    fn upsert(
-        &self,
-        collection: &str,
-        points: Vec<PointRecord>,
-        opts: &LoadOptions,
-    ) -> Result<u64> {
+    fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions) -> Result<u64> {
         let h = self.existing(collection)?;
         let st = h.state.write().unwrap_or_else(|p| p.into_inner());
         let Some(open) = st.open.as_ref() else {
@@ -607,27 +550,19 @@ impl VectorStore for EmbeddedStore {
             let chunk: Vec<qe::PointStructPersisted> = iter
                 .by_ref()
                 .take(batch)
-                .map(|p| {
-                    qe::PointStruct::new(edge_id(&p.id), p.vector, Value::Object(p.payload)).into()
-                })
+                .map(|p| qe::PointStruct::new(edge_id(&p.id), p.vector, Value::Object(p.payload)).into())
                 .collect();
             let op = qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
                 qe::PointInsertOperations::PointsList(chunk),
             ));
-            open.shard
-                .update(op)
-                .map_err(|e| edge_err(&shard_dir, "upsert", e))?;
+            open.shard.update(op).map_err(|e| edge_err(&shard_dir, "upsert", e))?;
             if st.bulk && open.unindexed_points() >= self.segment_points {
                 // A full segment: index it now, on its own (see the module docs).
-                open.shard
-                    .optimize()
-                    .map_err(|e| edge_err(&shard_dir, "optimize", e))?;
+                open.shard.optimize().map_err(|e| edge_err(&shard_dir, "optimize", e))?;
             }
         }
         if !st.bulk {
-            open.shard
-                .optimize()
-                .map_err(|e| edge_err(&shard_dir, "optimize", e))?;
+            open.shard.optimize().map_err(|e| edge_err(&shard_dir, "optimize", e))?;
         }
         // WAL and segments to disk: the points are durable when upsert returns.
         open.shard.flush();
@@ -645,9 +580,7 @@ impl VectorStore for EmbeddedStore {
         if let Some(open) = st.open.as_mut() {
             if was_bulk && !bulk {
                 let shard_dir = h.dir.join(SHARD_DIR);
-                open.shard
-                    .optimize()
-                    .map_err(|e| edge_err(&shard_dir, "optimize", e))?;
+                open.shard.optimize().map_err(|e| edge_err(&shard_dir, "optimize", e))?;
                 open.shard.flush();
             }
             if open.meta.bulk != bulk {
@@ -662,22 +595,13 @@ impl VectorStore for EmbeddedStore {
         self.read(collection, |open, dir| {
             let n = open
                 .shard
-                .count(qe::CountRequest {
-                    filter: None,
-                    exact: true,
-                })
+                .count(qe::CountRequest { filter: None, exact: true })
                 .map_err(|e| edge_err(dir, "count", e))?;
             Ok(n as u64)
         })
     }
 
-    fn search(
-        &self,
-        collection: &str,
-        vector: &[f32],
-        limit: usize,
-        filter: &[Condition],
-    ) -> Result<Vec<Hit>> {
+    fn search(&self, collection: &str, vector: &[f32], limit: usize, filter: &[Condition]) -> Result<Vec<Hit>> {
         let filter = edge_filter(filter)?;
         self.read(collection, |open, dir| {
             if vector.len() != open.meta.dim {
@@ -706,17 +630,10 @@ impl VectorStore for EmbeddedStore {
                 with_vector: None,
                 score_threshold: None,
             };
-            let points = open
-                .shard
-                .search(request)
-                .map_err(|e| edge_err(dir, "search", e))?;
+            let points = open.shard.search(request).map_err(|e| edge_err(dir, "search", e))?;
             Ok(points
                 .into_iter()
-                .map(|p| Hit {
-                    id: id_string(&p.id),
-                    score: p.score,
-                    payload: payload_map(p.payload),
-                })
+                .map(|p| Hit { id: id_string(&p.id), score: p.score, payload: payload_map(p.payload) })
                 .collect())
         })
     }
@@ -730,11 +647,7 @@ impl VectorStore for EmbeddedStore {
                 .map_err(|e| edge_err(dir, "retrieve", e))?;
             Ok(records
                 .into_iter()
-                .map(|r| Hit {
-                    id: id_string(&r.id),
-                    score: 0.0,
-                    payload: payload_map(r.payload),
-                })
+                .map(|r| Hit { id: id_string(&r.id), score: 0.0, payload: payload_map(r.payload) })
                 .collect())
         })
     }

@@ -21,10 +21,7 @@ pub mod server;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StoreTarget {
     /// A Qdrant server; `url` is its gRPC endpoint (`http://host:6334`, `https://...` for TLS).
-    Server {
-        url: String,
-        api_key: Option<String>,
-    },
+    Server { url: String, api_key: Option<String> },
     /// The embedded engine, persisted under `path` (one sub-directory per collection).
     Embedded { path: std::path::PathBuf },
 }
@@ -100,11 +97,7 @@ pub enum Condition {
     /// `field == value` (string, integer or bool).
     Equals { field: String, value: Value },
     /// `gte <= field <= lte` on a numeric field (either bound optional).
-    Range {
-        field: String,
-        gte: Option<f64>,
-        lte: Option<f64>,
-    },
+    Range { field: String, gte: Option<f64>, lte: Option<f64> },
 }
 
 /// How a bulk load is done.
@@ -122,12 +115,7 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions {
-            batch_size: 128,
-            parallel: 4,
-            max_retries: 6,
-            retry_base_ms: 200,
-        }
+        LoadOptions { batch_size: 128, parallel: 4, max_retries: 6, retry_base_ms: 200 }
     }
 }
 
@@ -147,8 +135,7 @@ pub trait VectorStore: Send + Sync {
 
     /// Upsert points (idempotent: same id overwrites). Splits into `opts.batch_size` requests,
     /// retries transient failures, and returns the number of points written.
-    fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions)
-        -> Result<u64>;
+    fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions) -> Result<u64>;
 
     /// Defer HNSW indexing for a bulk load (`true`), or restore the collection's normal indexing
     /// (`false`). The embedded store may treat this as a no-op.
@@ -158,13 +145,7 @@ pub trait VectorStore: Send + Sync {
     fn count(&self, collection: &str) -> Result<u64>;
 
     /// Nearest neighbours of `vector` with payloads, best first.
-    fn search(
-        &self,
-        collection: &str,
-        vector: &[f32],
-        limit: usize,
-        filter: &[Condition],
-    ) -> Result<Vec<Hit>>;
+    fn search(&self, collection: &str, vector: &[f32], limit: usize, filter: &[Condition]) -> Result<Vec<Hit>>;
 
     /// Points by id (missing ids are absent from the result).
     fn retrieve(&self, collection: &str, ids: &[Uuid]) -> Result<Vec<Hit>>;
@@ -173,10 +154,7 @@ pub trait VectorStore: Send + Sync {
 /// Open the store a target names.
 pub fn open(target: &StoreTarget) -> Result<Box<dyn VectorStore>> {
     match target {
-        StoreTarget::Server { url, api_key } => Ok(Box::new(server::ServerStore::connect(
-            url,
-            api_key.as_deref(),
-        )?)),
+        StoreTarget::Server { url, api_key } => Ok(Box::new(server::ServerStore::connect(url, api_key.as_deref())?)),
         StoreTarget::Embedded { path } => Ok(Box::new(embedded::EmbeddedStore::open(path)?)),
     }
 }
@@ -187,9 +165,7 @@ pub(crate) fn validate_collection_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 200
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(())
     } else {
@@ -207,14 +183,11 @@ pub(crate) fn validate_conditions(filter: &[Condition]) -> Result<()> {
     for cond in filter {
         match cond {
             Condition::Equals { field, value } => {
-                let scalar =
-                    matches!(value, Value::String(_) | Value::Bool(_)) || value.as_i64().is_some();
+                let scalar = matches!(value, Value::String(_) | Value::Bool(_)) || value.as_i64().is_some();
                 if field.is_empty() || !scalar {
                     return Err(VdbError::new(
                         ErrorKind::InvalidConfig,
-                        format!(
-                            "filter on {field:?}: Equals needs a string, integer or bool value, got {value}"
-                        ),
+                        format!("filter on {field:?}: Equals needs a string, integer or bool value, got {value}"),
                     )
                     .with_column(field.clone()));
                 }
@@ -268,37 +241,17 @@ mod tests {
     #[test]
     fn conditions_are_checked() {
         let good = [
-            Condition::Equals {
-                field: "cik".into(),
-                value: json!("0000320193"),
-            },
-            Condition::Equals {
-                field: "year".into(),
-                value: json!(2020),
-            },
-            Condition::Equals {
-                field: "flag".into(),
-                value: json!(true),
-            },
-            Condition::Range {
-                field: "year".into(),
-                gte: Some(2000.0),
-                lte: None,
-            },
+            Condition::Equals { field: "cik".into(), value: json!("0000320193") },
+            Condition::Equals { field: "year".into(), value: json!(2020) },
+            Condition::Equals { field: "flag".into(), value: json!(true) },
+            Condition::Range { field: "year".into(), gte: Some(2000.0), lte: None },
         ];
         assert!(validate_conditions(&good).is_ok());
-        let bad = Condition::Equals {
-            field: "x".into(),
-            value: json!(1.5),
-        };
+        let bad = Condition::Equals { field: "x".into(), value: json!(1.5) };
         let err = validate_conditions(&[bad]).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidConfig);
         assert_eq!(err.column.as_deref(), Some("x"));
-        let bad = Condition::Range {
-            field: "x".into(),
-            gte: Some(f64::NAN),
-            lte: None,
-        };
+        let bad = Condition::Range { field: "x".into(), gte: Some(f64::NAN), lte: None };
         assert!(validate_conditions(&[bad]).is_err());
     }
 }

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use qdrant_client::qdrant::{
-    self as pb, condition::ConditionOneOf, point_id::PointIdOptions, r#match::MatchValue,
-    value::Kind, vectors_config::Config as VectorsConfigKind,
+    self as pb, condition::ConditionOneOf, point_id::PointIdOptions, r#match::MatchValue, value::Kind,
+    vectors_config::Config as VectorsConfigKind,
 };
 use qdrant_client::{Qdrant, QdrantError};
 use tokio::sync::Semaphore;
@@ -54,19 +54,13 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         let d = LoadOptions::default();
-        RetryPolicy {
-            max_retries: d.max_retries,
-            base_ms: d.retry_base_ms,
-        }
+        RetryPolicy { max_retries: d.max_retries, base_ms: d.retry_base_ms }
     }
 }
 
 impl From<&LoadOptions> for RetryPolicy {
     fn from(o: &LoadOptions) -> Self {
-        RetryPolicy {
-            max_retries: o.max_retries,
-            base_ms: o.retry_base_ms,
-        }
+        RetryPolicy { max_retries: o.max_retries, base_ms: o.retry_base_ms }
     }
 }
 
@@ -86,12 +80,9 @@ impl ServerStore {
     /// A client for the Qdrant gRPC endpoint `url` (`http://host:6334`, `https://...` for TLS).
     /// Does not contact the server: connection problems surface (after retries) on the first call.
     pub fn connect(url: &str, api_key: Option<&str>) -> Result<Self> {
-        let parsed: tonic::transport::Uri = url.parse().map_err(|e| {
-            VdbError::new(
-                ErrorKind::InvalidConfig,
-                format!("invalid Qdrant URL {url:?}: {e}"),
-            )
-        })?;
+        let parsed: tonic::transport::Uri = url
+            .parse()
+            .map_err(|e| VdbError::new(ErrorKind::InvalidConfig, format!("invalid Qdrant URL {url:?}: {e}")))?;
         match parsed.scheme_str() {
             Some("http") | Some("https") if parsed.host().is_some() => {}
             _ => {
@@ -103,30 +94,20 @@ impl ServerStore {
                 ))
             }
         }
-        let mut builder = Qdrant::from_url(url)
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .skip_compatibility_check();
+        let mut builder =
+            Qdrant::from_url(url).timeout(REQUEST_TIMEOUT).connect_timeout(CONNECT_TIMEOUT).skip_compatibility_check();
         if let Some(key) = api_key.filter(|k| !k.is_empty()) {
             builder = builder.api_key(key.to_string());
         }
         let client = builder.build().map_err(|e| {
-            VdbError::new(
-                ErrorKind::InvalidConfig,
-                format!("cannot set up a Qdrant client for {url}: {e}"),
-            )
+            VdbError::new(ErrorKind::InvalidConfig, format!("cannot set up a Qdrant client for {url}: {e}"))
         })?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("vdb-qdrant")
             .enable_all()
             .build()
-            .map_err(|e| {
-                VdbError::new(
-                    ErrorKind::Io,
-                    format!("cannot start the Qdrant client runtime: {e}"),
-                )
-            })?;
+            .map_err(|e| VdbError::new(ErrorKind::Io, format!("cannot start the Qdrant client runtime: {e}")))?;
         Ok(ServerStore {
             url: url.to_string(),
             client,
@@ -156,24 +137,13 @@ impl ServerStore {
         self.call_with(self.retry, what, collection, f)
     }
 
-    fn call_with<T, F, Fut>(
-        &self,
-        policy: RetryPolicy,
-        what: &str,
-        collection: &str,
-        f: F,
-    ) -> Result<T>
+    fn call_with<T, F, Fut>(&self, policy: RetryPolicy, what: &str, collection: &str, f: F) -> Result<T>
     where
         F: Fn(Qdrant) -> Fut,
         Fut: Future<Output = Result<T, QdrantError>>,
     {
-        let ctx = Ctx {
-            url: &self.url,
-            collection,
-            what,
-        };
-        self.rt
-            .block_on(with_retry(&ctx, policy, || f(self.client.clone())))
+        let ctx = Ctx { url: &self.url, collection, what };
+        self.rt.block_on(with_retry(&ctx, policy, || f(self.client.clone())))
     }
 
     /// The collection's info, or None if it does not exist.
@@ -181,11 +151,7 @@ impl ServerStore {
         self.info_with(self.retry, collection)
     }
 
-    fn info_with(
-        &self,
-        policy: RetryPolicy,
-        collection: &str,
-    ) -> Result<Option<pb::CollectionInfo>> {
+    fn info_with(&self, policy: RetryPolicy, collection: &str) -> Result<Option<pb::CollectionInfo>> {
         let exists = self.call_with(policy, "collection_exists", collection, |c| {
             let name = collection.to_string();
             async move { c.collection_exists(name).await }
@@ -203,36 +169,23 @@ impl ServerStore {
     fn missing(&self, collection: &str) -> VdbError {
         VdbError::new(
             ErrorKind::Store,
-            format!(
-                "collection '{collection}' does not exist on {} (ensure_collection creates it)",
-                self.url
-            ),
+            format!("collection '{collection}' does not exist on {} (ensure_collection creates it)", self.url),
         )
     }
 
     /// The collection's vector size (cached after the first look-up).
     fn dim(&self, policy: RetryPolicy, collection: &str) -> Result<usize> {
-        if let Some(d) = self
-            .dims
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(collection)
-        {
+        if let Some(d) = self.dims.lock().unwrap_or_else(|p| p.into_inner()).get(collection) {
             return Ok(*d);
         }
-        let info = self
-            .info_with(policy, collection)?
-            .ok_or_else(|| self.missing(collection))?;
+        let info = self.info_with(policy, collection)?.ok_or_else(|| self.missing(collection))?;
         let (dim, _) = vector_params(&info).map_err(|found| {
             VdbError::new(
                 ErrorKind::CollectionMismatch,
                 format!("collection '{collection}' on {} has {found}", self.url),
             )
         })?;
-        self.dims
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(collection.to_string(), dim);
+        self.dims.lock().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string(), dim);
         Ok(dim)
     }
 
@@ -258,11 +211,7 @@ impl ServerStore {
     /// Create the payload indexes the collection lacks. Done right after create, i.e. before the
     /// bulk load: Qdrant then indexes payloads as points arrive, and the HNSW graph (built later)
     /// can use the payload-aware links for filtered search.
-    fn ensure_indexes(
-        &self,
-        spec: &CollectionSpec,
-        existing: &HashMap<String, pb::PayloadSchemaInfo>,
-    ) -> Result<()> {
+    fn ensure_indexes(&self, spec: &CollectionSpec, existing: &HashMap<String, pb::PayloadSchemaInfo>) -> Result<()> {
         for (field, kind) in &spec.payload_indexes {
             if existing.contains_key(field) {
                 continue;
@@ -288,10 +237,7 @@ impl ServerStore {
         let value = to_pb_value(bulk_original.map_or(Value::Null, Value::from));
         let req = pb::UpdateCollection {
             collection_name: collection.to_string(),
-            hnsw_config: Some(pb::HnswConfigDiff {
-                m: Some(m),
-                ..Default::default()
-            }),
+            hnsw_config: Some(pb::HnswConfigDiff { m: Some(m), ..Default::default() }),
             metadata: [(BULK_M_KEY.to_string(), value)].into(),
             ..Default::default()
         };
@@ -313,28 +259,20 @@ struct Ctx<'a> {
 /// Whether an error is worth retrying, and the server's requested pause if it gave one.
 fn transient(err: &QdrantError) -> Option<Option<Duration>> {
     match err {
-        QdrantError::ResourceExhaustedError {
-            retry_after_seconds,
-            ..
-        } => Some(Some(Duration::from_secs(*retry_after_seconds))),
+        QdrantError::ResourceExhaustedError { retry_after_seconds, .. } => {
+            Some(Some(Duration::from_secs(*retry_after_seconds)))
+        }
         QdrantError::ResponseError { status } => {
             let msg = status.message().to_ascii_lowercase();
-            let connection_trouble = [
-                "failed to connect",
-                "transport error",
-                "connection",
-                "broken pipe",
-                "h2 protocol",
-            ]
-            .iter()
-            .any(|s| msg.contains(s));
+            let connection_trouble =
+                ["failed to connect", "transport error", "connection", "broken pipe", "h2 protocol"]
+                    .iter()
+                    .any(|s| msg.contains(s));
             match status.code() {
                 Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => Some(None),
                 // qdrant-client reports a failed connect as Internal("Failed to connect to ...");
                 // a connection dropped mid-request surfaces as Unknown/Cancelled transport errors.
-                Code::Internal | Code::Unknown | Code::Cancelled if connection_trouble => {
-                    Some(None)
-                }
+                Code::Internal | Code::Unknown | Code::Cancelled if connection_trouble => Some(None),
                 _ => None,
             }
         }
@@ -345,8 +283,7 @@ fn transient(err: &QdrantError) -> Option<Option<Duration>> {
 
 fn describe_err(err: &QdrantError) -> String {
     match err {
-        QdrantError::ResponseError { status }
-        | QdrantError::ResourceExhaustedError { status, .. } => {
+        QdrantError::ResponseError { status } | QdrantError::ResourceExhaustedError { status, .. } => {
             format!("{:?}: {}", status.code(), status.message())
         }
         other => other.to_string(),
@@ -358,10 +295,8 @@ fn describe_err(err: &QdrantError) -> String {
 fn backoff(base_ms: u64, retry: u32) -> Duration {
     let exp = base_ms.saturating_mul(1u64 << retry.min(20));
     let capped = Duration::from_millis(exp).min(MAX_BACKOFF);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let jitter = capped.mul_f64((nanos % 1000) as f64 / 4000.0);
     capped + jitter
 }
@@ -404,8 +339,7 @@ where
                 ),
             ));
         }
-        let pause =
-            backoff(policy.base_ms, retry).max(server_pause.unwrap_or_default().min(MAX_BACKOFF));
+        let pause = backoff(policy.base_ms, retry).max(server_pause.unwrap_or_default().min(MAX_BACKOFF));
         tokio::time::sleep(pause).await;
         retry += 1;
     }
@@ -447,12 +381,8 @@ pub fn to_pb_value(v: Value) -> pb::Value {
             None => Kind::DoubleValue(n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => Kind::StringValue(s),
-        Value::Array(a) => Kind::ListValue(pb::ListValue {
-            values: a.into_iter().map(to_pb_value).collect(),
-        }),
-        Value::Object(o) => Kind::StructValue(pb::Struct {
-            fields: to_pb_payload(o),
-        }),
+        Value::Array(a) => Kind::ListValue(pb::ListValue { values: a.into_iter().map(to_pb_value).collect() }),
+        Value::Object(o) => Kind::StructValue(pb::Struct { fields: to_pb_payload(o) }),
     };
     pb::Value { kind: Some(kind) }
 }
@@ -467,9 +397,7 @@ pub fn from_pb_value(v: pb::Value) -> Value {
         None | Some(Kind::NullValue(_)) => Value::Null,
         Some(Kind::BoolValue(b)) => Value::Bool(b),
         Some(Kind::IntegerValue(i)) => Value::from(i),
-        Some(Kind::DoubleValue(d)) => serde_json::Number::from_f64(d)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
+        Some(Kind::DoubleValue(d)) => serde_json::Number::from_f64(d).map(Value::Number).unwrap_or(Value::Null),
         Some(Kind::StringValue(s)) => Value::String(s),
         Some(Kind::ListValue(l)) => Value::Array(l.values.into_iter().map(from_pb_value).collect()),
         Some(Kind::StructValue(s)) => Value::Object(from_pb_payload(s.fields)),
@@ -480,16 +408,11 @@ pub fn from_pb_value(v: pb::Value) -> Value {
 pub fn from_pb_payload(m: HashMap<String, pb::Value>) -> Map<String, Value> {
     let mut entries: Vec<_> = m.into_iter().collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries
-        .into_iter()
-        .map(|(k, v)| (k, from_pb_value(v)))
-        .collect()
+    entries.into_iter().map(|(k, v)| (k, from_pb_value(v))).collect()
 }
 
 fn pb_id(id: &Uuid) -> pb::PointId {
-    pb::PointId {
-        point_id_options: Some(PointIdOptions::Uuid(id.hyphenated().to_string())),
-    }
+    pb::PointId { point_id_options: Some(PointIdOptions::Uuid(id.hyphenated().to_string())) }
 }
 
 fn id_string(id: Option<pb::PointId>) -> String {
@@ -519,37 +442,24 @@ fn pb_filter(filter: &[Condition]) -> Result<Option<pb::Filter>> {
                     };
                     pb::FieldCondition {
                         key: field.clone(),
-                        r#match: Some(pb::Match {
-                            match_value: Some(mv),
-                        }),
+                        r#match: Some(pb::Match { match_value: Some(mv) }),
                         ..Default::default()
                     }
                 }
                 Condition::Range { field, gte, lte } => pb::FieldCondition {
                     key: field.clone(),
-                    range: Some(pb::Range {
-                        gte: *gte,
-                        lte: *lte,
-                        ..Default::default()
-                    }),
+                    range: Some(pb::Range { gte: *gte, lte: *lte, ..Default::default() }),
                     ..Default::default()
                 },
             };
-            pb::Condition {
-                condition_one_of: Some(ConditionOneOf::Field(field)),
-            }
+            pb::Condition { condition_one_of: Some(ConditionOneOf::Field(field)) }
         })
         .collect();
-    Ok(Some(pb::Filter {
-        must,
-        ..Default::default()
-    }))
+    Ok(Some(pb::Filter { must, ..Default::default() }))
 }
 
 fn with_payload() -> pb::WithPayloadSelector {
-    pb::WithPayloadSelector {
-        selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(true)),
-    }
+    pb::WithPayloadSelector { selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(true)) }
 }
 
 /// (size, distance) of an unnamed-vector collection, or a description of what it has instead.
@@ -568,9 +478,7 @@ fn vector_params(info: &pb::CollectionInfo) -> std::result::Result<(usize, Dista
         Some(VectorsConfigKind::ParamsMap(m)) => {
             let mut names: Vec<&String> = m.map.keys().collect();
             names.sort();
-            Err(format!(
-                "named vectors {names:?} instead of one unnamed vector"
-            ))
+            Err(format!("named vectors {names:?} instead of one unnamed vector"))
         }
         None => Err("no vector configuration".to_string()),
     }
@@ -599,23 +507,13 @@ impl VectorStore for ServerStore {
                 format!("collection '{}': vector size must be at least 1", spec.name),
             ));
         }
-        let wanted = format!(
-            "size {} / {}",
-            spec.dim,
-            super::embedded::distance_name(spec.distance)
-        );
-        self.dims
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&spec.name);
+        let wanted = format!("size {} / {}", spec.dim, super::embedded::distance_name(spec.distance));
+        self.dims.lock().unwrap_or_else(|p| p.into_inner()).remove(&spec.name);
         let outcome = match self.info(&spec.name)? {
             Some(info) => match vector_params(&info) {
                 Ok((dim, dist)) if !recreate && dim == spec.dim && dist == spec.distance => {
                     self.ensure_indexes(spec, &info.payload_schema)?;
-                    self.dims
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(spec.name.clone(), dim);
+                    self.dims.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.name.clone(), dim);
                     return Ok(EnsureOutcome::Existed);
                 }
                 found => {
@@ -651,10 +549,7 @@ impl VectorStore for ServerStore {
             return Err(e);
         }
         self.ensure_indexes(spec, &HashMap::new())?;
-        self.dims
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(spec.name.clone(), spec.dim);
+        self.dims.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.name.clone(), spec.dim);
         Ok(outcome)
     }
 
@@ -666,12 +561,7 @@ impl VectorStore for ServerStore {
         })
     }
 
-    fn upsert(
-        &self,
-        collection: &str,
-        points: Vec<PointRecord>,
-        opts: &LoadOptions,
-    ) -> Result<u64> {
+    fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions) -> Result<u64> {
         validate_collection_name(collection)?;
         if points.is_empty() {
             return Ok(0);
@@ -697,19 +587,14 @@ impl VectorStore for ServerStore {
                         Ok(Ok(n)) => written += n,
                         Ok(Err(e)) => first_err = first_err.or(Some(e)),
                         Err(j) => {
-                            first_err = first_err
-                                .or(Some(VdbError::internal(format!("upsert task failed: {j}"))))
+                            first_err = first_err.or(Some(VdbError::internal(format!("upsert task failed: {j}"))))
                         }
                     }
                 }
                 if first_err.is_some() {
                     break;
                 }
-                let permit = permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("semaphore is never closed");
+                let permit = permits.clone().acquire_owned().await.expect("semaphore is never closed");
                 let chunk: Vec<pb::PointStruct> = iter
                     .by_ref()
                     .take(batch)
@@ -735,11 +620,7 @@ impl VectorStore for ServerStore {
                 let (url, name) = (url.clone(), name.clone());
                 tasks.spawn(async move {
                     let _permit = permit;
-                    let ctx = Ctx {
-                        url: &url,
-                        collection: &name,
-                        what: "upsert",
-                    };
+                    let ctx = Ctx { url: &url, collection: &name, what: "upsert" };
                     with_retry(&ctx, policy, || {
                         let req = req.clone();
                         let client = client.clone();
@@ -753,10 +634,7 @@ impl VectorStore for ServerStore {
                 match done {
                     Ok(Ok(n)) => written += n,
                     Ok(Err(e)) => first_err = first_err.or(Some(e)),
-                    Err(j) => {
-                        first_err = first_err
-                            .or(Some(VdbError::internal(format!("upsert task failed: {j}"))))
-                    }
+                    Err(j) => first_err = first_err.or(Some(VdbError::internal(format!("upsert task failed: {j}")))),
                 }
             }
             match first_err {
@@ -788,13 +666,11 @@ impl VectorStore for ServerStore {
         let recorded = recorded_m(&info);
         let mut saved = self.saved_m.lock().unwrap_or_else(|p| p.into_inner());
         if bulk {
-            let original = *saved.entry(collection.to_string()).or_insert(
-                match (recorded, m) {
-                    (Some(r), _) => r,
-                    (None, Some(0) | None) => DEFAULT_HNSW_M,
-                    (None, Some(m)) => m,
-                },
-            );
+            let original = *saved.entry(collection.to_string()).or_insert(match (recorded, m) {
+                (Some(r), _) => r,
+                (None, Some(0) | None) => DEFAULT_HNSW_M,
+                (None, Some(m)) => m,
+            });
             drop(saved);
             if m != Some(0) || recorded != Some(original) {
                 self.set_hnsw_m(collection, 0, Some(original))?;
@@ -811,10 +687,7 @@ impl VectorStore for ServerStore {
                 if let Err(e) = self.set_hnsw_m(collection, target, None) {
                     // Keep the value so a second attempt can still restore it.
                     if let Some(orig) = restore {
-                        self.saved_m
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(collection.to_string(), orig);
+                        self.saved_m.lock().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string(), orig);
                     }
                     return Err(e);
                 }
@@ -825,11 +698,7 @@ impl VectorStore for ServerStore {
 
     fn count(&self, collection: &str) -> Result<u64> {
         validate_collection_name(collection)?;
-        let req = pb::CountPoints {
-            collection_name: collection.to_string(),
-            exact: Some(true),
-            ..Default::default()
-        };
+        let req = pb::CountPoints { collection_name: collection.to_string(), exact: Some(true), ..Default::default() };
         let resp = self.call("count", collection, |c| {
             let req = req.clone();
             async move { c.count(req).await }
@@ -837,13 +706,7 @@ impl VectorStore for ServerStore {
         Ok(resp.result.map(|r| r.count).unwrap_or(0))
     }
 
-    fn search(
-        &self,
-        collection: &str,
-        vector: &[f32],
-        limit: usize,
-        filter: &[Condition],
-    ) -> Result<Vec<Hit>> {
+    fn search(&self, collection: &str, vector: &[f32], limit: usize, filter: &[Condition]) -> Result<Vec<Hit>> {
         validate_collection_name(collection)?;
         let filter = pb_filter(filter)?;
         if limit == 0 {
@@ -864,11 +727,7 @@ impl VectorStore for ServerStore {
         Ok(resp
             .result
             .into_iter()
-            .map(|p| Hit {
-                id: id_string(p.id),
-                score: p.score,
-                payload: from_pb_payload(p.payload),
-            })
+            .map(|p| Hit { id: id_string(p.id), score: p.score, payload: from_pb_payload(p.payload) })
             .collect())
     }
 
@@ -890,11 +749,7 @@ impl VectorStore for ServerStore {
         Ok(resp
             .result
             .into_iter()
-            .map(|p| Hit {
-                id: id_string(p.id),
-                score: 0.0,
-                payload: from_pb_payload(p.payload),
-            })
+            .map(|p| Hit { id: id_string(p.id), score: 0.0, payload: from_pb_payload(p.payload) })
             .collect())
     }
 }
@@ -907,9 +762,7 @@ mod tests {
     #[test]
     fn payload_round_trip() {
         let v = json!({"a": 1, "b": -2.5, "c": "x y", "d": [true, null], "e": {"f": 9007199254740993u64}});
-        let Value::Object(m) = v.clone() else {
-            unreachable!()
-        };
+        let Value::Object(m) = v.clone() else { unreachable!() };
         let back = from_pb_payload(to_pb_payload(m));
         assert_eq!(back["a"], json!(1));
         assert_eq!(back["b"], json!(-2.5));
@@ -924,16 +777,10 @@ mod tests {
         assert!(t(tonic::Status::unavailable("down")));
         assert!(t(tonic::Status::deadline_exceeded("slow")));
         assert!(t(tonic::Status::resource_exhausted("busy")));
-        assert!(t(tonic::Status::internal(
-            "Failed to connect to http://127.0.0.1:1/: ..."
-        )));
+        assert!(t(tonic::Status::internal("Failed to connect to http://127.0.0.1:1/: ...")));
         assert!(!t(tonic::Status::internal("segment corrupted")));
-        assert!(!t(tonic::Status::invalid_argument(
-            "Wrong input: vector dimension"
-        )));
-        assert!(!t(tonic::Status::not_found(
-            "Collection `x` doesn't exist!"
-        )));
+        assert!(!t(tonic::Status::invalid_argument("Wrong input: vector dimension")));
+        assert!(!t(tonic::Status::not_found("Collection `x` doesn't exist!")));
     }
 
     #[test]

@@ -12,31 +12,18 @@ pub const DIM: usize = 16;
 pub const N: usize = 300;
 
 pub fn opts() -> LoadOptions {
-    LoadOptions {
-        batch_size: 64,
-        parallel: 3,
-        max_retries: 2,
-        retry_base_ms: 20,
-    }
+    LoadOptions { batch_size: 64, parallel: 3, max_retries: 2, retry_base_ms: 20 }
 }
 
 /// ensure: created, existed, mismatch (clear error), recreate.
 pub fn ensure_and_mismatch(store: &dyn VectorStore, name: &str) {
     assert!(!store.collection_exists(name).unwrap());
-    assert_eq!(
-        store.ensure_collection(&spec(name, DIM), false).unwrap(),
-        EnsureOutcome::Created
-    );
+    assert_eq!(store.ensure_collection(&spec(name, DIM), false).unwrap(), EnsureOutcome::Created);
     assert!(store.collection_exists(name).unwrap());
-    assert_eq!(
-        store.ensure_collection(&spec(name, DIM), false).unwrap(),
-        EnsureOutcome::Existed
-    );
+    assert_eq!(store.ensure_collection(&spec(name, DIM), false).unwrap(), EnsureOutcome::Existed);
     assert_eq!(store.upsert(name, points(0..10, DIM), &opts()).unwrap(), 10);
 
-    let err = store
-        .ensure_collection(&spec(name, DIM * 2), false)
-        .unwrap_err();
+    let err = store.ensure_collection(&spec(name, DIM * 2), false).unwrap_err();
     assert_eq!(err.kind, ErrorKind::CollectionMismatch, "{err}");
     let msg = err.to_string();
     assert!(msg.contains(&format!("size {DIM} / cosine")), "{msg}");
@@ -51,44 +38,25 @@ pub fn ensure_and_mismatch(store: &dyn VectorStore, name: &str) {
     assert_eq!(err.kind, ErrorKind::CollectionMismatch);
     assert!(err.to_string().contains("dot"), "{err}");
 
-    assert_eq!(
-        store.ensure_collection(&spec(name, DIM * 2), true).unwrap(),
-        EnsureOutcome::Recreated
-    );
+    assert_eq!(store.ensure_collection(&spec(name, DIM * 2), true).unwrap(), EnsureOutcome::Recreated);
     assert_eq!(store.count(name).unwrap(), 0);
-    assert_eq!(
-        store
-            .ensure_collection(&spec(name, DIM * 2), false)
-            .unwrap(),
-        EnsureOutcome::Existed
-    );
+    assert_eq!(store.ensure_collection(&spec(name, DIM * 2), false).unwrap(), EnsureOutcome::Existed);
     // recreate=true drops a matching collection too: "start from an empty collection". (The
     // pipeline calls ensure once per run, never from parallel tasks.)
     store.upsert(name, points(0..5, DIM * 2), &opts()).unwrap();
-    assert_eq!(
-        store.ensure_collection(&spec(name, DIM * 2), true).unwrap(),
-        EnsureOutcome::Recreated
-    );
+    assert_eq!(store.ensure_collection(&spec(name, DIM * 2), true).unwrap(), EnsureOutcome::Recreated);
     assert_eq!(store.count(name).unwrap(), 0);
 }
 
 /// Load N points, count N; load them again, still N.
 pub fn load_count_idempotent(store: &dyn VectorStore, name: &str) {
     store.ensure_collection(&spec(name, DIM), false).unwrap();
-    assert_eq!(
-        store.upsert(name, points(0..N, DIM), &opts()).unwrap(),
-        N as u64
-    );
+    assert_eq!(store.upsert(name, points(0..N, DIM), &opts()).unwrap(), N as u64);
     assert_eq!(store.count(name).unwrap(), N as u64);
-    assert_eq!(
-        store.upsert(name, points(0..N, DIM), &opts()).unwrap(),
-        N as u64
-    );
+    assert_eq!(store.upsert(name, points(0..N, DIM), &opts()).unwrap(), N as u64);
     assert_eq!(store.count(name).unwrap(), N as u64);
     // A partial overlap adds only the new ones.
-    store
-        .upsert(name, points(N - 10..N + 10, DIM), &opts())
-        .unwrap();
+    store.upsert(name, points(N - 10..N + 10, DIM), &opts()).unwrap();
     assert_eq!(store.count(name).unwrap(), N as u64 + 10);
     assert_eq!(store.upsert(name, Vec::new(), &opts()).unwrap(), 0);
 }
@@ -102,18 +70,12 @@ pub fn search_nearest(store: &dyn VectorStore, name: &str) {
         let hits = store.search(name, &q, 5, &[]).unwrap();
         assert_eq!(hits.len(), 5);
         assert_eq!(hits[0].id, id(k).to_string());
-        assert!(
-            (hits[0].score - 1.0).abs() < 1e-4,
-            "self-similarity {}",
-            hits[0].score
-        );
+        assert!((hits[0].score - 1.0).abs() < 1e-4, "self-similarity {}", hits[0].score);
         assert_eq!(hits[0].payload, payload(k));
         assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
         // The second hit is the brute-force runner-up.
-        let mut best: Vec<(f32, usize)> = (0..total)
-            .filter(|&i| i != k)
-            .map(|i| (cosine(&q, &vector(i, DIM)), i))
-            .collect();
+        let mut best: Vec<(f32, usize)> =
+            (0..total).filter(|&i| i != k).map(|i| (cosine(&q, &vector(i, DIM)), i)).collect();
         best.sort_by(|a, b| b.0.total_cmp(&a.0));
         assert_eq!(hits[1].id, id(best[0].1).to_string());
         assert!((hits[1].score - best[0].0).abs() < 1e-4);
@@ -121,9 +83,7 @@ pub fn search_nearest(store: &dyn VectorStore, name: &str) {
     // A query that is not a stored vector: same order as brute force.
     let q: Vec<f32> = vector(10_000, DIM);
     let hits = store.search(name, &q, 10, &[]).unwrap();
-    let mut best: Vec<(f32, usize)> = (0..total)
-        .map(|i| (cosine(&q, &vector(i, DIM)), i))
-        .collect();
+    let mut best: Vec<(f32, usize)> = (0..total).map(|i| (cosine(&q, &vector(i, DIM)), i)).collect();
     best.sort_by(|a, b| b.0.total_cmp(&a.0));
     let expect: Vec<String> = best[..10].iter().map(|(_, i)| id(*i).to_string()).collect();
     let got: Vec<String> = hits.iter().map(|h| h.id.clone()).collect();
@@ -142,73 +102,35 @@ fn filtered_ids(store: &dyn VectorStore, name: &str, filter: &[Condition]) -> Ve
 /// Expects `load_count_idempotent`'s data.
 pub fn filters(store: &dyn VectorStore, name: &str) {
     let total = N + 10;
-    let eq = |f: &str, v: serde_json::Value| Condition::Equals {
-        field: f.into(),
-        value: v,
-    };
+    let eq = |f: &str, v: serde_json::Value| Condition::Equals { field: f.into(), value: v };
     let cases: Vec<(Vec<Condition>, Vec<String>)> = vec![
-        (
-            vec![eq("company", json!("acme"))],
-            ids_where(total, |i| i % 3 == 0),
-        ),
+        (vec![eq("company", json!("acme"))], ids_where(total, |i| i % 3 == 0)),
         // A value with a space must be an exact keyword match, not full-text.
-        (
-            vec![eq("company", json!("initech corp"))],
-            ids_where(total, |i| i % 3 == 2),
-        ),
+        (vec![eq("company", json!("initech corp"))], ids_where(total, |i| i % 3 == 2)),
         (vec![eq("company", json!("initech"))], vec![]),
+        (vec![eq("year", json!(2003))], ids_where(total, |i| i % 10 == 3)),
+        (vec![eq("flag", json!(true))], ids_where(total, |i| i % 4 == 0)),
         (
-            vec![eq("year", json!(2003))],
-            ids_where(total, |i| i % 10 == 3),
-        ),
-        (
-            vec![eq("flag", json!(true))],
-            ids_where(total, |i| i % 4 == 0),
-        ),
-        (
-            vec![Condition::Range {
-                field: "year".into(),
-                gte: Some(2002.0),
-                lte: Some(2004.0),
-            }],
+            vec![Condition::Range { field: "year".into(), gte: Some(2002.0), lte: Some(2004.0) }],
             ids_where(total, |i| (2..=4).contains(&(i % 10))),
         ),
-        (
-            vec![Condition::Range {
-                field: "row".into(),
-                gte: Some(250.5),
-                lte: None,
-            }],
-            ids_where(total, |i| i >= 251),
-        ),
+        (vec![Condition::Range { field: "row".into(), gte: Some(250.5), lte: None }], ids_where(total, |i| i >= 251)),
         (
             vec![
                 eq("company", json!("globex")),
-                Condition::Range {
-                    field: "year".into(),
-                    gte: None,
-                    lte: Some(2001.0),
-                },
+                Condition::Range { field: "year".into(), gte: None, lte: Some(2001.0) },
             ],
             ids_where(total, |i| i % 3 == 1 && i % 10 <= 1),
         ),
     ];
     for (filter, expect) in cases {
-        assert_eq!(
-            filtered_ids(store, name, &filter),
-            expect,
-            "filter {filter:?}"
-        );
+        assert_eq!(filtered_ids(store, name, &filter), expect, "filter {filter:?}");
     }
     // Nearest neighbour under a filter is still the point itself when it matches.
-    let hits = store
-        .search(name, &vector(9, DIM), 3, &[eq("company", json!("acme"))])
-        .unwrap();
+    let hits = store.search(name, &vector(9, DIM), 3, &[eq("company", json!("acme"))]).unwrap();
     assert_eq!(hits[0].id, id(9).to_string());
 
-    let bad = store
-        .search(name, &vector(1, DIM), 3, &[eq("year", json!(2000.5))])
-        .unwrap_err();
+    let bad = store.search(name, &vector(1, DIM), 3, &[eq("year", json!(2000.5))]).unwrap_err();
     assert_eq!(bad.kind, ErrorKind::InvalidConfig);
 }
 
@@ -232,23 +154,16 @@ pub fn errors(store: &dyn VectorStore, name: &str) {
     pts[1].vector.pop();
     let err = store.upsert(name, pts, &opts()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Store, "{err}");
-    assert!(
-        err.to_string().contains(&format!("size {}", DIM - 1)),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&format!("size {}", DIM - 1)), "{err}");
 
-    let err = store
-        .ensure_collection(&spec("bad/name", DIM), false)
-        .unwrap_err();
+    let err = store.ensure_collection(&spec("bad/name", DIM), false).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidConfig);
     let err = store.ensure_collection(&spec(name, 0), false).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidConfig);
 
     let other = format!("{name}_missing");
     assert!(!store.collection_exists(&other).unwrap());
-    let err = store
-        .upsert(&other, points(0..1, DIM), &opts())
-        .unwrap_err();
+    let err = store.upsert(&other, points(0..1, DIM), &opts()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Store, "{err}");
     assert!(err.to_string().contains(&other), "{err}");
     assert_eq!(store.count(&other).unwrap_err().kind, ErrorKind::Store);
@@ -262,10 +177,7 @@ pub fn errors(store: &dyn VectorStore, name: &str) {
 pub fn bulk_mode(store: &dyn VectorStore, name: &str, n: usize, dim: usize) {
     store.ensure_collection(&spec(name, dim), false).unwrap();
     store.set_bulk_mode(name, true).unwrap();
-    let o = LoadOptions {
-        batch_size: 256,
-        ..opts()
-    };
+    let o = LoadOptions { batch_size: 256, ..opts() };
     assert_eq!(store.upsert(name, points(0..n, dim), &o).unwrap(), n as u64);
     store.set_bulk_mode(name, false).unwrap();
     assert_eq!(store.count(name).unwrap(), n as u64);
@@ -276,15 +188,7 @@ pub fn bulk_mode(store: &dyn VectorStore, name: &str, n: usize, dim: usize) {
         assert_eq!(hits[0].id, id(k).to_string());
     }
     let hits = store
-        .search(
-            name,
-            &vector(4, dim),
-            5,
-            &[Condition::Equals {
-                field: "year".into(),
-                value: json!(2004),
-            }],
-        )
+        .search(name, &vector(4, dim), 5, &[Condition::Equals { field: "year".into(), value: json!(2004) }])
         .unwrap();
     assert_eq!(hits[0].id, id(4).to_string());
     assert!(hits.iter().all(|h| h.payload["year"] == json!(2004)));

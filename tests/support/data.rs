@@ -13,10 +13,7 @@ pub fn spec(name: &str, dim: usize) -> CollectionSpec {
         name: name.to_string(),
         dim,
         distance: Distance::Cosine,
-        payload_indexes: vec![
-            ("company".to_string(), IndexKind::Keyword),
-            ("year".to_string(), IndexKind::Integer),
-        ],
+        payload_indexes: vec![("company".to_string(), IndexKind::Keyword), ("year".to_string(), IndexKind::Integer)],
     }
 }
 
@@ -51,11 +48,7 @@ pub fn payload(i: usize) -> Map<String, Value> {
 }
 
 pub fn point(i: usize, dim: usize) -> PointRecord {
-    PointRecord {
-        id: id(i),
-        vector: vector(i, dim),
-        payload: payload(i),
-    }
+    PointRecord { id: id(i), vector: vector(i, dim), payload: payload(i) }
 }
 
 pub fn points(range: std::ops::Range<usize>, dim: usize) -> Vec<PointRecord> {
@@ -71,10 +64,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 /// Ids (as strings) of points `0..n` for which `keep` holds.
 pub fn ids_where(n: usize, keep: impl Fn(usize) -> bool) -> Vec<String> {
-    let mut v: Vec<String> = (0..n)
-        .filter(|&i| keep(i))
-        .map(|i| id(i).to_string())
-        .collect();
+    let mut v: Vec<String> = (0..n).filter(|&i| keep(i)).map(|i| id(i).to_string()).collect();
     v.sort();
     v
 }

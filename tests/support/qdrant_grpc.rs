@@ -31,8 +31,8 @@ use qdrant_client::qdrant::qdrant_server::{Qdrant as QdrantService, QdrantServer
 use qdrant_edge as qe;
 use serde_json::{json, Map, Value};
 // The JSON <-> protobuf value conversions are the product's own (one definition).
-use vdb_core::store::server::{from_pb_value, to_pb_payload};
 use tonic::{Request, Response, Status};
+use vdb_core::store::server::{from_pb_value, to_pb_payload};
 
 pub const SERVER_VERSION: &str = "1.16.0";
 
@@ -56,27 +56,21 @@ impl TestServer {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name(format!("qdrant-test-{}", addr.port()))
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("test server runtime");
-                rt.block_on(async move {
-                    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    let _ = serve(listener, engine, async {
-                        let _ = rx.await;
-                    })
-                    .await;
-                });
-            })?;
-        Ok(TestServer {
-            addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name(format!("qdrant-test-{}", addr.port())).spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test server runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let _ = serve(listener, engine, async {
+                    let _ = rx.await;
+                })
+                .await;
+            });
+        })?;
+        Ok(TestServer { addr, shutdown: Some(tx), thread: Some(thread) })
     }
 
     /// `http://127.0.0.1:PORT`, the URL a client connects to.
@@ -126,11 +120,7 @@ pub async fn serve(
     let server = tonic::transport::Server::builder()
         .add_service(QdrantServer::new(svc.clone()))
         .add_service(CollectionsServer::new(svc.clone()).max_decoding_message_size(usize::MAX))
-        .add_service(
-            PointsServer::new(svc)
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX),
-        )
+        .add_service(PointsServer::new(svc).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX))
         .serve_with_incoming_shutdown(incoming, signal);
     tokio::select! {
         r = server => r,
@@ -161,13 +151,7 @@ struct Coll {
 impl Drop for Engine {
     fn drop(&mut self) {
         // Close shards (their drop flushes) deterministically.
-        let colls: Vec<Arc<Coll>> = self
-            .collections
-            .write()
-            .unwrap()
-            .drain()
-            .map(|(_, c)| c)
-            .collect();
+        let colls: Vec<Arc<Coll>> = self.collections.write().unwrap().drain().map(|(_, c)| c).collect();
         for c in colls {
             c.shard.write().unwrap().take();
         }
@@ -183,41 +167,22 @@ impl Engine {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let path = entry.path();
-            let Some(name) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .map(str::to_string)
-            else {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
                 continue;
             };
             if !path.join("edge_config.json").is_file() {
                 continue;
             }
-            let shard = qe::EdgeShard::load(&path, None).map_err(|e| {
-                std::io::Error::other(format!("cannot load collection {}: {e}", path.display()))
-            })?;
-            collections.insert(
-                name,
-                Arc::new(Coll {
-                    dir: path,
-                    shard: RwLock::new(Some(shard)),
-                    metadata: Mutex::new(()),
-                }),
-            );
+            let shard = qe::EdgeShard::load(&path, None)
+                .map_err(|e| std::io::Error::other(format!("cannot load collection {}: {e}", path.display())))?;
+            collections
+                .insert(name, Arc::new(Coll { dir: path, shard: RwLock::new(Some(shard)), metadata: Mutex::new(()) }));
         }
-        Ok(Engine {
-            dir,
-            collections: RwLock::new(collections),
-        })
+        Ok(Engine { dir, collections: RwLock::new(collections) })
     }
 
     fn get(&self, name: &str) -> Result<Arc<Coll>, Status> {
-        self.collections
-            .read()
-            .unwrap()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| not_found(name))
+        self.collections.read().unwrap().get(name).cloned().ok_or_else(|| not_found(name))
     }
 }
 
@@ -226,17 +191,11 @@ fn not_found(name: &str) -> Status {
 }
 
 fn check_name(name: &str) -> Result<(), Status> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name != "."
-        && name != ".."
-        && !name.contains(['/', '\\', '\0']);
+    let ok = !name.is_empty() && name.len() <= 255 && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
     if ok {
         Ok(())
     } else {
-        Err(Status::invalid_argument(format!(
-            "Wrong input: invalid collection name {name:?}"
-        )))
+        Err(Status::invalid_argument(format!("Wrong input: invalid collection name {name:?}")))
     }
 }
 
@@ -331,9 +290,7 @@ fn pb_id(id: &qe::PointId) -> pb::PointId {
         qe::PointId::NumId(n) => PointIdOptions::Num(*n),
         qe::PointId::Uuid(u) => PointIdOptions::Uuid(u.hyphenated().to_string()),
     };
-    pb::PointId {
-        point_id_options: Some(opt),
-    }
+    pb::PointId { point_id_options: Some(opt) }
 }
 
 fn id_json(id: &pb::PointId) -> Result<Value, Status> {
@@ -350,17 +307,13 @@ fn dense_vector(v: Option<pb::Vectors>) -> Result<Vec<f32>, Status> {
     let vector = match v.and_then(|v| v.vectors_options) {
         Some(VectorsOptions::Vector(v)) => v,
         Some(VectorsOptions::Vectors(mut named)) => named.vectors.remove("").ok_or_else(|| {
-            Status::invalid_argument(
-                "Wrong input: this test server supports only the unnamed vector",
-            )
+            Status::invalid_argument("Wrong input: this test server supports only the unnamed vector")
         })?,
         None => return Err(Status::invalid_argument("Wrong input: point has no vector")),
     };
     match vector.vector {
         Some(pb::vector::Vector::Dense(d)) => Ok(d.data),
-        Some(_) => Err(Status::invalid_argument(
-            "Wrong input: only dense vectors are supported",
-        )),
+        Some(_) => Err(Status::invalid_argument("Wrong input: only dense vectors are supported")),
         None => Ok(vector.data),
     }
 }
@@ -377,16 +330,12 @@ fn pb_vectors(v: Option<qe::VectorStructInternal>) -> Option<pb::VectorsOutput> 
         _ => return None,
     };
     Some(pb::VectorsOutput {
-        vectors_options: Some(pb::vectors_output::VectorsOptions::Vector(
-            pb::VectorOutput {
-                // Both the current field and the pre-1.16 one, so older clients read it too.
-                data: dense.clone(),
-                vector: Some(pb::vector_output::Vector::Dense(pb::DenseVector {
-                    data: dense,
-                })),
-                ..Default::default()
-            },
-        )),
+        vectors_options: Some(pb::vectors_output::VectorsOptions::Vector(pb::VectorOutput {
+            // Both the current field and the pre-1.16 one, so older clients read it too.
+            data: dense.clone(),
+            vector: Some(pb::vector_output::Vector::Dense(pb::DenseVector { data: dense })),
+            ..Default::default()
+        })),
     })
 }
 
@@ -411,18 +360,14 @@ fn with_vectors(sel: Option<&pb::WithVectorsSelector>) -> Result<bool, Status> {
 fn check_using(using: Option<&String>) -> Result<(), Status> {
     match using.map(String::as_str) {
         None | Some("") => Ok(()),
-        Some(other) => Err(Status::invalid_argument(format!(
-            "Wrong input: Not existing vector name error: {other}"
-        ))),
+        Some(other) => Err(Status::invalid_argument(format!("Wrong input: Not existing vector name error: {other}"))),
     }
 }
 
 /// Qdrant's protobuf filter as Qdrant's REST filter JSON, which qdrant-edge's `Filter` reads.
 fn filter_json(f: &pb::Filter) -> Result<Value, Status> {
     let list = |conds: &[pb::Condition]| -> Result<Value, Status> {
-        Ok(Value::Array(
-            conds.iter().map(condition_json).collect::<Result<_, _>>()?,
-        ))
+        Ok(Value::Array(conds.iter().map(condition_json).collect::<Result<_, _>>()?))
     };
     let mut out = Map::new();
     if !f.must.is_empty() {
@@ -435,10 +380,7 @@ fn filter_json(f: &pb::Filter) -> Result<Value, Status> {
         out.insert("must_not".into(), list(&f.must_not)?);
     }
     if let Some(ms) = &f.min_should {
-        out.insert(
-            "min_should".into(),
-            json!({ "conditions": list(&ms.conditions)?, "min_count": ms.min_count }),
-        );
+        out.insert("min_should".into(), json!({ "conditions": list(&ms.conditions)?, "min_count": ms.min_count }));
     }
     Ok(Value::Object(out))
 }
@@ -465,10 +407,7 @@ fn condition_json(c: &pb::Condition) -> Result<Value, Status> {
                 out.insert("match".into(), m);
             }
             if let Some(r) = &fc.range {
-                out.insert(
-                    "range".into(),
-                    json!({ "lt": r.lt, "gt": r.gt, "gte": r.gte, "lte": r.lte }),
-                );
+                out.insert("range".into(), json!({ "lt": r.lt, "gt": r.gt, "gte": r.gte, "lte": r.lte }));
             }
             if let Some(b) = fc.is_empty {
                 if b {
@@ -486,18 +425,14 @@ fn condition_json(c: &pb::Condition) -> Result<Value, Status> {
                 || fc.values_count.is_some()
                 || fc.datetime_range.is_some()
             {
-                return Err(Status::unimplemented(
-                    "geo, values_count and datetime conditions",
-                ));
+                return Err(Status::unimplemented("geo, values_count and datetime conditions"));
             }
             Ok(Value::Object(out))
         }
         Some(C::Filter(f)) => filter_json(f),
         Some(C::IsEmpty(c)) => Ok(json!({ "is_empty": { "key": c.key } })),
         Some(C::IsNull(c)) => Ok(json!({ "is_null": { "key": c.key } })),
-        Some(C::HasId(h)) => {
-            Ok(json!({ "has_id": h.has_id.iter().map(id_json).collect::<Result<Vec<_>, _>>()? }))
-        }
+        Some(C::HasId(h)) => Ok(json!({ "has_id": h.has_id.iter().map(id_json).collect::<Result<Vec<_>, _>>()? })),
         Some(_) => Err(Status::unimplemented("this condition type")),
         None => Err(Status::invalid_argument("Wrong input: empty condition")),
     }
@@ -506,15 +441,11 @@ fn condition_json(c: &pb::Condition) -> Result<Value, Status> {
 fn edge_filter(f: Option<&pb::Filter>) -> Result<Option<qe::Filter>, Status> {
     let Some(f) = f else { return Ok(None) };
     let j = filter_json(f)?;
-    serde_json::from_value(j)
-        .map(Some)
-        .map_err(|e| Status::invalid_argument(format!("Wrong input: bad filter: {e}")))
+    serde_json::from_value(j).map(Some).map_err(|e| Status::invalid_argument(format!("Wrong input: bad filter: {e}")))
 }
 
 fn json_path(field: &str) -> Result<qe::JsonPath, Status> {
-    field
-        .parse()
-        .map_err(|()| Status::invalid_argument(format!("Wrong input: bad field name {field:?}")))
+    field.parse().map_err(|()| Status::invalid_argument(format!("Wrong input: bad field name {field:?}")))
 }
 
 fn pb_distance(d: qe::Distance) -> pb::Distance {
@@ -532,9 +463,7 @@ fn edge_distance(d: i32) -> Result<qe::Distance, Status> {
         Ok(pb::Distance::Euclid) => Ok(qe::Distance::Euclid),
         Ok(pb::Distance::Dot) => Ok(qe::Distance::Dot),
         Ok(pb::Distance::Manhattan) => Ok(qe::Distance::Manhattan),
-        _ => Err(Status::invalid_argument(format!(
-            "Wrong input: unknown distance {d}"
-        ))),
+        _ => Err(Status::invalid_argument(format!("Wrong input: unknown distance {d}"))),
     }
 }
 
@@ -549,11 +478,7 @@ fn schema_type(t: i32) -> Result<qe::PayloadSchemaType, Status> {
         Ok(pb::FieldType::Bool) => S::Bool,
         Ok(pb::FieldType::Datetime) => S::Datetime,
         Ok(pb::FieldType::Uuid) => S::Uuid,
-        Err(_) => {
-            return Err(Status::invalid_argument(format!(
-                "Wrong input: field type {t}"
-            )))
-        }
+        Err(_) => return Err(Status::invalid_argument(format!("Wrong input: field type {t}"))),
     })
 }
 
@@ -616,12 +541,7 @@ fn apply_optimizers_diff(o: &mut qe::EdgeOptimizersConfig, d: &pb::OptimizersCon
 fn collection_info(shard: &qe::EdgeShard) -> Result<pb::CollectionInfo, Status> {
     let cfg = shard.config().clone();
     let info = shard.info();
-    let count = shard
-        .count(qe::CountRequest {
-            filter: None,
-            exact: true,
-        })
-        .map_err(op_err)?;
+    let count = shard.count(qe::CountRequest { filter: None, exact: true }).map_err(op_err)?;
     let vectors_config = match cfg.vectors.get(qe::DEFAULT_VECTOR_NAME) {
         Some(p) if cfg.vectors.len() == 1 => pb::vectors_config::Config::Params(pb::VectorParams {
             size: p.size as u64,
@@ -663,17 +583,12 @@ fn collection_info(shard: &qe::EdgeShard) -> Result<pb::CollectionInfo, Status> 
         .collect();
     Ok(pb::CollectionInfo {
         status: pb::CollectionStatus::Green as i32,
-        optimizer_status: Some(pb::OptimizerStatus {
-            ok: true,
-            error: String::new(),
-        }),
+        optimizer_status: Some(pb::OptimizerStatus { ok: true, error: String::new() }),
         segments_count: info.segments_count as u64,
         config: Some(pb::CollectionConfig {
             params: Some(pb::CollectionParams {
                 shard_number: 1,
-                vectors_config: Some(pb::VectorsConfig {
-                    config: Some(vectors_config),
-                }),
+                vectors_config: Some(pb::VectorsConfig { config: Some(vectors_config) }),
                 replication_factor: Some(1),
                 write_consistency_factor: Some(1),
                 ..Default::default()
@@ -707,10 +622,7 @@ fn collection_info(shard: &qe::EdgeShard) -> Result<pb::CollectionInfo, Status> 
 
 fn update_ok(start: Instant) -> pb::PointsOperationResponse {
     pb::PointsOperationResponse {
-        result: Some(pb::UpdateResult {
-            operation_id: Some(0),
-            status: pb::UpdateStatus::Completed as i32,
-        }),
+        result: Some(pb::UpdateResult { operation_id: Some(0), status: pb::UpdateStatus::Completed as i32 }),
         time: elapsed(start),
         usage: None,
     }
@@ -727,10 +639,7 @@ fn search_edge(
     vectors: bool,
 ) -> Result<Vec<pb::ScoredPoint>, Status> {
     let req = qe::SearchRequest {
-        query: qe::QueryEnum::Nearest(qe::NamedQuery {
-            query: qe::VectorInternal::Dense(vector),
-            using: None,
-        }),
+        query: qe::QueryEnum::Nearest(qe::NamedQuery { query: qe::VectorInternal::Dense(vector), using: None }),
         filter,
         params: None,
         limit,
@@ -770,10 +679,7 @@ fn scroll_edge(
         order_by: None,
     };
     let (records, next) = shard.scroll(req).map_err(op_err)?;
-    Ok((
-        records.into_iter().map(retrieved).collect(),
-        next.as_ref().map(pb_id),
-    ))
+    Ok((records.into_iter().map(retrieved).collect(), next.as_ref().map(pb_id)))
 }
 
 fn retrieved(r: qe::Record) -> pb::RetrievedPoint {
@@ -796,9 +702,7 @@ struct Service {
 type R<T> = Result<Response<T>, Status>;
 
 fn unimplemented<T>(what: &str) -> R<T> {
-    Err(Status::unimplemented(format!(
-        "{what} is not implemented by the qdrant-edge test server"
-    )))
+    Err(Status::unimplemented(format!("{what} is not implemented by the qdrant-edge test server")))
 }
 
 #[tonic::async_trait]
@@ -814,10 +718,7 @@ impl QdrantService for Service {
 
 #[tonic::async_trait]
 impl Collections for Service {
-    async fn get(
-        &self,
-        r: Request<pb::GetCollectionInfoRequest>,
-    ) -> R<pb::GetCollectionInfoResponse> {
+    async fn get(&self, r: Request<pb::GetCollectionInfoRequest>) -> R<pb::GetCollectionInfoResponse> {
         let start = Instant::now();
         let name = r.into_inner().collection_name;
         let c = self.engine.get(&name)?;
@@ -825,31 +726,15 @@ impl Collections for Service {
         if let Some(config) = info.config.as_mut() {
             config.metadata = c.metadata();
         }
-        done(pb::GetCollectionInfoResponse {
-            result: Some(info),
-            time: elapsed(start),
-        })
+        done(pb::GetCollectionInfoResponse { result: Some(info), time: elapsed(start) })
     }
 
-    async fn list(
-        &self,
-        _r: Request<pb::ListCollectionsRequest>,
-    ) -> R<pb::ListCollectionsResponse> {
+    async fn list(&self, _r: Request<pb::ListCollectionsRequest>) -> R<pb::ListCollectionsResponse> {
         let start = Instant::now();
-        let mut names: Vec<String> = self
-            .engine
-            .collections
-            .read()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect();
+        let mut names: Vec<String> = self.engine.collections.read().unwrap().keys().cloned().collect();
         names.sort();
         done(pb::ListCollectionsResponse {
-            collections: names
-                .into_iter()
-                .map(|name| pb::CollectionDescription { name })
-                .collect(),
+            collections: names.into_iter().map(|name| pb::CollectionDescription { name }).collect(),
             time: elapsed(start),
         })
     }
@@ -861,25 +746,14 @@ impl Collections for Service {
         check_name(&name)?;
         let params = match req.vectors_config.and_then(|v| v.config) {
             Some(pb::vectors_config::Config::Params(p)) => p,
-            Some(pb::vectors_config::Config::ParamsMap(_)) => {
-                return Err(Status::unimplemented("named vectors"))
-            }
-            None => {
-                return Err(Status::invalid_argument(
-                    "Wrong input: vectors_config is required",
-                ))
-            }
+            Some(pb::vectors_config::Config::ParamsMap(_)) => return Err(Status::unimplemented("named vectors")),
+            None => return Err(Status::invalid_argument("Wrong input: vectors_config is required")),
         };
         if params.size == 0 {
-            return Err(Status::invalid_argument(
-                "Wrong input: vector size must be > 0",
-            ));
+            return Err(Status::invalid_argument("Wrong input: vector size must be > 0"));
         }
         let mut hnsw = qe::HnswIndexConfig::default();
-        for d in [req.hnsw_config.as_ref(), params.hnsw_config.as_ref()]
-            .into_iter()
-            .flatten()
-        {
+        for d in [req.hnsw_config.as_ref(), params.hnsw_config.as_ref()].into_iter().flatten() {
             apply_hnsw_diff(&mut hnsw, d);
         }
         let mut optimizers = qe::EdgeOptimizersConfig::default();
@@ -889,11 +763,7 @@ impl Collections for Service {
         let config = qe::EdgeConfig::builder()
             .vector(
                 qe::DEFAULT_VECTOR_NAME,
-                qe::EdgeVectorParams::builder(
-                    params.size as usize,
-                    edge_distance(params.distance)?,
-                )
-                .build(),
+                qe::EdgeVectorParams::builder(params.size as usize, edge_distance(params.distance)?).build(),
             )
             .hnsw_config(hnsw)
             .optimizers(optimizers)
@@ -903,9 +773,7 @@ impl Collections for Service {
         let created = tokio::task::spawn_blocking(move || -> Result<(), Status> {
             let mut colls = engine.collections.write().unwrap();
             if colls.contains_key(&name) {
-                return Err(Status::invalid_argument(format!(
-                    "Wrong input: Collection `{name}` already exists!"
-                )));
+                return Err(Status::invalid_argument(format!("Wrong input: Collection `{name}` already exists!")));
             }
             let dir = engine.dir.join(&name);
             if dir.exists() {
@@ -913,23 +781,13 @@ impl Collections for Service {
             }
             std::fs::create_dir_all(&dir).map_err(|e| Status::internal(e.to_string()))?;
             let shard = qe::EdgeShard::new(&dir, config).map_err(op_err)?;
-            colls.insert(
-                name,
-                Arc::new(Coll {
-                    dir,
-                    shard: RwLock::new(Some(shard)),
-                    metadata: Mutex::new(()),
-                }),
-            );
+            colls.insert(name, Arc::new(Coll { dir, shard: RwLock::new(Some(shard)), metadata: Mutex::new(()) }));
             Ok(())
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
         created?;
-        done(pb::CollectionOperationResponse {
-            result: true,
-            time: elapsed(start),
-        })
+        done(pb::CollectionOperationResponse { result: true, time: elapsed(start) })
     }
 
     async fn update(&self, r: Request<pb::UpdateCollection>) -> R<pb::CollectionOperationResponse> {
@@ -959,10 +817,7 @@ impl Collections for Service {
             Ok(())
         })
         .await?;
-        done(pb::CollectionOperationResponse {
-            result: true,
-            time: elapsed(start),
-        })
+        done(pb::CollectionOperationResponse { result: true, time: elapsed(start) })
     }
 
     async fn delete(&self, r: Request<pb::DeleteCollection>) -> R<pb::CollectionOperationResponse> {
@@ -979,16 +834,10 @@ impl Collections for Service {
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))??;
-        done(pb::CollectionOperationResponse {
-            result: existed,
-            time: elapsed(start),
-        })
+        done(pb::CollectionOperationResponse { result: existed, time: elapsed(start) })
     }
 
-    async fn update_aliases(
-        &self,
-        _r: Request<pb::ChangeAliases>,
-    ) -> R<pb::CollectionOperationResponse> {
+    async fn update_aliases(&self, _r: Request<pb::ChangeAliases>) -> R<pb::CollectionOperationResponse> {
         unimplemented("aliases")
     }
 
@@ -996,20 +845,11 @@ impl Collections for Service {
         &self,
         _r: Request<pb::ListCollectionAliasesRequest>,
     ) -> R<pb::ListAliasesResponse> {
-        done(pb::ListAliasesResponse {
-            aliases: vec![],
-            time: 0.0,
-        })
+        done(pb::ListAliasesResponse { aliases: vec![], time: 0.0 })
     }
 
-    async fn list_aliases(
-        &self,
-        _r: Request<pb::ListAliasesRequest>,
-    ) -> R<pb::ListAliasesResponse> {
-        done(pb::ListAliasesResponse {
-            aliases: vec![],
-            time: 0.0,
-        })
+    async fn list_aliases(&self, _r: Request<pb::ListAliasesRequest>) -> R<pb::ListAliasesResponse> {
+        done(pb::ListAliasesResponse { aliases: vec![], time: 0.0 })
     }
 
     async fn collection_cluster_info(
@@ -1019,17 +859,11 @@ impl Collections for Service {
         unimplemented("cluster info")
     }
 
-    async fn collection_exists(
-        &self,
-        r: Request<pb::CollectionExistsRequest>,
-    ) -> R<pb::CollectionExistsResponse> {
+    async fn collection_exists(&self, r: Request<pb::CollectionExistsRequest>) -> R<pb::CollectionExistsResponse> {
         let start = Instant::now();
         let name = r.into_inner().collection_name;
         let exists = self.engine.collections.read().unwrap().contains_key(&name);
-        done(pb::CollectionExistsResponse {
-            result: Some(pb::CollectionExists { exists }),
-            time: elapsed(start),
-        })
+        done(pb::CollectionExistsResponse { result: Some(pb::CollectionExists { exists }), time: elapsed(start) })
     }
 
     async fn update_collection_cluster_setup(
@@ -1039,24 +873,15 @@ impl Collections for Service {
         unimplemented("cluster setup")
     }
 
-    async fn create_shard_key(
-        &self,
-        _r: Request<pb::CreateShardKeyRequest>,
-    ) -> R<pb::CreateShardKeyResponse> {
+    async fn create_shard_key(&self, _r: Request<pb::CreateShardKeyRequest>) -> R<pb::CreateShardKeyResponse> {
         unimplemented("shard keys")
     }
 
-    async fn delete_shard_key(
-        &self,
-        _r: Request<pb::DeleteShardKeyRequest>,
-    ) -> R<pb::DeleteShardKeyResponse> {
+    async fn delete_shard_key(&self, _r: Request<pb::DeleteShardKeyRequest>) -> R<pb::DeleteShardKeyResponse> {
         unimplemented("shard keys")
     }
 
-    async fn list_shard_keys(
-        &self,
-        _r: Request<pb::ListShardKeysRequest>,
-    ) -> R<pb::ListShardKeysResponse> {
+    async fn list_shard_keys(&self, _r: Request<pb::ListShardKeysRequest>) -> R<pb::ListShardKeysResponse> {
         unimplemented("shard keys")
     }
 }
@@ -1075,25 +900,19 @@ impl Points for Service {
             .points
             .into_iter()
             .map(|p| {
-                let id = edge_id(p.id.as_ref().ok_or_else(|| {
-                    Status::invalid_argument("Wrong input: point id is missing")
-                })?)?;
+                let id = edge_id(
+                    p.id.as_ref().ok_or_else(|| Status::invalid_argument("Wrong input: point id is missing"))?,
+                )?;
                 let vector = dense_vector(p.vectors)?;
-                let payload: Map<String, Value> = p
-                    .payload
-                    .into_iter()
-                    .map(|(k, v)| (k, from_pb_value(v)))
-                    .collect();
+                let payload: Map<String, Value> = p.payload.into_iter().map(|(k, v)| (k, from_pb_value(v))).collect();
                 Ok(qe::PointStruct::new(id, vector, Value::Object(payload)).into())
             })
             .collect::<Result<Vec<qe::PointStructPersisted>, Status>>()?;
         c.with(&name, move |shard| {
             shard
-                .update(qe::UpdateOperation::PointOperation(
-                    qe::PointOperations::UpsertPoints(qe::PointInsertOperations::PointsList(
-                        points,
-                    )),
-                ))
+                .update(qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
+                    qe::PointInsertOperations::PointsList(points),
+                )))
                 .map_err(op_err)
         })
         .await?;
@@ -1107,24 +926,15 @@ impl Points for Service {
         let name = req.collection_name;
         let c = self.engine.get(&name)?;
         let op = match req.points.and_then(|p| p.points_selector_one_of) {
-            Some(P::Points(list)) => qe::PointOperations::DeletePoints {
-                ids: list.ids.iter().map(edge_id).collect::<Result<_, _>>()?,
-            },
-            Some(P::Filter(f)) => qe::PointOperations::DeletePointsByFilter(
-                edge_filter(Some(&f))?.expect("filter given"),
-            ),
-            None => {
-                return Err(Status::invalid_argument(
-                    "Wrong input: points selector is required",
-                ))
+            Some(P::Points(list)) => {
+                qe::PointOperations::DeletePoints { ids: list.ids.iter().map(edge_id).collect::<Result<_, _>>()? }
             }
+            Some(P::Filter(f)) => {
+                qe::PointOperations::DeletePointsByFilter(edge_filter(Some(&f))?.expect("filter given"))
+            }
+            None => return Err(Status::invalid_argument("Wrong input: points selector is required")),
         };
-        c.with(&name, move |shard| {
-            shard
-                .update(qe::UpdateOperation::PointOperation(op))
-                .map_err(op_err)
-        })
-        .await?;
+        c.with(&name, move |shard| shard.update(qe::UpdateOperation::PointOperation(op)).map_err(op_err)).await?;
         done(update_ok(start))
     }
 
@@ -1139,68 +949,39 @@ impl Points for Service {
         let result = c
             .with(&name, move |shard| {
                 let records = shard
-                    .retrieve(
-                        &ids,
-                        Some(qe::WithPayloadInterface::Bool(payload)),
-                        Some(qe::WithVector::Bool(vectors)),
-                    )
+                    .retrieve(&ids, Some(qe::WithPayloadInterface::Bool(payload)), Some(qe::WithVector::Bool(vectors)))
                     .map_err(op_err)?;
                 Ok(records.into_iter().map(retrieved).collect())
             })
             .await?;
-        done(pb::GetResponse {
-            result,
-            time: elapsed(start),
-            usage: None,
-        })
+        done(pb::GetResponse { result, time: elapsed(start), usage: None })
     }
 
-    async fn update_vectors(
-        &self,
-        _r: Request<pb::UpdatePointVectors>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn update_vectors(&self, _r: Request<pb::UpdatePointVectors>) -> R<pb::PointsOperationResponse> {
         unimplemented("update_vectors")
     }
 
-    async fn delete_vectors(
-        &self,
-        _r: Request<pb::DeletePointVectors>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn delete_vectors(&self, _r: Request<pb::DeletePointVectors>) -> R<pb::PointsOperationResponse> {
         unimplemented("delete_vectors")
     }
 
-    async fn set_payload(
-        &self,
-        _r: Request<pb::SetPayloadPoints>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn set_payload(&self, _r: Request<pb::SetPayloadPoints>) -> R<pb::PointsOperationResponse> {
         unimplemented("set_payload")
     }
 
-    async fn overwrite_payload(
-        &self,
-        _r: Request<pb::SetPayloadPoints>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn overwrite_payload(&self, _r: Request<pb::SetPayloadPoints>) -> R<pb::PointsOperationResponse> {
         unimplemented("overwrite_payload")
     }
 
-    async fn delete_payload(
-        &self,
-        _r: Request<pb::DeletePayloadPoints>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn delete_payload(&self, _r: Request<pb::DeletePayloadPoints>) -> R<pb::PointsOperationResponse> {
         unimplemented("delete_payload")
     }
 
-    async fn clear_payload(
-        &self,
-        _r: Request<pb::ClearPayloadPoints>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn clear_payload(&self, _r: Request<pb::ClearPayloadPoints>) -> R<pb::PointsOperationResponse> {
         unimplemented("clear_payload")
     }
 
-    async fn create_field_index(
-        &self,
-        r: Request<pb::CreateFieldIndexCollection>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn create_field_index(&self, r: Request<pb::CreateFieldIndexCollection>) -> R<pb::PointsOperationResponse> {
         let start = Instant::now();
         let req = r.into_inner();
         let name = req.collection_name;
@@ -1212,22 +993,16 @@ impl Points for Service {
         let field = req.field_name;
         c.with(&name, move |shard| {
             shard
-                .update(qe::UpdateOperation::FieldIndexOperation(
-                    qe::FieldIndexOperations::CreateIndex(qe::CreateIndex {
-                        field_name: json_path(&field)?,
-                        field_schema: schema,
-                    }),
-                ))
+                .update(qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(
+                    qe::CreateIndex { field_name: json_path(&field)?, field_schema: schema },
+                )))
                 .map_err(op_err)
         })
         .await?;
         done(update_ok(start))
     }
 
-    async fn delete_field_index(
-        &self,
-        r: Request<pb::DeleteFieldIndexCollection>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn delete_field_index(&self, r: Request<pb::DeleteFieldIndexCollection>) -> R<pb::PointsOperationResponse> {
         let start = Instant::now();
         let req = r.into_inner();
         let name = req.collection_name;
@@ -1235,26 +1010,20 @@ impl Points for Service {
         let field = req.field_name;
         c.with(&name, move |shard| {
             shard
-                .update(qe::UpdateOperation::FieldIndexOperation(
-                    qe::FieldIndexOperations::DeleteIndex(json_path(&field)?),
-                ))
+                .update(qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::DeleteIndex(json_path(
+                    &field,
+                )?)))
                 .map_err(op_err)
         })
         .await?;
         done(update_ok(start))
     }
 
-    async fn create_vector_name(
-        &self,
-        _r: Request<pb::CreateVectorNameRequest>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn create_vector_name(&self, _r: Request<pb::CreateVectorNameRequest>) -> R<pb::PointsOperationResponse> {
         unimplemented("create_vector_name")
     }
 
-    async fn delete_vector_name(
-        &self,
-        _r: Request<pb::DeleteVectorNameRequest>,
-    ) -> R<pb::PointsOperationResponse> {
+    async fn delete_vector_name(&self, _r: Request<pb::DeleteVectorNameRequest>) -> R<pb::PointsOperationResponse> {
         unimplemented("delete_vector_name")
     }
 
@@ -1270,34 +1039,19 @@ impl Points for Service {
         let filter = edge_filter(req.filter.as_ref())?;
         let payload = with_payload(req.with_payload.as_ref())?;
         let vectors = with_vectors(req.with_vectors.as_ref())?;
-        let (limit, offset, threshold) = (
-            req.limit as usize,
-            req.offset.unwrap_or(0) as usize,
-            req.score_threshold,
-        );
+        let (limit, offset, threshold) = (req.limit as usize, req.offset.unwrap_or(0) as usize, req.score_threshold);
         let vector = req.vector;
         let result = c
-            .with(&name, move |shard| {
-                search_edge(
-                    shard, vector, filter, limit, offset, threshold, payload, vectors,
-                )
-            })
+            .with(&name, move |shard| search_edge(shard, vector, filter, limit, offset, threshold, payload, vectors))
             .await?;
-        done(pb::SearchResponse {
-            result,
-            time: elapsed(start),
-            usage: None,
-        })
+        done(pb::SearchResponse { result, time: elapsed(start), usage: None })
     }
 
     async fn search_batch(&self, _r: Request<pb::SearchBatchPoints>) -> R<pb::SearchBatchResponse> {
         unimplemented("search_batch")
     }
 
-    async fn search_groups(
-        &self,
-        _r: Request<pb::SearchPointGroups>,
-    ) -> R<pb::SearchGroupsResponse> {
+    async fn search_groups(&self, _r: Request<pb::SearchPointGroups>) -> R<pb::SearchGroupsResponse> {
         unimplemented("search_groups")
     }
 
@@ -1318,34 +1072,20 @@ impl Points for Service {
             Some(s) => with_payload(Some(s))?,
         };
         let vectors = with_vectors(req.with_vectors.as_ref())?;
-        let (result, next_page_offset) = c
-            .with(&name, move |shard| {
-                scroll_edge(shard, filter, offset, limit, payload, vectors)
-            })
-            .await?;
-        done(pb::ScrollResponse {
-            next_page_offset,
-            result,
-            time: elapsed(start),
-            usage: None,
-        })
+        let (result, next_page_offset) =
+            c.with(&name, move |shard| scroll_edge(shard, filter, offset, limit, payload, vectors)).await?;
+        done(pb::ScrollResponse { next_page_offset, result, time: elapsed(start), usage: None })
     }
 
     async fn recommend(&self, _r: Request<pb::RecommendPoints>) -> R<pb::RecommendResponse> {
         unimplemented("recommend")
     }
 
-    async fn recommend_batch(
-        &self,
-        _r: Request<pb::RecommendBatchPoints>,
-    ) -> R<pb::RecommendBatchResponse> {
+    async fn recommend_batch(&self, _r: Request<pb::RecommendBatchPoints>) -> R<pb::RecommendBatchResponse> {
         unimplemented("recommend_batch")
     }
 
-    async fn recommend_groups(
-        &self,
-        _r: Request<pb::RecommendPointGroups>,
-    ) -> R<pb::RecommendGroupsResponse> {
+    async fn recommend_groups(&self, _r: Request<pb::RecommendPointGroups>) -> R<pb::RecommendGroupsResponse> {
         unimplemented("recommend_groups")
     }
 
@@ -1353,10 +1093,7 @@ impl Points for Service {
         unimplemented("discover")
     }
 
-    async fn discover_batch(
-        &self,
-        _r: Request<pb::DiscoverBatchPoints>,
-    ) -> R<pb::DiscoverBatchResponse> {
+    async fn discover_batch(&self, _r: Request<pb::DiscoverBatchPoints>) -> R<pb::DiscoverBatchResponse> {
         unimplemented("discover_batch")
     }
 
@@ -1367,17 +1104,9 @@ impl Points for Service {
         let c = self.engine.get(&name)?;
         let filter = edge_filter(req.filter.as_ref())?;
         let exact = req.exact.unwrap_or(true);
-        let count = c
-            .with(&name, move |shard| {
-                shard
-                    .count(qe::CountRequest { filter, exact })
-                    .map_err(op_err)
-            })
-            .await?;
+        let count = c.with(&name, move |shard| shard.count(qe::CountRequest { filter, exact }).map_err(op_err)).await?;
         done(pb::CountResponse {
-            result: Some(pb::CountResult {
-                count: count as u64,
-            }),
+            result: Some(pb::CountResult { count: count as u64 }),
             time: elapsed(start),
             usage: None,
         })
@@ -1406,23 +1135,16 @@ impl Points for Service {
         let threshold = req.score_threshold;
         let query = match req.query.and_then(|q| q.variant) {
             None => None,
-            Some(Q::Nearest(pb::VectorInput {
-                variant: Some(V::Dense(d)),
-            })) => Some(d.data),
-            Some(Q::Nearest(_)) => {
-                return unimplemented("nearest by id, sparse, multi or inference input")
-            }
+            Some(Q::Nearest(pb::VectorInput { variant: Some(V::Dense(d)) })) => Some(d.data),
+            Some(Q::Nearest(_)) => return unimplemented("nearest by id, sparse, multi or inference input"),
             Some(_) => return unimplemented("this query type"),
         };
         let result = c
             .with(&name, move |shard| match query {
-                Some(v) => {
-                    search_edge(shard, v, filter, limit, offset, threshold, payload, vectors)
-                }
+                Some(v) => search_edge(shard, v, filter, limit, offset, threshold, payload, vectors),
                 None => {
                     // No query: points in id order, like a scroll (score 0).
-                    let (points, _) =
-                        scroll_edge(shard, filter, None, limit + offset, payload, vectors)?;
+                    let (points, _) = scroll_edge(shard, filter, None, limit + offset, payload, vectors)?;
                     Ok(points
                         .into_iter()
                         .skip(offset)
@@ -1436,11 +1158,7 @@ impl Points for Service {
                 }
             })
             .await?;
-        done(pb::QueryResponse {
-            result,
-            time: elapsed(start),
-            usage: None,
-        })
+        done(pb::QueryResponse { result, time: elapsed(start), usage: None })
     }
 
     async fn query_batch(&self, _r: Request<pb::QueryBatchPoints>) -> R<pb::QueryBatchResponse> {
@@ -1455,17 +1173,11 @@ impl Points for Service {
         unimplemented("facet")
     }
 
-    async fn search_matrix_pairs(
-        &self,
-        _r: Request<pb::SearchMatrixPoints>,
-    ) -> R<pb::SearchMatrixPairsResponse> {
+    async fn search_matrix_pairs(&self, _r: Request<pb::SearchMatrixPoints>) -> R<pb::SearchMatrixPairsResponse> {
         unimplemented("search_matrix_pairs")
     }
 
-    async fn search_matrix_offsets(
-        &self,
-        _r: Request<pb::SearchMatrixPoints>,
-    ) -> R<pb::SearchMatrixOffsetsResponse> {
+    async fn search_matrix_offsets(&self, _r: Request<pb::SearchMatrixPoints>) -> R<pb::SearchMatrixOffsetsResponse> {
         unimplemented("search_matrix_offsets")
     }
 }
