@@ -142,9 +142,25 @@ def sec_filings_to_qdrant():
         p = get_current_context()["params"]
         run_dir = current_run_dir()
         embedder = vdb_core.Embedder(p["model_dir"] or None, precision=p["precision"])
-        r = vdb_core.embed_shard(run_dir, shard, embedder, batch_size=p["batch_size"], progress=task_progress(log))
+        # Texts the collection already holds (same model) are taken from it, not embedded again.
+        r = vdb_core.embed_shard(
+            run_dir,
+            shard,
+            embedder,
+            batch_size=p["batch_size"],
+            collection=p["collection"],
+            target=resolve_target(),
+            recreate=p["recreate"],
+            progress=task_progress(log),
+        )
         log.info(
-            "shard %d: %d rows %s", shard, r["rows"], "embedded" if r["done_now"] else "already embedded (verified)"
+            "shard %d: %d rows, %d distinct texts, %d embedded now, %d found in the collection%s",
+            shard,
+            r["rows"],
+            r["texts"],
+            r["texts_embedded"],
+            r["texts"] - r["texts_embedded"],
+            "" if r["done_now"] else " (already done, verified)",
         )
         return r
 
@@ -190,7 +206,18 @@ def sec_filings_to_qdrant():
         report = vdb_core.verify(current_run_dir(), p["collection"], target=resolve_target())
         for line in vdb_core.report_summary(report).splitlines():
             log.info("%s", line)
-        return {k: report[k] for k in ("rows_read", "rows_valid", "points_loaded", "new_points", "collection_count")}
+        keys = (
+            "rows_read",
+            "rows_valid",
+            "texts_embedded",
+            "vectors_reused",
+            "points_loaded",
+            "new_points",
+            "updated_points",
+            "unchanged_points",
+            "collection_count",
+        )
+        return {k: report[k] for k in keys}
 
     @task
     def cleanup() -> None:

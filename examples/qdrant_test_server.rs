@@ -1,8 +1,11 @@
 //! A Qdrant-compatible gRPC server on top of qdrant-edge, for end-to-end tests (not for production).
 //!
 //! ```text
-//! qdrant_test_server [--port N] [--storage DIR]
+//! qdrant_test_server [--port N] [--storage DIR] [--api-key KEY]
 //! ```
+//!
+//! With `--api-key` (or the environment variable `QDRANT__SERVICE__API_KEY`, as Qdrant reads it),
+//! requests without that key are refused, as a Qdrant server with an API key does.
 //!
 //! `--port 0` (the default) picks a free port; `--storage` defaults to a fresh temporary directory,
 //! removed on exit. Once the socket accepts connections it prints exactly one line to stdout,
@@ -18,13 +21,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 fn usage(msg: &str) -> ! {
-    eprintln!("qdrant_test_server: {msg}\nusage: qdrant_test_server [--port N] [--storage DIR]");
+    eprintln!("qdrant_test_server: {msg}\nusage: qdrant_test_server [--port N] [--storage DIR] [--api-key KEY]");
     std::process::exit(2);
 }
 
 fn main() {
     let mut port: u16 = 0;
     let mut storage: Option<PathBuf> = None;
+    let mut api_key: Option<String> = std::env::var("QDRANT__SERVICE__API_KEY").ok().filter(|k| !k.is_empty());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -36,6 +40,7 @@ fn main() {
         match key.as_str() {
             "--port" => port = value().parse().unwrap_or_else(|_| usage("--port must be a number 0-65535")),
             "--storage" => storage = Some(PathBuf::from(value())),
+            "--api-key" => api_key = Some(value()),
             "-h" | "--help" => usage("help"),
             other => usage(&format!("unknown argument {other:?}")),
         }
@@ -83,7 +88,7 @@ fn main() {
             let _ = writeln!(out, "listening on {addr}");
             let _ = out.flush();
         }
-        match qdrant_grpc::serve(listener, engine, shutdown).await {
+        match qdrant_grpc::serve(listener, engine, api_key, shutdown).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("qdrant_test_server: {e}");

@@ -17,9 +17,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use vdb_core::handoff::shard::read_shard;
 use vdb_core::handoff::{Manifest, RunDir};
-use vdb_core::pipeline::load::{collection_spec, points_of};
+use vdb_core::pipeline::load::{collection_spec, shard_points};
 use vdb_core::progress::peak_rss_mib;
 use vdb_core::store::embedded::EmbeddedStore;
 use vdb_core::store::{Condition, LoadOptions, PointRecord, VectorStore};
@@ -29,16 +28,6 @@ const COLLECTION: &str = "segment_bench";
 fn flag(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-fn shard_files(run: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(run.join("embedded"))
-        .expect("RUN_DIR/embedded")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "arrow"))
-        .collect();
-    files.sort();
-    files
 }
 
 fn main() {
@@ -102,8 +91,9 @@ fn child(run: &Path, segment_points: usize, queries: usize) {
     // As load_shard: one shard in memory at a time, upserted in chunks of 4,096.
     let t = Instant::now();
     let opts = LoadOptions::default();
-    for f in shard_files(run) {
-        let points = points_of(&read_shard(&f, None).unwrap()).unwrap();
+    let m = Manifest::read(&rd).unwrap();
+    for s in &m.shards {
+        let points = shard_points(&rd, &m, s.index).unwrap();
         for chunk in points.chunks(4096) {
             store.upsert(COLLECTION, chunk.to_vec(), &opts).unwrap();
         }
@@ -120,8 +110,8 @@ fn child(run: &Path, segment_points: usize, queries: usize) {
 
     // All points at once for the exact search, read only now so they do not count in the peak above.
     let mut points: Vec<PointRecord> = Vec::new();
-    for f in shard_files(run) {
-        points.extend(points_of(&read_shard(&f, None).unwrap()).unwrap());
+    for s in &m.shards {
+        points.extend(shard_points(&rd, &m, s.index).unwrap());
     }
     let mut rng: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next = move || {

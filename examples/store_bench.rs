@@ -64,6 +64,7 @@ fn spec(dim: usize) -> CollectionSpec {
         dim,
         distance: Distance::Cosine,
         payload_indexes: vec![("cik".into(), IndexKind::Keyword), ("year".into(), IndexKind::Integer)],
+        model: None,
     }
 }
 

@@ -30,6 +30,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "VDB_UPSERT_BATCH", default: "128", help: "Points per upsert request." },
     Setting { env: "VDB_UPSERT_PARALLEL", default: "4", help: "Upsert requests in flight (server store)." },
     Setting { env: "VDB_THREADS", default: "0", help: "Embedding threads; 0 = the CPUs this process may use." },
+    Setting { env: "VDB_REUSE", default: "1", help: "1: embed each distinct text once and reuse vectors the collection already holds for the same text and model; 0: embed every row." },
     Setting { env: "VDB_PRECISION", default: "float32", help: "Embedding arithmetic: float32 (identical to sentence-transformers) or int8 (opt-in, ~2x faster, cosine >= 0.99)." },
 ];
 
@@ -50,6 +51,7 @@ pub struct Settings {
     /// `None` = automatic.
     pub threads: Option<usize>,
     pub precision: Precision,
+    pub reuse: bool,
 }
 
 fn env_str(name: &str) -> Option<String> {
@@ -97,6 +99,16 @@ impl Settings {
                     )
                 })?,
                 None => Precision::Float32,
+            },
+            reuse: match env_str("VDB_REUSE").as_deref() {
+                None | Some("1") | Some("true") | Some("yes") => true,
+                Some("0") | Some("false") | Some("no") => false,
+                Some(v) => {
+                    return Err(VdbError::new(
+                        ErrorKind::InvalidConfig,
+                        format!("environment variable VDB_REUSE={v:?} must be 1 or 0"),
+                    ))
+                }
             },
             work_dir,
         })

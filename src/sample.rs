@@ -229,6 +229,23 @@ pub fn sample_schema() -> Arc<Schema> {
 /// Write `rows` deterministic rows (same `seed`, same bytes of data) to `path`, streaming in row
 /// groups of 50,000 so memory stays flat for any size.
 pub fn write_sample(path: &Path, rows: u64, seed: u64) -> Result<SampleInfo> {
+    write_sample_with(path, rows, seed, 0.0)
+}
+
+/// Sentences remembered per company for repeats.
+const REPEAT_POOL: usize = 4096;
+
+/// [`write_sample`] where a share `duplicate_rate` (0..=1) of the sentences repeats, verbatim, an
+/// earlier sentence of the same company, as real filings repeat their risk factors year after
+/// year (public 10-K Item 1A sections: 45-65% of a year's sentences appear in an earlier year).
+pub fn write_sample_with(path: &Path, rows: u64, seed: u64, duplicate_rate: f64) -> Result<SampleInfo> {
+    if !(0.0..=1.0).contains(&duplicate_rate) {
+        return Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!("duplicate rate must be between 0 and 1, not {duplicate_rate}"),
+        ));
+    }
+    let mut pools: Vec<Vec<String>> = vec![Vec::new(); COMPANIES.len()];
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| VdbError::io(dir, "cannot create directory", e))?;
     }
@@ -295,7 +312,25 @@ pub fn write_sample(path: &Path, rows: u64, seed: u64) -> Result<SampleInfo> {
             cols.6.push(year);
             cols.7.push(section);
             cols.8.push(idx);
-            cols.9.push(sentence(&mut rng, company.0, year));
+            let c = COMPANIES.iter().position(|x| x.1 == company.1).unwrap_or(0);
+            let repeat = duplicate_rate > 0.0
+                && !pools[c].is_empty()
+                && ((rng.next() >> 11) as f64 / (1u64 << 53) as f64) < duplicate_rate;
+            let text = if repeat {
+                pools[c][rng.below(pools[c].len())].clone()
+            } else {
+                let t = sentence(&mut rng, company.0, year);
+                if duplicate_rate > 0.0 {
+                    if pools[c].len() < REPEAT_POOL {
+                        pools[c].push(t.clone());
+                    } else {
+                        let k = rng.below(REPEAT_POOL);
+                        pools[c][k] = t.clone();
+                    }
+                }
+                t
+            };
+            cols.9.push(text);
             idx += 1;
             left -= 1;
         }

@@ -12,7 +12,13 @@ use vdb_core::ErrorKind;
 
 fn options(input: &Path) -> IngestOptions {
     IngestOptions {
-        plan: PlanOptions { input: input.to_path_buf(), mapping: Default::default(), shard_rows: 120, strict: false },
+        plan: PlanOptions {
+            input: input.to_path_buf(),
+            mapping: Default::default(),
+            shard_rows: 120,
+            strict: false,
+            reuse: true,
+        },
         collection: "sec".into(),
         recreate: false,
         encode: EncodeOptions::default(),
@@ -33,7 +39,7 @@ fn ingest_resume_and_rerun_give_exactly_one_point_per_row() {
     // Steps alone, stopping half way (as a killed DAG run would).
     let planned = pipeline::plan(&run, &opts.plan, &Silent).unwrap();
     assert_eq!(planned.shards, vec![0, 1, 2]);
-    pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, &Silent).unwrap();
+    pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, None, &Silent).unwrap();
     {
         let s = store::open(&target).unwrap();
         let e = pipeline::ensure_collection(&run, s.as_ref(), "sec", false).unwrap();
@@ -70,8 +76,8 @@ fn a_damaged_embedded_shard_is_redone_not_trusted() {
     let run = RunDir::at(dir.path().join("run"));
     let opts = options(&input);
     pipeline::plan(&run, &opts.plan, &Silent).unwrap();
-    assert!(pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, &Silent).unwrap().done_now);
-    assert!(!pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, &Silent).unwrap().done_now);
+    assert!(pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, None, &Silent).unwrap().done_now);
+    assert!(!pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, None, &Silent).unwrap().done_now);
     std::fs::write(run.embedded_path(0), b"garbage").unwrap();
-    assert!(pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, &Silent).unwrap().done_now);
+    assert!(pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, None, &Silent).unwrap().done_now);
 }

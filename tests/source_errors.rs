@@ -52,7 +52,7 @@ fn plan_streams_more_than_one_batch_into_exact_shards() {
     let dir = tempfile::tempdir().unwrap();
     let p = sample(dir.path(), 20_000);
     let run = RunDir::at(dir.path().join("run"));
-    let opts = PlanOptions { input: p, mapping: Default::default(), shard_rows: 9_000, strict: false };
+    let opts = PlanOptions { input: p, mapping: Default::default(), shard_rows: 9_000, strict: false, reuse: true };
     let s = pipeline::plan(&run, &opts, &Silent).unwrap();
     assert_eq!((s.rows_read, s.rows_valid, s.shards.len()), (20_000, 20_000, 3));
     let again = pipeline::plan(&run, &opts, &Silent).unwrap();

@@ -188,11 +188,11 @@ const CHILD_ENV: &str = "VDB_STORE_LOCK_CHILD_DIR";
 
 /// Not a test by itself: the child process of `another_process_holds_the_lock`.
 #[test]
-#[ignore]
+#[ignore = "the child process of another_process_holds_the_lock, not a test by itself"]
 fn lock_child() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+    let dir = std::env::var(CHILD_ENV).unwrap_or_else(|_| {
+        panic!("lock_child runs only as the child of another_process_holds_the_lock ({CHILD_ENV})")
+    });
     let s = store(std::path::Path::new(&dir));
     s.ensure_collection(&spec("c", DIM), false).unwrap();
     s.upsert("c", points(0..42, DIM), &contract::opts()).unwrap();

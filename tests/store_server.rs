@@ -221,16 +221,17 @@ fn parallel_requests_and_many_batches() {
 }
 
 /// The runnable test server (examples/qdrant_test_server.rs) the Python end-to-end tests launch.
-/// `cargo test` builds examples next to the test binaries; `cargo test --tests` does not, in which
-/// case this test says so and passes.
+/// `cargo test --all-targets` (and `cargo build --examples`) build it next to the test binaries;
+/// without it this test fails and says how to build it.
 #[test]
 fn example_server_binary() {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().unwrap().parent().unwrap().join("examples").join("qdrant_test_server");
-    if !bin.exists() {
-        eprintln!("skipping: {} not built (run `cargo test` or `cargo build --examples`)", bin.display());
-        return;
-    }
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo build --examples` (or `cargo test --all-targets`)",
+        bin.display()
+    );
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(&bin)
@@ -258,4 +259,27 @@ fn example_server_binary() {
     assert!(rest.is_empty(), "exactly one line on stdout, got more: {rest:?}");
     let server = TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), tmp.path()).unwrap();
     assert_eq!(connect(&server.url()).count("c").unwrap(), 20);
+}
+
+/// A server that requires an API key: the right key works; a wrong or missing key is a clear
+/// authentication error naming the server, never the key, and is not retried.
+#[test]
+fn api_key_is_required_and_never_printed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = "s3cr3t-key-value";
+    let server =
+        TestServer::start_with_key(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), tmp.path(), Some(key.into())).unwrap();
+    let good = ServerStore::connect(&server.url(), Some(key)).unwrap();
+    good.ensure_collection(&spec("k", DIM), false).unwrap();
+    assert_eq!(good.count("k").unwrap(), 0);
+    for wrong in [Some("not-the-key"), None] {
+        let store = ServerStore::connect(&server.url(), wrong).unwrap();
+        let started = std::time::Instant::now();
+        let err = store.count("k").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Store, "{err}");
+        assert!(err.message.contains("API key") && err.message.contains(&server.url()), "{}", err.message);
+        assert!(!err.message.contains(key) && !err.message.contains("not-the-key"), "{}", err.message);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "an authentication error is not retried");
+    }
+    server.stop();
 }

@@ -102,9 +102,12 @@ def test_dags_test_into_the_embedded_store(airflow_env, sample_parquet, tmp_path
     assert vdb_core.count("dagtest", target=target) == 600
     # The run directory is removed after success.
     assert not list((Path(env["VDB_WORK_DIR"]) / DAG_ID).glob("*/manifest.json"))
-    # A second run adds nothing.
-    dags_test(env, DAG_ID, conf)
+    # A second run adds nothing, and embeds nothing: every text's vector is in the collection.
+    out = dags_test(env, DAG_ID, conf)
     assert vdb_core.count("dagtest", target=target) == 600
+    log = out.stdout + out.stderr
+    assert "texts embedded 0 of" in log, log[-3000:]
+    assert "0 added, 0 updated, 600 unchanged" in log, log[-3000:]
 
 
 def test_dags_test_into_the_server_and_search_dag(airflow_env, sample_parquet, tmp_path):

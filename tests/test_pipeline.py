@@ -290,3 +290,25 @@ def test_cli_int8_run_records_its_precision_and_refuses_to_mix(tmp_path, sample_
     assert "+int8" in r.stderr and "new run directory" in r.stderr
     r = vdb_cli("ingest", str(sample_parquet), "--store", store, "--precision", "fp16")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_cli_sample_data_with_duplicates_embeds_each_distinct_text_once(tmp_path, qdrant_server):
+    data = tmp_path / "dup.parquet"
+    r = vdb_cli("sample-data", "--rows", "500", "--duplicate-rate", "0.6", "--out", str(data))
+    assert r.returncode == 0, r.stderr
+    texts = pq.read_table(data).column("sentence").to_pylist()
+    distinct = len(set(texts))
+    assert distinct < 0.6 * len(texts), f"expected many repeats, {distinct} distinct of {len(texts)}"
+    out = vdb_cli(
+        "ingest", str(data), "--qdrant-url", qdrant_server.url, "--collection", "dup", "--shard-rows", "200", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)["report"]
+    assert report["distinct_texts"] == distinct
+    assert report["texts_embedded"] == distinct
+    assert report["vectors_reused"] == len(texts) - distinct
+    assert report["collection_count"] == len(texts)
+    # A bad rate is refused with a clear message, no file written.
+    bad = vdb_cli("sample-data", "--rows", "10", "--duplicate-rate", "1.5", "--out", str(tmp_path / "x.parquet"))
+    assert bad.returncode != 0 and "duplicate rate" in bad.stderr
+    assert not (tmp_path / "x.parquet").exists()

@@ -205,9 +205,10 @@ def inspect(
     return json.loads(_native.inspect(os.fspath(path), _mapping(text_column, id_columns, payload_columns)))
 
 
-def sample_data(path: PathLike, rows: int = 200_000, seed: int = 0) -> dict[str, Any]:
-    """Write a deterministic SEC-filings-like parquet of ``rows`` rows."""
-    return json.loads(_native.sample_data(os.fspath(path), rows, seed))
+def sample_data(path: PathLike, rows: int = 200_000, seed: int = 0, duplicate_rate: float = 0.0) -> dict[str, Any]:
+    """Write a deterministic SEC-filings-like parquet of ``rows`` rows; a share ``duplicate_rate``
+    of the sentences repeats an earlier sentence of the same company verbatim (as real filings do)."""
+    return json.loads(_native.sample_data(os.fspath(path), rows, seed, duplicate_rate))
 
 
 def plan(
@@ -219,9 +220,12 @@ def plan(
     payload_columns: Sequence[str] | None = None,
     shard_rows: int | None = None,
     strict: bool = False,
+    reuse: bool | None = None,
     progress: Progress = None,
 ) -> dict[str, Any]:
-    """Validate the parquet and split its valid rows into shard files under ``run_dir``."""
+    """Validate the parquet and split its valid rows into shard files under ``run_dir``. With
+    ``reuse`` (default ``VDB_REUSE``, on), each distinct text is embedded once: its first shard
+    provides the vector for every row with the same text."""
     return json.loads(
         _native.plan(
             os.fspath(run_dir),
@@ -229,18 +233,38 @@ def plan(
             _mapping(text_column, id_columns, payload_columns),
             _or_setting(shard_rows, "shard_rows"),
             strict,
+            _or_setting(reuse, "reuse"),
             progress,
         )
     )
 
 
 def embed_shard(
-    run_dir: PathLike, shard: int, embedder: Embedder, *, batch_size: int | None = None, progress: Progress = None
+    run_dir: PathLike,
+    shard: int,
+    embedder: Embedder,
+    *,
+    batch_size: int | None = None,
+    collection: str | None = None,
+    target: Target | None = None,
+    recreate: bool = False,
+    progress: Progress = None,
 ) -> dict[str, Any]:
-    """Embed one planned shard into an embedded shard file (skipped when already done)."""
+    """Compute the vectors of the distinct texts one planned shard provides (skipped when already
+    done). With ``collection``, vectors the collection already holds for the same text and model
+    (in ``target``, default: the configured store) are taken from it instead of computed; a
+    collection of another model is refused unless ``recreate``. Returns ``{shard, rows, texts,
+    texts_embedded, done_now, seconds}``."""
     return json.loads(
         _native.embed_shard(
-            os.fspath(run_dir), shard, embedder._native, _or_setting(batch_size, "batch_size"), progress
+            os.fspath(run_dir),
+            shard,
+            embedder._native,
+            _or_setting(batch_size, "batch_size"),
+            _target(target) if collection is not None else None,
+            collection,
+            recreate,
+            progress,
         )
     )
 
@@ -317,12 +341,15 @@ def ingest(
     shard_rows: int | None = None,
     strict: bool = False,
     recreate: bool = False,
+    reuse: bool | None = None,
     batch_size: int | None = None,
     upsert_batch_size: int | None = None,
     upsert_parallel: int | None = None,
     progress: Progress = None,
 ) -> dict[str, Any]:
-    """Every step in this process (what ``vdb ingest`` runs). Resumes a run directory that died."""
+    """Every step in this process (what ``vdb ingest`` runs). Resumes a run directory that died.
+    With ``reuse`` (default ``VDB_REUSE``, on) each distinct text is embedded once, and texts the
+    collection already holds (same model) are not embedded again."""
     emb = embedder if embedder is not None else Embedder()
     return json.loads(
         _native.ingest(
@@ -331,6 +358,7 @@ def ingest(
             _mapping(text_column, id_columns, payload_columns),
             _or_setting(shard_rows, "shard_rows"),
             strict,
+            _or_setting(reuse, "reuse"),
             _or_setting(collection, "collection"),
             recreate,
             _target(target),

@@ -62,10 +62,19 @@ def resolve_target(url: str | None = None, api_key: str | None = None, store_pat
 def run_dir(work_dir: str | None, dag_id: str, run_id: str) -> str: ...
 def remove_run_dir(path: str) -> None: ...
 def inspect(path: str, mapping: str) -> str: ...
-def sample_data(path: str, rows: int, seed: int) -> str: ...
-def plan(run_dir: str, input: str, mapping: str, shard_rows: int, strict: bool, progress: Progress = None) -> str: ...
+def sample_data(path: str, rows: int, seed: int, duplicate_rate: float = 0.0) -> str: ...
+def plan(
+    run_dir: str, input: str, mapping: str, shard_rows: int, strict: bool, reuse: bool, progress: Progress = None
+) -> str: ...
 def embed_shard(
-    run_dir: str, shard: int, embedder: NativeEmbedder, batch_size: int = 32, progress: Progress = None
+    run_dir: str,
+    shard: int,
+    embedder: NativeEmbedder,
+    batch_size: int = 32,
+    target: str | None = None,
+    collection: str | None = None,
+    recreate: bool = False,
+    progress: Progress = None,
 ) -> str: ...
 def ensure_collection(run_dir: str, target: str, collection: str, recreate: bool) -> str: ...
 def load_shard(
@@ -80,6 +89,7 @@ def ingest(
     mapping: str,
     shard_rows: int,
     strict: bool,
+    reuse: bool,
     collection: str,
     recreate: bool,
     target: str,

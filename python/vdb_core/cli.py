@@ -67,7 +67,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
-    info = vdb_core.sample_data(args.out, rows=args.rows, seed=args.seed)
+    info = vdb_core.sample_data(args.out, rows=args.rows, seed=args.seed, duplicate_rate=args.duplicate_rate)
     print(f"wrote {info['rows']} rows ({info['filings']} filings, {info['size_bytes']} bytes) to {info['path']}")
     return 0
 
@@ -192,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--rows", type=int, default=200_000)
     sp.add_argument("--out", default="data/sample_sec_sentences.parquet")
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument(
+        "--duplicate-rate",
+        type=float,
+        default=0.0,
+        help="share of sentences (0-1) that repeat an earlier sentence of the same company verbatim",
+    )
     sp.set_defaults(func=cmd_sample_data)
 
     sp = sub.add_parser("ingest", help="parquet -> embeddings -> Qdrant, resumable")

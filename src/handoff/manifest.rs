@@ -17,7 +17,8 @@ use super::rundir::RunDir;
 use crate::error::{ErrorKind, Result, VdbError};
 use crate::source::mapping::{ColumnMapping, ResolvedMapping};
 
-pub const FORMAT: u32 = 1;
+/// 2: planned shards carry text fingerprints; embedded shards hold one vector per distinct text.
+pub const FORMAT: u32 = 2;
 /// How long a manifest update waits for another process's update.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -75,6 +76,18 @@ pub struct ShardEntry {
     pub loaded_points: Option<u64>,
     #[serde(default)]
     pub new_points: Option<u64>,
+    /// Distinct texts whose vector this shard provides (first seen in this shard).
+    #[serde(default)]
+    pub texts: u64,
+    /// Of those, computed by the model in the embed step (the others came from the collection).
+    #[serde(default)]
+    pub texts_embedded: Option<u64>,
+    /// Points of this shard's load whose text (and so vector) was already in the collection under
+    /// the same id, and whose id was there with another text.
+    #[serde(default)]
+    pub unchanged_points: Option<u64>,
+    #[serde(default)]
+    pub updated_points: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -113,6 +126,11 @@ pub struct Manifest {
     pub requested_mapping: ColumnMapping,
     pub mapping: ResolvedMapping,
     pub strict: bool,
+    /// Each distinct text is embedded once and vectors are taken from the collection where it has
+    /// them (the default); off: every row is embedded.
+    pub reuse: bool,
+    /// Distinct texts among the valid rows (with `reuse`; else equal to `rows_valid`).
+    pub distinct_texts: u64,
     pub shard_rows: usize,
     pub rows_read: u64,
     pub rows_valid: u64,
@@ -149,7 +167,12 @@ impl Manifest {
         if m.format != FORMAT {
             return Err(VdbError::new(
                 ErrorKind::Handoff,
-                format!("{} has format {}, this vdb_core reads format {FORMAT}", p.display(), m.format),
+                format!(
+                    "{} has format {}, this vdb_core reads format {FORMAT}: the run directory was made by another \
+                     version; use a new run directory (or delete this one to start over)",
+                    p.display(),
+                    m.format
+                ),
             )
             .with_file(&p));
         }

@@ -1,25 +1,39 @@
 //! Shard files: Arrow IPC (file format), written atomically, verified by checksum on read.
 //!
 //! A planned shard has the columns `id` (UUID string), `row` (source row number, for messages),
-//! `text`, then the payload columns with their source types (dictionaries decoded). An embedded
-//! shard adds `embedding: FixedSizeList<Float32, dim>`.
+//! `text`, `text_hash` (the text's 16-byte fingerprint), `vector_shard` (the shard whose embedded
+//! file holds the vector for this text), `embed` (this row's text is one this shard provides),
+//! then the payload columns with their source types (dictionaries decoded).
+//!
+//! An embedded shard holds one row per distinct text the planned shard provides: `text_hash` and
+//! `embedding: FixedSizeList<Float32, dim>`. The load step gives each row the vector of its
+//! `text_hash` from the embedded shard `vector_shard` names.
 
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, FixedSizeListArray, Float32Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, FixedSizeBinaryArray, FixedSizeListArray, Float32Array, RecordBatch, StringArray,
+    UInt32Array, UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 
 use super::atomic::{sha256_file, write_atomic};
+use super::ids::TextHash;
 use crate::error::{ErrorKind, Result, VdbError};
 
 pub const ID: &str = "id";
 pub const ROW: &str = "row";
 pub const TEXT: &str = "text";
 pub const EMBEDDING: &str = "embedding";
+pub const TEXT_HASH: &str = "text_hash";
+pub const VECTOR_SHARD: &str = "vector_shard";
+pub const EMBED: &str = "embed";
+/// Columns of a planned shard before the payload columns.
+pub const PLANNED_COLUMNS: [&str; 6] = [ID, ROW, TEXT, TEXT_HASH, VECTOR_SHARD, EMBED];
 
 /// Write `batch` to `path` atomically; returns the file's sha256.
 pub fn write_shard(path: &Path, batch: &RecordBatch) -> Result<String> {
@@ -76,6 +90,52 @@ pub fn u64_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a UInt64Ar
         .column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
         .ok_or_else(|| VdbError::new(ErrorKind::Handoff, format!("shard has no uint64 column {name:?}")))
+}
+
+pub fn u32_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a UInt32Array> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<UInt32Array>())
+        .ok_or_else(|| VdbError::new(ErrorKind::Handoff, format!("shard has no uint32 column {name:?}")))
+}
+
+pub fn bool_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a BooleanArray> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
+        .ok_or_else(|| VdbError::new(ErrorKind::Handoff, format!("shard has no boolean column {name:?}")))
+}
+
+/// The text fingerprints of a shard, row by row.
+pub fn hashes(batch: &RecordBatch) -> Result<Vec<TextHash>> {
+    let col = batch
+        .column_by_name(TEXT_HASH)
+        .and_then(|c| c.as_any().downcast_ref::<FixedSizeBinaryArray>())
+        .filter(|c| c.value_length() == 16)
+        .ok_or_else(|| VdbError::new(ErrorKind::Handoff, format!("shard has no 16-byte column {TEXT_HASH:?}")))?;
+    Ok((0..col.len()).map(|i| col.value(i).try_into().expect("16 bytes")).collect())
+}
+
+/// A fingerprint column.
+pub fn hash_array(hashes: &[TextHash]) -> Result<FixedSizeBinaryArray> {
+    FixedSizeBinaryArray::try_from_iter(hashes.iter()).or_else(|e| {
+        if hashes.is_empty() {
+            Ok(FixedSizeBinaryArray::new_null(16, 0))
+        } else {
+            Err(VdbError::internal(format!("text_hash column: {e}")))
+        }
+    })
+}
+
+/// An embedded shard: one vector (row-major `vectors`, `dim` each) per fingerprint.
+pub fn vectors_batch(hashes: &[TextHash], vectors: Vec<f32>, dim: usize) -> Result<RecordBatch> {
+    let hash_col = hash_array(hashes)?;
+    let empty = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(TEXT_HASH, DataType::FixedSizeBinary(16), false)])),
+        vec![Arc::new(hash_col)],
+    )
+    .map_err(|e| VdbError::internal(format!("embedded shard: {e}")))?;
+    with_embeddings(&empty, vectors, dim)
 }
 
 /// Append an `embedding` column (row-major `vectors`, `dim` per row) to a planned shard.

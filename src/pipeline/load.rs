@@ -1,6 +1,7 @@
 //! Steps 3 and 4: ensure the collection (with payload indexes, before the bulk load), then load
 //! embedded shards; `finish_load` restores normal indexing afterwards, also after a failure.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::time::{Duration, Instant};
 
@@ -11,13 +12,15 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::embed::ShardResult;
 use crate::error::{ErrorKind, Result, VdbError};
-use crate::handoff::shard::{self, ID, TEXT};
+use crate::handoff::ids::{vector_key, TextHash};
+use crate::handoff::shard::{self, ID, PLANNED_COLUMNS, TEXT, VECTOR_SHARD};
 use crate::handoff::{Manifest, RunDir, ShardState};
 use crate::progress::{peak_rss_mib, Progress};
 use crate::source::values::{formatter, json_value};
-use crate::store::{CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions, PointRecord, VectorStore};
+use crate::store::{
+    CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions, PointRecord, VectorStore, TEXT_KEY,
+};
 
 /// Payload fields people filter SEC sentences by; indexed when they are payload columns.
 pub const INDEXED_FIELDS: &[&str] =
@@ -54,7 +57,14 @@ pub fn collection_spec(run: &RunDir, m: &Manifest, collection: &str) -> Result<C
             }
         }
     }
-    Ok(CollectionSpec { name: collection.to_string(), dim: model.dim, distance: Distance::Cosine, payload_indexes })
+    payload_indexes.push((TEXT_KEY.to_string(), IndexKind::Keyword));
+    Ok(CollectionSpec {
+        name: collection.to_string(),
+        dim: model.dim,
+        distance: Distance::Cosine,
+        payload_indexes,
+        model: Some(model.model_id.clone()),
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -115,17 +125,81 @@ pub fn finish_load(run: Option<&RunDir>, store: &dyn VectorStore, collection: &s
     Ok(())
 }
 
-/// Points of an embedded shard: vector, and payload = `text` + the mapped payload columns.
-pub fn points_of(batch: &RecordBatch) -> Result<Vec<PointRecord>> {
+/// The vectors a planned shard's rows need, by fingerprint: each from the embedded shard its
+/// `vector_shard` names (checksums verified). One embedded shard is read at a time.
+fn gather_vectors(
+    run: &RunDir,
+    m: &Manifest,
+    index: usize,
+    batch: &RecordBatch,
+) -> Result<HashMap<TextHash, Vec<f32>>> {
+    let hashes = shard::hashes(batch)?;
+    let from = shard::u32_column(batch, VECTOR_SHARD)?;
+    let mut wanted: BTreeMap<usize, HashSet<TextHash>> = BTreeMap::new();
+    for (r, h) in hashes.iter().enumerate() {
+        wanted.entry(from.value(r) as usize).or_default().insert(*h);
+    }
+    let mut out = HashMap::with_capacity(hashes.len());
+    for (j, need) in wanted {
+        let e = m.shard(j)?;
+        let sum = e.embedded_checksum.as_deref().filter(|_| e.state >= ShardState::Embedded).ok_or_else(|| {
+            let why = if j == index {
+                format!("shard {index} is not embedded yet: run the embed step first")
+            } else {
+                format!(
+                    "shard {index} reuses vectors of shard {j}, which is not embedded yet: run its embed step first"
+                )
+            };
+            VdbError::new(ErrorKind::Handoff, why)
+        })?;
+        let embedded = shard::read_shard(&run.embedded_path(j), Some(sum))?;
+        let (vectors, dim) = shard::embeddings(&embedded)?;
+        for (r, h) in shard::hashes(&embedded)?.into_iter().enumerate() {
+            if need.contains(&h) {
+                out.entry(h).or_insert_with(|| vectors[r * dim..(r + 1) * dim].to_vec());
+            }
+        }
+    }
+    if let Some(h) = hashes.iter().find(|h| !out.contains_key(*h)) {
+        return Err(VdbError::new(
+            ErrorKind::Handoff,
+            format!(
+                "no vector for text {} of shard {index} in the embedded shards of run {}",
+                hex::encode(h),
+                run.path.display()
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// The points of shard `index` of an embedded run (checksums verified), as its load writes them.
+pub fn shard_points(run: &RunDir, m: &Manifest, index: usize) -> Result<Vec<PointRecord>> {
+    let entry = m.shard(index)?;
+    let model = m.model.as_ref().ok_or_else(|| {
+        VdbError::new(ErrorKind::Handoff, "no shard of this run is embedded yet: run the embed step first")
+    })?;
+    let batch = shard::read_shard(&run.shard_path(index), Some(&entry.checksum))?;
+    let vectors = gather_vectors(run, m, index, &batch)?;
+    points_of(&batch, &vectors, &model.model_id)
+}
+
+/// Points of a planned shard: its rows' vectors (by fingerprint), and payload = `text`, the
+/// vector key ([`TEXT_KEY`]) and the mapped payload columns.
+pub fn points_of(
+    batch: &RecordBatch,
+    vectors: &HashMap<TextHash, Vec<f32>>,
+    model_id: &str,
+) -> Result<Vec<PointRecord>> {
     let ids = shard::string_column(batch, ID)?;
     let texts = shard::string_column(batch, TEXT)?;
-    let (vectors, dim) = shard::embeddings(batch)?;
+    let hashes = shard::hashes(batch)?;
     let schema = batch.schema();
     let payload_cols: Vec<(usize, &str)> = schema
         .fields()
         .iter()
         .enumerate()
-        .filter(|(_, f)| !matches!(f.name().as_str(), "id" | "row" | "text" | "embedding"))
+        .filter(|(_, f)| !PLANNED_COLUMNS.contains(&f.name().as_str()))
         .map(|(i, f)| (i, f.name().as_str()))
         .collect();
     let fmts = payload_cols.iter().map(|(i, _)| formatter(batch.column(*i).as_ref())).collect::<Result<Vec<_>>>()?;
@@ -135,14 +209,26 @@ pub fn points_of(batch: &RecordBatch) -> Result<Vec<PointRecord>> {
             .map_err(|e| VdbError::new(ErrorKind::Handoff, format!("bad point id {:?}: {e}", ids.value(r))))?;
         let mut payload = Map::new();
         payload.insert("text".into(), Value::String(texts.value(r).to_string()));
+        payload.insert(TEXT_KEY.into(), Value::String(vector_key(model_id, &hashes[r])));
         for ((i, name), fmt) in payload_cols.iter().zip(&fmts) {
             if let Some(v) = json_value(batch.column(*i).as_ref(), r, fmt) {
                 payload.insert((*name).to_string(), v);
             }
         }
-        out.push(PointRecord { id, vector: vectors[r * dim..(r + 1) * dim].to_vec(), payload });
+        let vector = vectors.get(&hashes[r]).ok_or_else(|| VdbError::internal("vector gathered"))?.clone();
+        out.push(PointRecord { id, vector, payload });
     }
     Ok(out)
+}
+
+/// What a step did to one shard.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardResult {
+    pub shard: usize,
+    pub rows: u64,
+    /// False when the step found the work already done (and verified) and skipped it.
+    pub done_now: bool,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -152,6 +238,10 @@ pub struct LoadResult {
     pub points: u64,
     /// Points whose id was not in the collection before this load.
     pub new_points: u64,
+    /// Points whose id was there with another text (their vector and payload are replaced).
+    pub updated_points: u64,
+    /// Points whose id was there with the same text.
+    pub unchanged_points: u64,
 }
 
 pub fn load_shard(
@@ -170,38 +260,59 @@ pub fn load_shard(
             shard: ShardResult { shard: index, rows: entry.rows, done_now: false, seconds: 0.0 },
             points: entry.loaded_points.unwrap_or(0),
             new_points: entry.new_points.unwrap_or(0),
+            updated_points: entry.updated_points.unwrap_or(0),
+            unchanged_points: entry.unchanged_points.unwrap_or(0),
         });
     }
-    let sum = entry.embedded_checksum.as_deref().filter(|_| entry.state == ShardState::Embedded).ok_or_else(|| {
-        VdbError::new(ErrorKind::Handoff, format!("shard {index} is not embedded yet: run the embed step first"))
-    })?;
+    if entry.state != ShardState::Embedded {
+        return Err(VdbError::new(
+            ErrorKind::Handoff,
+            format!("shard {index} is not embedded yet: run the embed step first"),
+        ));
+    }
     let _lock = run.lock(&format!("shard-{index:05}"), Duration::from_secs(3600))?;
-    let batch = shard::read_shard(&run.embedded_path(index), Some(sum))?;
-    let points = points_of(&batch)?;
+    let points = shard_points(run, &m, index)?;
     progress.start(&format!("load shard {index}"), points.len() as u64);
-    let mut written = 0u64;
-    let mut new_points = 0u64;
+    let (mut written, mut added, mut updated, mut unchanged) = (0u64, 0u64, 0u64, 0u64);
     // Chunks bound the memory of request building and give progress; the store batches further.
     for chunk in points.chunks(4096) {
         let ids: Vec<Uuid> = chunk.iter().map(|p| p.id).collect();
-        let existing = store.retrieve(collection, &ids)?.len() as u64;
-        new_points += chunk.len() as u64 - existing;
+        let before = store.existing(collection, &ids, TEXT_KEY)?;
+        for p in chunk {
+            match before.get(&p.id) {
+                None => added += 1,
+                Some(key)
+                    if key.as_ref() == p.payload.get(TEXT_KEY).and_then(Value::as_str).map(str::to_string).as_ref() =>
+                {
+                    unchanged += 1
+                }
+                Some(_) => updated += 1,
+            }
+        }
         written += store.upsert(collection, chunk.to_vec(), opts)?;
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
+    log::info!(
+        "shard {index}: {written} points into '{collection}' at {} ({added} added, {updated} updated, {unchanged} unchanged), {seconds:.1}s",
+        store.describe()
+    );
     Manifest::update(run, |m| {
         let e = m.shards.get_mut(index).ok_or_else(|| VdbError::internal("shard vanished"))?;
         e.state = ShardState::Loaded;
         e.loaded_points = Some(written);
-        e.new_points = Some(new_points);
+        e.new_points = Some(added);
+        e.updated_points = Some(updated);
+        e.unchanged_points = Some(unchanged);
         m.add_step("load", seconds, written, peak_rss_mib());
         Ok(())
     })?;
     Ok(LoadResult {
         shard: ShardResult { shard: index, rows: entry.rows, done_now: true, seconds },
         points: written,
-        new_points,
+        new_points: added,
+        updated_points: updated,
+        unchanged_points: unchanged,
     })
 }

@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-pub use embed::{embed_shard, ShardResult};
-pub use load::{ensure_collection, finish_load, load_shard, EnsureResult, LoadResult};
+pub use embed::{embed_shard, EmbedResult, VectorSource};
+pub use load::{ensure_collection, finish_load, load_shard, EnsureResult, LoadResult, ShardResult};
 pub use plan::{plan, PlanOptions, PlanSummary};
 pub use verify::{verify, Report};
 
@@ -50,8 +50,9 @@ pub fn ingest(
 ) -> Result<IngestResult> {
     let started = Instant::now();
     let planned = plan(run, &opts.plan, progress)?;
+    let source = VectorSource { store, collection: &opts.collection, recreate: opts.recreate };
     for &i in &planned.shards {
-        embed_shard(run, i, embedder, &opts.encode, progress)?;
+        embed_shard(run, i, embedder, &opts.encode, Some(source), progress)?;
     }
     ensure_collection(run, store, &opts.collection, opts.recreate)?;
     let loaded: Result<()> = planned

@@ -4,21 +4,22 @@
 //! whose files still match their checksums); a different input, mapping or shard size is refused
 //! with a clear message instead of mixing results.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow::compute::{concat_batches, filter};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::{ErrorKind, Result, VdbError};
-use crate::handoff::ids::{id_from_text, id_from_values};
+use crate::handoff::ids::{id_from_text, id_from_values, text_hash, TextHash};
 use crate::handoff::manifest::{InputInfo, Skipped, FORMAT};
-use crate::handoff::shard::{self, ID, ROW, TEXT};
+use crate::handoff::shard::{self, EMBED, ID, PLANNED_COLUMNS, ROW, TEXT, TEXT_HASH, VECTOR_SHARD};
 use crate::handoff::{Manifest, RunDir, ShardEntry, ShardState};
 use crate::progress::{peak_rss_mib, Progress};
 use crate::source::mapping::{ColumnMapping, ResolvedMapping};
@@ -32,6 +33,9 @@ pub struct PlanOptions {
     pub shard_rows: usize,
     /// Null/blank text and duplicate ids are errors instead of being skipped and counted.
     pub strict: bool,
+    /// Embed each distinct text once (and take vectors the collection already has); off: every
+    /// row is embedded (`VDB_REUSE=0`, for comparisons).
+    pub reuse: bool,
 }
 
 /// The small summary a DAG passes through XCom.
@@ -40,6 +44,8 @@ pub struct PlanSummary {
     pub run_dir: String,
     pub rows_read: u64,
     pub rows_valid: u64,
+    /// Distinct texts among the valid rows (what the embed steps compute at most).
+    pub distinct_texts: u64,
     pub skipped: Skipped,
     pub shards: Vec<usize>,
     /// True when an existing plan of the same input was reused.
@@ -52,6 +58,7 @@ fn summary(run: &RunDir, m: &Manifest, resumed: bool, seconds: f64) -> PlanSumma
         run_dir: run.path.display().to_string(),
         rows_read: m.rows_read,
         rows_valid: m.rows_valid,
+        distinct_texts: m.distinct_texts,
         skipped: m.skipped.clone(),
         shards: m.shards.iter().map(|s| s.index).collect(),
         resumed,
@@ -75,7 +82,8 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
             && old.input.size == input.size
             && old.mapping == mapping
             && old.shard_rows == opts.shard_rows
-            && old.strict == opts.strict;
+            && old.strict == opts.strict
+            && old.reuse == opts.reuse;
         if !same {
             return Err(VdbError::new(
                 ErrorKind::RunMismatch,
@@ -109,6 +117,10 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
     let file = opts.input.display().to_string();
     let mut splitter = Splitter::new(run, &mapping, opts.shard_rows);
     let mut seen: HashSet<Uuid> = HashSet::new();
+    // Fingerprint -> the shard that provides its vector (its first occurrence): fixed-size keys,
+    // so memory grows with the number of distinct texts, not their length.
+    let mut provider: HashMap<TextHash, u32> = HashMap::new();
+    let mut valid = 0u64;
     let mut skipped = Skipped::default();
     let mut rows_read = 0u64;
     for item in stream {
@@ -126,6 +138,9 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
         let mut keep = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
         let mut rows = Vec::with_capacity(n);
+        let mut hashes: Vec<TextHash> = Vec::with_capacity(n);
+        let mut vector_shard: Vec<u32> = Vec::with_capacity(n);
+        let mut embed: Vec<bool> = Vec::with_capacity(n);
         let mut vals: Vec<String> = Vec::with_capacity(id_cols.len());
         for i in 0..n {
             let row = first_row + i as u64;
@@ -175,11 +190,36 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
             keep.push(true);
             ids.push(id.to_string());
             rows.push(row);
+            let h = text_hash(text.value(i));
+            let shard = u32::try_from(valid / opts.shard_rows as u64).map_err(|_| {
+                VdbError::new(
+                    ErrorKind::InvalidConfig,
+                    format!("more than 2^32 shards: raise shard_rows ({})", opts.shard_rows),
+                )
+            })?;
+            valid += 1;
+            let (from, own) = if opts.reuse {
+                match provider.entry(h) {
+                    Entry::Vacant(v) => (*v.insert(shard), true),
+                    Entry::Occupied(o) => (*o.get(), false),
+                }
+            } else {
+                (shard, true)
+            };
+            hashes.push(h);
+            vector_shard.push(from);
+            embed.push(own);
         }
         let mask = BooleanArray::from(keep);
         let text_kept = filter(text, &mask).map_err(|e| VdbError::internal(e.to_string()))?;
-        let mut columns: Vec<ArrayRef> =
-            vec![Arc::new(StringArray::from(ids)), Arc::new(UInt64Array::from(rows)), text_kept];
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(ids)),
+            Arc::new(UInt64Array::from(rows)),
+            text_kept,
+            Arc::new(shard::hash_array(&hashes)?),
+            Arc::new(UInt32Array::from(vector_shard)),
+            Arc::new(BooleanArray::from(embed)),
+        ];
         for c in &mapping.payload_columns {
             let col = normalize(batch.column_by_name(c).expect("projected"))?;
             columns.push(filter(col.as_ref(), &mask).map_err(|e| VdbError::internal(e.to_string()))?);
@@ -190,6 +230,8 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
     let shards = splitter.finish()?;
     progress.finish();
     let rows_valid = shards.iter().map(|s| s.rows).sum();
+    let distinct_texts = if opts.reuse { provider.len() as u64 } else { rows_valid };
+    drop(provider);
 
     let old = Manifest::try_read(run)?;
     let shards = shards
@@ -211,6 +253,8 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
         requested_mapping: opts.mapping.clone(),
         mapping,
         strict: opts.strict,
+        reuse: opts.reuse,
+        distinct_texts,
         shard_rows: opts.shard_rows,
         rows_read,
         rows_valid,
@@ -254,8 +298,11 @@ impl<'a> Splitter<'a> {
                     Field::new(ID, DataType::Utf8, false),
                     Field::new(ROW, DataType::UInt64, false),
                     Field::new(TEXT, DataType::Utf8, true),
+                    Field::new(TEXT_HASH, DataType::FixedSizeBinary(16), false),
+                    Field::new(VECTOR_SHARD, DataType::UInt32, false),
+                    Field::new(EMBED, DataType::Boolean, false),
                 ];
-                for (c, a) in self.mapping.payload_columns.iter().zip(&columns[3..]) {
+                for (c, a) in self.mapping.payload_columns.iter().zip(&columns[PLANNED_COLUMNS.len()..]) {
                     fields.push(Field::new(c, a.data_type().clone(), true));
                 }
                 Arc::new(Schema::new(fields))
@@ -282,6 +329,7 @@ impl<'a> Splitter<'a> {
         let path = self.run.shard_path(index);
         let checksum = shard::write_shard(&path, &head)?;
         let first_row = head.column(1).as_primitive::<arrow::datatypes::UInt64Type>().value(0);
+        let texts = head.column(5).as_boolean().true_count() as u64;
         self.shards.push(ShardEntry {
             index,
             rows: rows as u64,
@@ -291,6 +339,10 @@ impl<'a> Splitter<'a> {
             embedded_checksum: None,
             loaded_points: None,
             new_points: None,
+            texts,
+            texts_embedded: None,
+            unchanged_points: None,
+            updated_points: None,
         });
         self.pending_rows = rest.num_rows();
         self.pending = if rest.num_rows() > 0 { vec![rest] } else { vec![] };

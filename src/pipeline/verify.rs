@@ -10,11 +10,12 @@ use uuid::Uuid;
 
 use crate::error::{ErrorKind, Result, VdbError};
 use crate::handoff::atomic::write_bytes_atomic;
+use crate::handoff::ids::vector_key;
 use crate::handoff::manifest::{Skipped, StepStats};
 use crate::handoff::shard::{self, ID};
 use crate::handoff::{Manifest, RunDir, ShardState};
 use crate::progress::{format_duration, peak_rss_mib};
-use crate::store::VectorStore;
+use crate::store::{VectorStore, TEXT_KEY};
 
 /// `report.json`: what a run did.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -24,8 +25,17 @@ pub struct Report {
     pub rows_valid: u64,
     pub skipped: Skipped,
     pub shards: usize,
+    /// Distinct texts among the valid rows.
+    pub distinct_texts: u64,
+    /// Texts the model computed in this run; every other row's vector was reused: from an
+    /// identical text of this run, or already in the collection.
+    pub texts_embedded: u64,
+    pub vectors_reused: u64,
     pub points_loaded: u64,
+    /// Points whose id was new to the collection (= added).
     pub new_points: u64,
+    pub updated_points: u64,
+    pub unchanged_points: u64,
     /// Points of this run found in the collection (must equal rows_valid).
     pub points_verified: u64,
     /// Points in the whole collection (may hold other runs' points too).
@@ -51,9 +61,15 @@ impl Report {
             self.skipped.duplicate_id
         );
         s += &format!(
-            "points loaded {} ({} new), verified {}/{} in {:?} ({}), collection holds {}\n",
+            "texts embedded {} of {} distinct, vectors reused {} (identical text in this run or already in the collection)\n",
+            self.texts_embedded, self.distinct_texts, self.vectors_reused
+        );
+        s += &format!(
+            "points loaded {} ({} added, {} updated, {} unchanged), verified {}/{} in {:?} ({}), collection holds {}\n",
             self.points_loaded,
             self.new_points,
+            self.updated_points,
+            self.unchanged_points,
             self.points_verified,
             self.rows_valid,
             self.collection,
@@ -90,20 +106,25 @@ pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
     let mut verified = 0u64;
     let mut sample_ok = m.shards.is_empty();
     for s in &m.shards {
-        let batch = shard::read_shard(&run.embedded_path(s.index), s.embedded_checksum.as_deref())?;
+        let batch = shard::read_shard(&run.shard_path(s.index), Some(&s.checksum))?;
         let ids = shard::string_column(&batch, ID)?;
         let ids: Vec<Uuid> = (0..ids.len()).filter_map(|i| Uuid::parse_str(ids.value(i)).ok()).collect();
         for chunk in ids.chunks(1000) {
-            verified += store.retrieve(collection, chunk)?.len() as u64;
+            verified += store.existing(collection, chunk, TEXT_KEY)?.len() as u64;
         }
-        if s.index == 0 && !ids.is_empty() {
-            // Search with the first row's own vector: it must come back first (score ~1).
-            let (vectors, dim) = shard::embeddings(&batch)?;
+    }
+    if let (Some(first), Some(model)) = (m.shards.first(), m.model.as_ref()) {
+        // Search with the first vector of the run: a point with its text comes back first (score ~1).
+        let embedded = shard::read_shard(&run.embedded_path(first.index), first.embedded_checksum.as_deref())?;
+        let (vectors, dim) = shard::embeddings(&embedded)?;
+        if let Some(h) = shard::hashes(&embedded)?.first() {
+            let key = vector_key(&model.model_id, h);
             let hits = store.search(collection, &vectors[..dim], 5, &[])?;
-            sample_ok = hits.iter().any(|h| h.id == ids[0].to_string());
+            sample_ok = hits.iter().any(|h| h.payload.get(TEXT_KEY).and_then(|v| v.as_str()) == Some(key.as_str()));
         }
     }
     let collection_count = store.count(collection)?;
+    let texts_embedded: u64 = m.shards.iter().map(|s| s.texts_embedded.unwrap_or(s.texts)).sum();
     let mut steps = m.steps.clone();
     let st = steps.entry("verify".into()).or_default();
     st.seconds += started.elapsed().as_secs_f64();
@@ -115,8 +136,13 @@ pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
         rows_valid: m.rows_valid,
         skipped: m.skipped.clone(),
         shards: m.shards.len(),
+        distinct_texts: m.distinct_texts,
+        texts_embedded,
+        vectors_reused: m.rows_valid.saturating_sub(texts_embedded),
         points_loaded: m.shards.iter().filter_map(|s| s.loaded_points).sum(),
         new_points: m.shards.iter().filter_map(|s| s.new_points).sum(),
+        updated_points: m.shards.iter().filter_map(|s| s.updated_points).sum(),
+        unchanged_points: m.shards.iter().filter_map(|s| s.unchanged_points).sum(),
         points_verified: verified,
         collection_count,
         sample_search_ok: sample_ok,

@@ -178,13 +178,15 @@ fn inspect(py: Python<'_>, path: String, mapping: String) -> PyResult<String> {
 }
 
 #[pyfunction]
-fn sample_data(py: Python<'_>, path: PathBuf, rows: u64, seed: u64) -> PyResult<String> {
-    let r = work(py, || crate::sample::write_sample(&path, rows, seed))?;
+#[pyo3(signature = (path, rows, seed, duplicate_rate=0.0))]
+fn sample_data(py: Python<'_>, path: PathBuf, rows: u64, seed: u64, duplicate_rate: f64) -> PyResult<String> {
+    let r = work(py, || crate::sample::write_sample_with(&path, rows, seed, duplicate_rate))?;
     json(&r)
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, progress=None))]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, progress=None))]
+#[allow(clippy::too_many_arguments)]
 fn plan(
     py: Python<'_>,
     run_dir: PathBuf,
@@ -192,11 +194,12 @@ fn plan(
     mapping: String,
     shard_rows: usize,
     strict: bool,
+    reuse: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let mapping: ColumnMapping = parse("column mapping", &mapping)?;
     let p = self::progress(progress, 10.0)?;
-    let opts = PlanOptions { input, mapping, shard_rows, strict };
+    let opts = PlanOptions { input, mapping, shard_rows, strict, reuse };
     let r = work(py, || pipeline::plan(&RunDir::at(run_dir), &opts, p.as_ref()))?;
     json(&r)
 }
@@ -265,19 +268,29 @@ impl NativeEmbedder {
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, shard, embedder, batch_size=32, progress=None))]
+#[pyo3(signature = (run_dir, shard, embedder, batch_size=32, target=None, collection=None, recreate=false, progress=None))]
+#[allow(clippy::too_many_arguments)]
 fn embed_shard(
     py: Python<'_>,
     run_dir: PathBuf,
     shard: usize,
     embedder: &NativeEmbedder,
     batch_size: usize,
+    target: Option<String>,
+    collection: Option<String>,
+    recreate: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let p = self::progress(progress, 10.0)?;
     let opts = EncodeOptions { batch_size: batch_size.max(1), normalize: true };
-    let r =
-        work(py, || pipeline::embed_shard(&RunDir::at(run_dir), shard, embedder.inner.as_ref(), &opts, p.as_ref()))?;
+    let run = RunDir::at(run_dir);
+    let r = match (target, collection) {
+        (Some(target), Some(collection)) => with_store(py, &target, |store| {
+            let source = pipeline::VectorSource { store, collection: &collection, recreate };
+            pipeline::embed_shard(&run, shard, embedder.inner.as_ref(), &opts, Some(source), p.as_ref())
+        })?,
+        _ => work(py, || pipeline::embed_shard(&run, shard, embedder.inner.as_ref(), &opts, None, p.as_ref()))?,
+    };
     json(&r)
 }
 
@@ -342,7 +355,7 @@ fn report_summary(report: String) -> PyResult<String> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, collection, recreate, target, embedder, batch_size, load_options, progress=None))]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn ingest(
     py: Python<'_>,
@@ -351,6 +364,7 @@ fn ingest(
     mapping: String,
     shard_rows: usize,
     strict: bool,
+    reuse: bool,
     collection: String,
     recreate: bool,
     target: String,
@@ -363,7 +377,7 @@ fn ingest(
     let load: LoadOptions = parse("load options", &load_options)?;
     let p = self::progress(progress, 10.0)?;
     let opts = IngestOptions {
-        plan: PlanOptions { input, mapping, shard_rows, strict },
+        plan: PlanOptions { input, mapping, shard_rows, strict, reuse },
         collection,
         recreate,
         encode: EncodeOptions { batch_size: batch_size.max(1), normalize: true },
@@ -428,6 +442,14 @@ fn count(py: Python<'_>, target: String, collection: String) -> PyResult<u64> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // The core's `log` records go to Python's `logging` (logger names follow the Rust module path:
+    // `vdb_core.store.server`, ...), and so into Airflow task logs. Only this crate's records at
+    // debug and above, and warnings of dependencies, cross over (each record takes the GIL). Levels
+    // are looked up live, so a logging configuration set after the import still applies.
+    let _ = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
+        .filter(log::LevelFilter::Warn)
+        .filter_target("vdb_core".to_string(), log::LevelFilter::Debug)
+        .install();
     m.add("__version__", crate::VERSION)?;
     m.add("VdbError", py.get_type::<exceptions::VdbError>())?;
     m.add("InputError", py.get_type::<InputError>())?;

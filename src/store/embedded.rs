@@ -29,16 +29,19 @@
 //! whole collection at the end.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
 
 use qdrant_edge as qe;
 
 use super::*;
 use crate::error::{ErrorKind, VdbError};
+use crate::handoff::atomic::write_bytes_atomic;
+use crate::handoff::rundir::FileLock;
 
 /// How long an opener waits for another holder of a collection's lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
@@ -82,7 +85,7 @@ pub struct EmbeddedStore {
 struct Handle {
     state: RwLock<State>,
     dir: PathBuf,
-    _lock: File,
+    _lock: FileLock,
 }
 
 struct State {
@@ -115,6 +118,10 @@ struct CollectionMeta {
     /// its own process, all see the mode the ensure step set, and the index is built once at the end.
     #[serde(default)]
     bulk: bool,
+    /// The model whose vectors the collection holds ([`MODEL_KEY`]); absent in collections made
+    /// before models were recorded (the first ensure with a model records it).
+    #[serde(default)]
+    model: Option<String>,
 }
 
 impl EmbeddedStore {
@@ -153,7 +160,7 @@ impl EmbeddedStore {
     /// collection's read lock.
     fn read<T>(&self, collection: &str, f: impl FnOnce(&OpenShard, &Path) -> Result<T>) -> Result<T> {
         let h = self.existing(collection)?;
-        let st = h.state.read().unwrap_or_else(|p| p.into_inner());
+        let st = h.state.read();
         let Some(open) = st.open.as_ref() else {
             return Err(missing(collection, &h.dir));
         };
@@ -172,7 +179,7 @@ impl EmbeddedStore {
 
     /// Flush and close a collection and release its lock (no-op if this store has not opened it).
     pub fn close(&self, collection: &str) {
-        let handle = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(collection);
+        let handle = self.handles.lock().remove(collection);
         drop(handle);
     }
 
@@ -184,14 +191,27 @@ impl EmbeddedStore {
     /// held while waiting for the OS lock, so threads of this store queue behind each other too.
     fn handle(&self, name: &str) -> Result<Arc<Handle>> {
         validate_collection_name(name)?;
-        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        let mut handles = self.handles.lock();
         if let Some(h) = handles.get(name) {
             return Ok(h.clone());
         }
         let dir = self.collection_dir(name);
         fs::create_dir_all(&dir).map_err(|e| VdbError::io(&dir, "cannot create the collection directory", e))?;
-        let lock = acquire_lock(&dir, self.lock_timeout)?;
+        let lock = FileLock::acquire(&dir.join(LOCK_FILE), self.lock_timeout).map_err(|e| match e.kind {
+            ErrorKind::Locked => VdbError::new(
+                ErrorKind::Locked,
+                format!(
+                    "embedded qdrant collection {} is locked by another process or store: {}",
+                    dir.display(),
+                    e.message
+                ),
+            )
+            .with_file(&dir),
+            _ => e,
+        })?;
+        let started = std::time::Instant::now();
         let open = load_existing(&dir, name, self.segment_points)?;
+        log::debug!("embedded collection {} opened in {:.2}s", dir.display(), started.elapsed().as_secs_f64());
         let bulk = open.as_ref().is_some_and(|o| o.meta.bulk);
         let handle = Arc::new(Handle { state: RwLock::new(State { open, bulk }), dir, _lock: lock });
         handles.insert(name.to_string(), handle.clone());
@@ -216,50 +236,6 @@ fn missing(name: &str, dir: &Path) -> VdbError {
         ),
     )
     .with_file(dir)
-}
-
-/// Take the exclusive OS lock on `<dir>/vdb.lock`, polling until `timeout`.
-fn acquire_lock(dir: &Path, timeout: Duration) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| VdbError::io(&path, "cannot open the lock file", e))?;
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(10);
-    loop {
-        match file.try_lock() {
-            Ok(()) => {
-                // Who holds it, for a person looking at the directory; not used for locking.
-                let mut f = &file;
-                let _ = f.set_len(0);
-                let _ = writeln!(f, "pid {}", std::process::id());
-                return Ok(file);
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                if start.elapsed() >= timeout {
-                    return Err(VdbError::new(
-                        ErrorKind::Locked,
-                        format!(
-                            "embedded qdrant collection {} is locked by another process or store (waited {:.1}s for {})",
-                            dir.display(),
-                            start.elapsed().as_secs_f64(),
-                            path.display()
-                        ),
-                    )
-                    .with_file(dir));
-                }
-                std::thread::sleep(pause.min(timeout.saturating_sub(start.elapsed())));
-                pause = (pause * 2).min(Duration::from_millis(250));
-            }
-            Err(fs::TryLockError::Error(e)) => {
-                return Err(VdbError::io(&path, "cannot lock", e));
-            }
-        }
-    }
 }
 
 /// Open the shard of a complete collection, if there is one.
@@ -339,35 +315,13 @@ fn index_name(kind: IndexKind) -> &'static str {
 }
 
 fn describe_vectors(dim: usize, distance: Distance) -> String {
-    format!("size {dim} / {}", distance_name(distance))
-}
-
-pub(crate) fn distance_name(d: Distance) -> &'static str {
-    match d {
-        Distance::Cosine => "cosine",
-        Distance::Dot => "dot",
-        Distance::Euclid => "euclid",
-    }
-}
-
-/// Write `bytes` to `path` atomically and durably (temp file, fsync, rename, fsync directory).
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    let mut f = File::create(&tmp).map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| VdbError::io(&tmp, "cannot write", e))?;
-    fs::rename(&tmp, path).map_err(|e| VdbError::io(path, "cannot replace", e))?;
-    if let Some(parent) = path.parent() {
-        if let Ok(d) = File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    format!("size {dim} / {}", distance.name())
 }
 
 fn save_meta(dir: &Path, meta: &CollectionMeta) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(meta)
         .map_err(|e| VdbError::internal(format!("cannot serialise collection metadata: {e}")))?;
-    write_atomic(&dir.join(META_FILE), &bytes)
+    write_bytes_atomic(&dir.join(META_FILE), &bytes)
 }
 
 fn create_index(shard: &qe::EdgeShard, dir: &Path, field: &str, kind: IndexKind) -> Result<()> {
@@ -401,7 +355,7 @@ fn create_collection(dir: &Path, spec: &CollectionSpec, segment_points: usize) -
     let schema: serde_json::Map<String, Value> =
         spec.payload_indexes.iter().map(|(f, k)| (f.clone(), Value::String(index_name(*k).to_string()))).collect();
     let schema_file = serde_json::json!({ "schema": schema });
-    write_atomic(&shard_dir.join("payload_index.json"), schema_file.to_string().as_bytes())?;
+    write_bytes_atomic(&shard_dir.join("payload_index.json"), schema_file.to_string().as_bytes())?;
 
     let config = qe::EdgeConfig::builder()
         .vector(qe::DEFAULT_VECTOR_NAME, qe::EdgeVectorParams::builder(spec.dim, edge_distance(spec.distance)).build())
@@ -419,6 +373,7 @@ fn create_collection(dir: &Path, spec: &CollectionSpec, segment_points: usize) -
         distance: spec.distance,
         payload_indexes: spec.payload_indexes.clone(),
         bulk: false,
+        model: spec.model.clone(),
     };
     save_meta(dir, &meta)?;
     Ok(OpenShard { shard, meta })
@@ -483,39 +438,45 @@ impl VectorStore for EmbeddedStore {
             ));
         }
         let h = self.handle(&spec.name)?;
-        let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut st = h.state.write();
         let outcome = match st.open.as_mut() {
-            Some(open) if !recreate && open.meta.dim == spec.dim && open.meta.distance == spec.distance => {
-                let shard_dir = h.dir.join(SHARD_DIR);
-                let mut changed = false;
-                for (field, kind) in &spec.payload_indexes {
-                    if !open.meta.payload_indexes.contains(&(field.clone(), *kind)) {
-                        create_index(&open.shard, &shard_dir, field, *kind)?;
-                        open.meta.payload_indexes.push((field.clone(), *kind));
-                        changed = true;
-                    }
-                }
-                if changed {
-                    open.shard.flush();
-                    save_meta(&h.dir, &open.meta)?;
-                }
-                return Ok(EnsureOutcome::Existed);
-            }
             Some(open) => {
-                if !recreate {
-                    return Err(VdbError::new(
-                        ErrorKind::CollectionMismatch,
-                        format!(
-                            "collection '{}' in {} has vectors of {}, but {} is needed; recreate it (recreate=true drops its points) or use another collection name",
-                            spec.name,
-                            h.dir.display(),
-                            describe_vectors(open.meta.dim, open.meta.distance),
-                            describe_vectors(spec.dim, spec.distance)
-                        ),
-                    )
-                    .with_file(&h.dir));
+                let found = if open.meta.dim != spec.dim || open.meta.distance != spec.distance {
+                    Some(format!(
+                        "vectors of {}, but {} is needed",
+                        describe_vectors(open.meta.dim, open.meta.distance),
+                        describe_vectors(spec.dim, spec.distance)
+                    ))
+                } else {
+                    model_mismatch(open.meta.model.as_deref(), spec).err()
+                };
+                match found {
+                    None if !recreate => {
+                        let shard_dir = h.dir.join(SHARD_DIR);
+                        let mut changed = false;
+                        for (field, kind) in &spec.payload_indexes {
+                            if !open.meta.payload_indexes.contains(&(field.clone(), *kind)) {
+                                create_index(&open.shard, &shard_dir, field, *kind)?;
+                                open.meta.payload_indexes.push((field.clone(), *kind));
+                                changed = true;
+                            }
+                        }
+                        if open.meta.model.is_none() && spec.model.is_some() {
+                            open.meta.model = spec.model.clone();
+                            changed = true;
+                        }
+                        if changed {
+                            open.shard.flush();
+                            save_meta(&h.dir, &open.meta)?;
+                        }
+                        return Ok(EnsureOutcome::Existed);
+                    }
+                    Some(found) if !recreate => {
+                        let place = format!("in {}", h.dir.display());
+                        return Err(mismatch_error(&spec.name, &place, &found).with_file(&h.dir));
+                    }
+                    _ => EnsureOutcome::Recreated,
                 }
-                EnsureOutcome::Recreated
             }
             None => EnsureOutcome::Created,
         };
@@ -527,9 +488,9 @@ impl VectorStore for EmbeddedStore {
 
     fn collection_exists(&self, collection: &str) -> Result<bool> {
         validate_collection_name(collection)?;
-        let handle = self.handles.lock().unwrap_or_else(|p| p.into_inner()).get(collection).cloned();
+        let handle = self.handles.lock().get(collection).cloned();
         if let Some(h) = handle {
-            return Ok(h.state.read().unwrap_or_else(|p| p.into_inner()).open.is_some());
+            return Ok(h.state.read().open.is_some());
         }
         // Not opened by us: the metadata file, written last on create, says whether it is complete.
         Ok(self.collection_dir(collection).join(META_FILE).is_file())
@@ -537,7 +498,7 @@ impl VectorStore for EmbeddedStore {
 
     fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions) -> Result<u64> {
         let h = self.existing(collection)?;
-        let st = h.state.write().unwrap_or_else(|p| p.into_inner());
+        let st = h.state.write();
         let Some(open) = st.open.as_ref() else {
             return Err(missing(collection, &h.dir));
         };
@@ -575,7 +536,7 @@ impl VectorStore for EmbeddedStore {
             return Ok(());
         }
         let h = self.existing(collection)?;
-        let mut st = h.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut st = h.state.write();
         let was_bulk = std::mem::replace(&mut st.bulk, bulk);
         if let Some(open) = st.open.as_mut() {
             if was_bulk && !bulk {
@@ -650,5 +611,110 @@ impl VectorStore for EmbeddedStore {
                 .map(|r| Hit { id: id_string(&r.id), score: 0.0, payload: payload_map(r.payload) })
                 .collect())
         })
+    }
+
+    fn release(&self, collection: &str) {
+        self.close(collection);
+    }
+
+    fn collection_model(&self, collection: &str) -> Result<Option<String>> {
+        if !self.collection_exists(collection)? {
+            return Ok(None);
+        }
+        self.read(collection, |open, _| Ok(open.meta.model.clone()))
+    }
+
+    fn find_keys(&self, collection: &str, field: &str, keys: &[String]) -> Result<HashMap<String, Uuid>> {
+        let mut found = HashMap::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let filter: qe::Filter = serde_json::from_value(serde_json::json!({
+            "must": [{ "key": field, "match": { "any": keys } }]
+        }))
+        .map_err(|e| VdbError::internal(format!("cannot build the key filter: {e}")))?;
+        let only_field = payload_fields(field)?;
+        self.read(collection, |open, dir| {
+            let mut offset = None;
+            loop {
+                let req = qe::ScrollRequest {
+                    offset,
+                    limit: Some(SCROLL_PAGE),
+                    filter: Some(filter.clone()),
+                    with_payload: Some(only_field.clone()),
+                    with_vector: qe::WithVector::Bool(false),
+                    order_by: None,
+                };
+                let (records, next) = open.shard.scroll(req).map_err(|e| edge_err(dir, "scroll", e))?;
+                for r in records {
+                    let key = payload_map(r.payload).get(field).and_then(Value::as_str).map(str::to_string);
+                    if let (Some(key), qe::PointId::Uuid(id)) = (key, r.id) {
+                        found.entry(key).or_insert(id);
+                    }
+                }
+                match next {
+                    Some(n) if found.len() < keys.len() => offset = Some(n),
+                    _ => return Ok(found),
+                }
+            }
+        })
+    }
+
+    fn vectors(&self, collection: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<f32>>> {
+        self.read(collection, |open, dir| {
+            let ids: Vec<qe::PointId> = ids.iter().map(edge_id).collect();
+            let records = open
+                .shard
+                .retrieve(&ids, Some(qe::WithPayloadInterface::Bool(false)), Some(qe::WithVector::Bool(true)))
+                .map_err(|e| edge_err(dir, "retrieve", e))?;
+            Ok(records
+                .into_iter()
+                .filter_map(|r| match (r.id, dense(r.vector)) {
+                    (qe::PointId::Uuid(id), Some(v)) => Some((id, v)),
+                    _ => None,
+                })
+                .collect())
+        })
+    }
+
+    fn existing(&self, collection: &str, ids: &[Uuid], field: &str) -> Result<HashMap<Uuid, Option<String>>> {
+        let only_field = payload_fields(field)?;
+        self.read(collection, |open, dir| {
+            let ids: Vec<qe::PointId> = ids.iter().map(edge_id).collect();
+            let records =
+                open.shard.retrieve(&ids, Some(only_field), None).map_err(|e| edge_err(dir, "retrieve", e))?;
+            Ok(records
+                .into_iter()
+                .filter_map(|r| match r.id {
+                    qe::PointId::Uuid(id) => {
+                        Some((id, payload_map(r.payload).get(field).and_then(Value::as_str).map(str::to_string)))
+                    }
+                    qe::PointId::NumId(_) => None,
+                })
+                .collect())
+        })
+    }
+}
+
+/// Points per page when scrolling for keys.
+const SCROLL_PAGE: usize = 1024;
+
+/// A payload selector returning only `field`.
+fn payload_fields(field: &str) -> Result<qe::WithPayloadInterface> {
+    let path: qe::JsonPath = field.parse().map_err(|()| {
+        VdbError::new(ErrorKind::InvalidConfig, format!("{field:?} is not a valid payload key")).with_column(field)
+    })?;
+    Ok(qe::WithPayloadInterface::Fields(vec![path]))
+}
+
+/// The unnamed dense vector of a record.
+fn dense(v: Option<qe::VectorStructInternal>) -> Option<Vec<f32>> {
+    match v? {
+        qe::VectorStructInternal::Single(d) => Some(d),
+        qe::VectorStructInternal::Named(mut m) => match m.remove(qe::DEFAULT_VECTOR_NAME)? {
+            qe::VectorInternal::Dense(d) => Some(d),
+            _ => None,
+        },
+        _ => None,
     }
 }

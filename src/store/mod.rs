@@ -7,6 +7,8 @@
 //!
 //! The pipeline only knows [`VectorStore`]; [`open`] picks the implementation from a [`StoreTarget`].
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -36,6 +38,15 @@ impl StoreTarget {
     }
 }
 
+/// Reserved payload key: the fingerprint of the text and model a point's vector was computed from
+/// (hex; see `pipeline::reuse`). Points with equal keys hold bit-identical vectors, so a run can
+/// take a vector from the collection instead of computing it again. Keyword-indexed.
+pub const TEXT_KEY: &str = "_vdb_text";
+
+/// Collection metadata key recording the model (id including precision) whose vectors the
+/// collection holds: vectors of two models are never mixed in one collection.
+pub const MODEL_KEY: &str = "vdb_core_model";
+
 /// Payload field index types (created before the bulk load).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,6 +66,9 @@ pub struct CollectionSpec {
     pub distance: Distance,
     /// Payload indexes to create (field name, type).
     pub payload_indexes: Vec<(String, IndexKind)>,
+    /// The model whose vectors go in (recorded under [`MODEL_KEY`]); `None`: not recorded/checked.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +77,16 @@ pub enum Distance {
     Cosine,
     Dot,
     Euclid,
+}
+
+impl Distance {
+    pub fn name(self) -> &'static str {
+        match self {
+            Distance::Cosine => "cosine",
+            Distance::Dot => "dot",
+            Distance::Euclid => "euclid",
+        }
+    }
 }
 
 /// What `ensure_collection` did.
@@ -149,6 +173,25 @@ pub trait VectorStore: Send + Sync {
 
     /// Points by id (missing ids are absent from the result).
     fn retrieve(&self, collection: &str, ids: &[Uuid]) -> Result<Vec<Hit>>;
+
+    /// The model recorded in the collection's metadata ([`MODEL_KEY`]); `None` when the collection
+    /// does not exist or was made before models were recorded.
+    fn collection_model(&self, collection: &str) -> Result<Option<String>>;
+
+    /// For each of `keys` held by some point in the keyword payload field `field`: one such point.
+    /// Reads ids and that field only (no vectors, no other payload).
+    fn find_keys(&self, collection: &str, field: &str, keys: &[String]) -> Result<HashMap<String, Uuid>>;
+
+    /// The stored vectors of points by id (missing ids are absent).
+    fn vectors(&self, collection: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<f32>>>;
+
+    /// Which of `ids` exist, each with its string value of payload `field` (`None` if absent).
+    /// Reads ids and that field only.
+    fn existing(&self, collection: &str, ids: &[Uuid], field: &str) -> Result<HashMap<Uuid, Option<String>>>;
+
+    /// Give back what this store holds for `collection` between operations (the embedded store's
+    /// file lock, so other processes can use the collection); the next operation takes it again.
+    fn release(&self, _collection: &str) {}
 }
 
 /// Open the store a target names.
@@ -205,6 +248,25 @@ pub(crate) fn validate_conditions(filter: &[Condition]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The model check both stores run in `ensure_collection`: `Err(description)` when the collection
+/// records another model than the spec's.
+pub(crate) fn model_mismatch(recorded: Option<&str>, spec: &CollectionSpec) -> std::result::Result<(), String> {
+    match (recorded, spec.model.as_deref()) {
+        (Some(have), Some(want)) if have != want => Err(format!("vectors of model {have}, but this run uses {want}")),
+        _ => Ok(()),
+    }
+}
+
+/// The error for a collection that exists with other vectors or another model.
+pub(crate) fn mismatch_error(collection: &str, place: &str, found: &str) -> VdbError {
+    VdbError::new(
+        ErrorKind::CollectionMismatch,
+        format!(
+            "collection '{collection}' {place} holds {found}; recreate it (recreate=true drops its points) or use another collection name"
+        ),
+    )
 }
 
 /// The vector-size check both stores run before writing, with a sentence naming the point.

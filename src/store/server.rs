@@ -11,7 +11,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use qdrant_client::qdrant::{
@@ -175,7 +177,7 @@ impl ServerStore {
 
     /// The collection's vector size (cached after the first look-up).
     fn dim(&self, policy: RetryPolicy, collection: &str) -> Result<usize> {
-        if let Some(d) = self.dims.lock().unwrap_or_else(|p| p.into_inner()).get(collection) {
+        if let Some(d) = self.dims.lock().get(collection) {
             return Ok(*d);
         }
         let info = self.info_with(policy, collection)?.ok_or_else(|| self.missing(collection))?;
@@ -185,7 +187,7 @@ impl ServerStore {
                 format!("collection '{collection}' on {} has {found}", self.url),
             )
         })?;
-        self.dims.lock().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string(), dim);
+        self.dims.lock().insert(collection.to_string(), dim);
         Ok(dim)
     }
 
@@ -199,6 +201,11 @@ impl ServerStore {
                     ..Default::default()
                 })),
             }),
+            metadata: spec
+                .model
+                .iter()
+                .map(|m| (MODEL_KEY.to_string(), to_pb_value(Value::String(m.clone()))))
+                .collect(),
             ..Default::default()
         };
         self.call("create_collection", &spec.name, |c| {
@@ -246,6 +253,72 @@ impl ServerStore {
             async move { c.update_collection(req).await }
         })?;
         Ok(())
+    }
+}
+
+impl ServerStore {
+    /// Sets one key of the collection's metadata.
+    fn set_metadata(&self, collection: &str, key: &str, value: Value) -> Result<()> {
+        let req = pb::UpdateCollection {
+            collection_name: collection.to_string(),
+            metadata: [(key.to_string(), to_pb_value(value))].into(),
+            ..Default::default()
+        };
+        self.call("update_collection", collection, |c| {
+            let req = req.clone();
+            async move { c.update_collection(req).await }
+        })?;
+        Ok(())
+    }
+
+    /// One page of a scroll: ids (and the payload `selector` selects), no vectors.
+    fn scroll_page(
+        &self,
+        collection: &str,
+        filter: &pb::Filter,
+        field: &str,
+        offset: Option<pb::PointId>,
+    ) -> Result<pb::ScrollResponse> {
+        let req = pb::ScrollPoints {
+            collection_name: collection.to_string(),
+            filter: Some(filter.clone()),
+            offset,
+            limit: Some(SCROLL_PAGE),
+            with_payload: Some(only_field(field)),
+            with_vectors: Some(pb::WithVectorsSelector {
+                selector_options: Some(pb::with_vectors_selector::SelectorOptions::Enable(false)),
+            }),
+            ..Default::default()
+        };
+        self.call("scroll", collection, |c| {
+            let req = req.clone();
+            async move { c.scroll(req).await }
+        })
+    }
+}
+
+/// Points per page when scrolling for keys.
+const SCROLL_PAGE: u32 = 1024;
+
+/// A payload selector returning only `field`.
+fn only_field(field: &str) -> pb::WithPayloadSelector {
+    pb::WithPayloadSelector {
+        selector_options: Some(pb::with_payload_selector::SelectorOptions::Include(pb::PayloadIncludeSelector {
+            fields: vec![field.to_string()],
+        })),
+    }
+}
+
+/// The model a collection's metadata records ([`MODEL_KEY`]).
+fn recorded_model(info: &pb::CollectionInfo) -> Option<String> {
+    let v = info.config.as_ref()?.metadata.get(MODEL_KEY)?.clone();
+    from_pb_value(v).as_str().map(str::to_string)
+}
+
+fn uuid_of(id: Option<pb::PointId>) -> Option<Uuid> {
+    match id?.point_id_options? {
+        PointIdOptions::Uuid(s) => Uuid::parse_str(&s).ok(),
+        PointIdOptions::Num(_) => None,
     }
 }
 
@@ -314,10 +387,20 @@ where
             Err(e) => e,
         };
         let Some(server_pause) = transient(&err) else {
+            let auth = matches!(
+                &err,
+                QdrantError::ResponseError { status } if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied)
+            );
+            let hint = if auth {
+                " (authentication: the API key is missing or wrong; set QDRANT_API_KEY, the CLI's --api-key, or the \
+                 password of the Airflow connection)"
+            } else {
+                ""
+            };
             return Err(VdbError::new(
                 ErrorKind::Store,
                 format!(
-                    "Qdrant at {} rejected {} on collection '{}': {}",
+                    "Qdrant at {} rejected {} on collection '{}': {}{hint}",
                     ctx.url,
                     ctx.what,
                     ctx.collection,
@@ -340,6 +423,16 @@ where
             ));
         }
         let pause = backoff(policy.base_ms, retry).max(server_pause.unwrap_or_default().min(MAX_BACKOFF));
+        log::warn!(
+            "Qdrant at {}: {} on collection '{}' failed ({}); retry {}/{} in {:.1}s",
+            ctx.url,
+            ctx.what,
+            ctx.collection,
+            describe_err(&err),
+            retry + 1,
+            policy.max_retries,
+            pause.as_secs_f64()
+        );
         tokio::time::sleep(pause).await;
         retry += 1;
     }
@@ -507,38 +600,38 @@ impl VectorStore for ServerStore {
                 format!("collection '{}': vector size must be at least 1", spec.name),
             ));
         }
-        let wanted = format!("size {} / {}", spec.dim, super::embedded::distance_name(spec.distance));
-        self.dims.lock().unwrap_or_else(|p| p.into_inner()).remove(&spec.name);
+        let wanted = format!("size {} / {}", spec.dim, spec.distance.name());
+        self.dims.lock().remove(&spec.name);
         let outcome = match self.info(&spec.name)? {
-            Some(info) => match vector_params(&info) {
-                Ok((dim, dist)) if !recreate && dim == spec.dim && dist == spec.distance => {
-                    self.ensure_indexes(spec, &info.payload_schema)?;
-                    self.dims.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.name.clone(), dim);
-                    return Ok(EnsureOutcome::Existed);
-                }
-                found => {
-                    let found = match found {
-                        Ok((dim, dist)) => {
-                            format!("size {dim} / {}", super::embedded::distance_name(dist))
-                        }
-                        Err(s) => s,
-                    };
-                    if !recreate {
-                        return Err(VdbError::new(
-                            ErrorKind::CollectionMismatch,
-                            format!(
-                                "collection '{}' on {} has vectors of {found}, but {wanted} is needed; recreate it (recreate=true drops its points) or use another collection name",
-                                spec.name, self.url
-                            ),
-                        ));
+            Some(info) => {
+                let found = match vector_params(&info) {
+                    Ok((dim, dist)) if dim == spec.dim && dist == spec.distance => {
+                        model_mismatch(recorded_model(&info).as_deref(), spec).err()
                     }
-                    self.call("delete_collection", &spec.name, |c| {
-                        let name = spec.name.clone();
-                        async move { c.delete_collection(name).await }
-                    })?;
-                    EnsureOutcome::Recreated
+                    Ok((dim, dist)) => Some(format!("vectors of size {dim} / {}, but {wanted} is needed", dist.name())),
+                    Err(s) => Some(format!("vectors of {s}, but {wanted} is needed")),
+                };
+                match found {
+                    None if !recreate => {
+                        self.ensure_indexes(spec, &info.payload_schema)?;
+                        if let (None, Some(model)) = (recorded_model(&info), &spec.model) {
+                            self.set_metadata(&spec.name, MODEL_KEY, Value::String(model.clone()))?;
+                        }
+                        self.dims.lock().insert(spec.name.clone(), spec.dim);
+                        return Ok(EnsureOutcome::Existed);
+                    }
+                    Some(found) if !recreate => {
+                        return Err(mismatch_error(&spec.name, &format!("on {}", self.url), &found));
+                    }
+                    _ => {
+                        self.call("delete_collection", &spec.name, |c| {
+                            let name = spec.name.clone();
+                            async move { c.delete_collection(name).await }
+                        })?;
+                        EnsureOutcome::Recreated
+                    }
                 }
-            },
+            }
             None => EnsureOutcome::Created,
         };
         if let Err(e) = self.create(spec) {
@@ -549,7 +642,7 @@ impl VectorStore for ServerStore {
             return Err(e);
         }
         self.ensure_indexes(spec, &HashMap::new())?;
-        self.dims.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.name.clone(), spec.dim);
+        self.dims.lock().insert(spec.name.clone(), spec.dim);
         Ok(outcome)
     }
 
@@ -664,7 +757,7 @@ impl VectorStore for ServerStore {
         };
         let m = current_m(&info);
         let recorded = recorded_m(&info);
-        let mut saved = self.saved_m.lock().unwrap_or_else(|p| p.into_inner());
+        let mut saved = self.saved_m.lock();
         if bulk {
             let original = *saved.entry(collection.to_string()).or_insert(match (recorded, m) {
                 (Some(r), _) => r,
@@ -687,7 +780,7 @@ impl VectorStore for ServerStore {
                 if let Err(e) = self.set_hnsw_m(collection, target, None) {
                     // Keep the value so a second attempt can still restore it.
                     if let Some(orig) = restore {
-                        self.saved_m.lock().unwrap_or_else(|p| p.into_inner()).insert(collection.to_string(), orig);
+                        self.saved_m.lock().insert(collection.to_string(), orig);
                     }
                     return Err(e);
                 }
@@ -750,6 +843,107 @@ impl VectorStore for ServerStore {
             .result
             .into_iter()
             .map(|p| Hit { id: id_string(p.id), score: 0.0, payload: from_pb_payload(p.payload) })
+            .collect())
+    }
+
+    fn collection_model(&self, collection: &str) -> Result<Option<String>> {
+        validate_collection_name(collection)?;
+        Ok(self.info(collection)?.as_ref().and_then(recorded_model))
+    }
+
+    fn find_keys(&self, collection: &str, field: &str, keys: &[String]) -> Result<HashMap<String, Uuid>> {
+        validate_collection_name(collection)?;
+        let mut found = HashMap::new();
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let filter = pb::Filter {
+            must: vec![pb::Condition {
+                condition_one_of: Some(ConditionOneOf::Field(pb::FieldCondition {
+                    key: field.to_string(),
+                    r#match: Some(pb::Match {
+                        match_value: Some(MatchValue::Keywords(pb::RepeatedStrings { strings: keys.to_vec() })),
+                    }),
+                    ..Default::default()
+                })),
+            }],
+            ..Default::default()
+        };
+        let mut offset = None;
+        loop {
+            let page = self.scroll_page(collection, &filter, field, offset)?;
+            for p in page.result {
+                let key = p.payload.get(field).cloned().map(from_pb_value);
+                if let (Some(Value::String(key)), Some(id)) = (key, uuid_of(p.id)) {
+                    found.entry(key).or_insert(id);
+                }
+            }
+            match page.next_page_offset {
+                Some(next) if found.len() < keys.len() => offset = Some(next),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    fn vectors(&self, collection: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<f32>>> {
+        validate_collection_name(collection)?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let req = pb::GetPoints {
+            collection_name: collection.to_string(),
+            ids: ids.iter().map(pb_id).collect(),
+            with_payload: Some(pb::WithPayloadSelector {
+                selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(false)),
+            }),
+            with_vectors: Some(pb::WithVectorsSelector {
+                selector_options: Some(pb::with_vectors_selector::SelectorOptions::Enable(true)),
+            }),
+            ..Default::default()
+        };
+        let resp = self.call("get_points", collection, |c| {
+            let req = req.clone();
+            async move { c.get_points(req).await }
+        })?;
+        Ok(resp
+            .result
+            .into_iter()
+            .filter_map(|p| {
+                let id = uuid_of(p.id)?;
+                let out = match p.vectors?.vectors_options? {
+                    pb::vectors_output::VectorsOptions::Vector(v) => v,
+                    pb::vectors_output::VectorsOptions::Vectors(mut named) => named.vectors.remove("")?,
+                };
+                match out.into_vector() {
+                    pb::vector_output::Vector::Dense(d) => Some((id, d.data)),
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
+    fn existing(&self, collection: &str, ids: &[Uuid], field: &str) -> Result<HashMap<Uuid, Option<String>>> {
+        validate_collection_name(collection)?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let req = pb::GetPoints {
+            collection_name: collection.to_string(),
+            ids: ids.iter().map(pb_id).collect(),
+            with_payload: Some(only_field(field)),
+            ..Default::default()
+        };
+        let resp = self.call("get_points", collection, |c| {
+            let req = req.clone();
+            async move { c.get_points(req).await }
+        })?;
+        Ok(resp
+            .result
+            .into_iter()
+            .filter_map(|mut p| {
+                let key = p.payload.remove(field).map(from_pb_value).and_then(|v| v.as_str().map(str::to_string));
+                Some((uuid_of(p.id)?, key))
+            })
             .collect())
     }
 }

@@ -14,6 +14,7 @@ pub fn spec(name: &str, dim: usize) -> CollectionSpec {
         dim,
         distance: Distance::Cosine,
         payload_indexes: vec![("company".to_string(), IndexKind::Keyword), ("year".to_string(), IndexKind::Integer)],
+        model: None,
     }
 }
 

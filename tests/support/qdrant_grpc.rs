@@ -30,9 +30,8 @@ use qdrant_client::qdrant::points_server::{Points, PointsServer};
 use qdrant_client::qdrant::qdrant_server::{Qdrant as QdrantService, QdrantServer};
 use qdrant_edge as qe;
 use serde_json::{json, Map, Value};
-// The JSON <-> protobuf value conversions are the product's own (one definition).
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
-use vdb_core::store::server::{from_pb_value, to_pb_payload};
 
 pub const SERVER_VERSION: &str = "1.16.0";
 
@@ -51,6 +50,12 @@ impl TestServer {
     /// Bind `addr` (port 0 picks a free port) and serve collections stored under `storage`.
     /// Returns once the socket is listening.
     pub fn start(addr: SocketAddr, storage: &Path) -> std::io::Result<TestServer> {
+        Self::start_with_key(addr, storage, None)
+    }
+
+    /// [`TestServer::start`], answering only requests that carry `api_key` (Qdrant's `api-key`
+    /// header) when one is given, as a Qdrant server with `service.api_key` set does.
+    pub fn start_with_key(addr: SocketAddr, storage: &Path, api_key: Option<String>) -> std::io::Result<TestServer> {
         let engine = Arc::new(Engine::open(storage)?);
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
@@ -64,7 +69,7 @@ impl TestServer {
                 .expect("test server runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let _ = serve(listener, engine, async {
+                let _ = serve(listener, engine, api_key, async {
                     let _ = rx.await;
                 })
                 .await;
@@ -103,9 +108,26 @@ impl Drop for TestServer {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     engine: Arc<Engine>,
+    api_key: Option<String>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let svc = Service { engine };
+    // Qdrant's API key check: the `api-key` header (or `authorization: Bearer KEY`) must match.
+    let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+        let Some(key) = api_key.as_deref() else { return Ok(req) };
+        let md = req.metadata();
+        let given = md.get("api-key").and_then(|v| v.to_str().ok()).map(str::to_string).or_else(|| {
+            md.get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::to_string)
+        });
+        match given {
+            Some(g) if g == key => Ok(req),
+            Some(_) => Err(Status::permission_denied("Invalid API key or JWT")),
+            None => Err(Status::unauthenticated("Must provide an API key or an Authorization bearer token")),
+        }
+    };
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     // Graceful shutdown waits for clients to close their connections, which a client that stays
     // alive (a store object in a test) never does: give in-flight requests a moment, then stop.
@@ -118,9 +140,15 @@ pub async fn serve(
         }
     };
     let server = tonic::transport::Server::builder()
-        .add_service(QdrantServer::new(svc.clone()))
-        .add_service(CollectionsServer::new(svc.clone()).max_decoding_message_size(usize::MAX))
-        .add_service(PointsServer::new(svc).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX))
+        .add_service(InterceptedService::new(QdrantServer::new(svc.clone()), check.clone()))
+        .add_service(InterceptedService::new(
+            CollectionsServer::new(svc.clone()).max_decoding_message_size(usize::MAX),
+            check.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            PointsServer::new(svc).max_decoding_message_size(usize::MAX).max_encoding_message_size(usize::MAX),
+            check,
+        ))
         .serve_with_incoming_shutdown(incoming, signal);
     tokio::select! {
         r = server => r,
@@ -339,12 +367,64 @@ fn pb_vectors(v: Option<qe::VectorStructInternal>) -> Option<pb::VectorsOutput> 
     })
 }
 
-fn with_payload(sel: Option<&pb::WithPayloadSelector>) -> Result<bool, Status> {
+fn with_payload(sel: Option<&pb::WithPayloadSelector>) -> Result<qe::WithPayloadInterface, Status> {
     use pb::with_payload_selector::SelectorOptions;
     match sel.and_then(|s| s.selector_options.as_ref()) {
-        None => Ok(false),
-        Some(SelectorOptions::Enable(b)) => Ok(*b),
-        Some(_) => Err(Status::unimplemented("payload include/exclude selectors")),
+        None => Ok(qe::WithPayloadInterface::Bool(false)),
+        Some(SelectorOptions::Enable(b)) => Ok(qe::WithPayloadInterface::Bool(*b)),
+        Some(SelectorOptions::Include(inc)) => {
+            let paths = inc.fields.iter().map(|f| json_path(f)).collect::<Result<Vec<_>, _>>()?;
+            Ok(qe::WithPayloadInterface::Fields(paths))
+        }
+        Some(SelectorOptions::Exclude(_)) => Err(Status::unimplemented("payload exclude selectors")),
+    }
+}
+
+// The test server's own JSON <-> protobuf value conversions: written apart from the product's
+// (src/store/server.rs), so a bug in one cannot cancel out in the tests.
+
+/// A protobuf payload value from JSON.
+fn to_value(v: &Value) -> pb::Value {
+    use pb::value::Kind as K;
+    let kind = if v.is_null() {
+        K::NullValue(0)
+    } else if let Some(b) = v.as_bool() {
+        K::BoolValue(b)
+    } else if let Some(i) = v.as_i64() {
+        K::IntegerValue(i)
+    } else if let Some(f) = v.as_f64() {
+        K::DoubleValue(f)
+    } else if let Some(s) = v.as_str() {
+        K::StringValue(s.to_owned())
+    } else if let Some(items) = v.as_array() {
+        K::ListValue(pb::ListValue { values: items.iter().map(to_value).collect() })
+    } else {
+        let fields = v.as_object().map(to_payload).unwrap_or_default();
+        K::StructValue(pb::Struct { fields })
+    };
+    pb::Value { kind: Some(kind) }
+}
+
+fn to_payload(m: &Map<String, Value>) -> HashMap<String, pb::Value> {
+    m.iter().map(|(k, v)| (k.clone(), to_value(v))).collect()
+}
+
+fn to_pb_payload(m: Map<String, Value>) -> HashMap<String, pb::Value> {
+    to_payload(&m)
+}
+
+/// JSON from a protobuf payload value.
+fn from_pb_value(v: pb::Value) -> Value {
+    use pb::value::Kind as K;
+    let Some(kind) = v.kind else { return Value::Null };
+    match kind {
+        K::NullValue(_) => Value::Null,
+        K::BoolValue(b) => json!(b),
+        K::IntegerValue(i) => json!(i),
+        K::DoubleValue(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        K::StringValue(s) => json!(s),
+        K::ListValue(l) => Value::Array(l.values.into_iter().map(from_pb_value).collect()),
+        K::StructValue(st) => Value::Object(st.fields.into_iter().map(|(k, v)| (k, from_pb_value(v))).collect()),
     }
 }
 
@@ -635,7 +715,7 @@ fn search_edge(
     limit: usize,
     offset: usize,
     score_threshold: Option<f32>,
-    payload: bool,
+    payload: qe::WithPayloadInterface,
     vectors: bool,
 ) -> Result<Vec<pb::ScoredPoint>, Status> {
     let req = qe::SearchRequest {
@@ -644,7 +724,7 @@ fn search_edge(
         params: None,
         limit,
         offset,
-        with_payload: Some(qe::WithPayloadInterface::Bool(payload)),
+        with_payload: Some(payload),
         with_vector: Some(qe::WithVector::Bool(vectors)),
         score_threshold,
     };
@@ -667,14 +747,14 @@ fn scroll_edge(
     filter: Option<qe::Filter>,
     offset: Option<qe::PointId>,
     limit: usize,
-    payload: bool,
+    payload: qe::WithPayloadInterface,
     vectors: bool,
 ) -> Result<(Vec<pb::RetrievedPoint>, Option<pb::PointId>), Status> {
     let req = qe::ScrollRequest {
         offset,
         limit: Some(limit),
         filter,
-        with_payload: Some(qe::WithPayloadInterface::Bool(payload)),
+        with_payload: Some(payload),
         with_vector: qe::WithVector::Bool(vectors),
         order_by: None,
     };
@@ -741,9 +821,10 @@ impl Collections for Service {
 
     async fn create(&self, r: Request<pb::CreateCollection>) -> R<pb::CollectionOperationResponse> {
         let start = Instant::now();
-        let req = r.into_inner();
+        let mut req = r.into_inner();
         let name = req.collection_name.clone();
         check_name(&name)?;
+        let metadata = std::mem::take(&mut req.metadata);
         let params = match req.vectors_config.and_then(|v| v.config) {
             Some(pb::vectors_config::Config::Params(p)) => p,
             Some(pb::vectors_config::Config::ParamsMap(_)) => return Err(Status::unimplemented("named vectors")),
@@ -770,7 +851,9 @@ impl Collections for Service {
             .build();
 
         let engine = self.engine.clone();
+        let created_name = name.clone();
         let created = tokio::task::spawn_blocking(move || -> Result<(), Status> {
+            let name = created_name;
             let mut colls = engine.collections.write().unwrap();
             if colls.contains_key(&name) {
                 return Err(Status::invalid_argument(format!("Wrong input: Collection `{name}` already exists!")));
@@ -787,6 +870,7 @@ impl Collections for Service {
         .await
         .map_err(|e| Status::internal(e.to_string()))?;
         created?;
+        self.engine.get(&name)?.merge_metadata(metadata)?;
         done(pb::CollectionOperationResponse { result: true, time: elapsed(start) })
     }
 
@@ -948,9 +1032,8 @@ impl Points for Service {
         let vectors = with_vectors(req.with_vectors.as_ref())?;
         let result = c
             .with(&name, move |shard| {
-                let records = shard
-                    .retrieve(&ids, Some(qe::WithPayloadInterface::Bool(payload)), Some(qe::WithVector::Bool(vectors)))
-                    .map_err(op_err)?;
+                let records =
+                    shard.retrieve(&ids, Some(payload), Some(qe::WithVector::Bool(vectors))).map_err(op_err)?;
                 Ok(records.into_iter().map(retrieved).collect())
             })
             .await?;
@@ -1068,7 +1151,7 @@ impl Points for Service {
         let limit = req.limit.unwrap_or(10) as usize;
         // Scroll returns payloads unless told otherwise.
         let payload = match req.with_payload.as_ref() {
-            None => true,
+            None => qe::WithPayloadInterface::Bool(true),
             Some(s) => with_payload(Some(s))?,
         };
         let vectors = with_vectors(req.with_vectors.as_ref())?;

@@ -1,0 +1,198 @@
+//! Each distinct text is embedded once, ever: within a run (duplicate rows share one computed
+//! vector) and across runs (a text the collection already holds is taken from it), on both stores,
+//! with the real model and the real Qdrant engine (embedded, and behind the gRPC test server).
+
+#[path = "support/qdrant_grpc.rs"]
+mod qdrant_grpc;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{Int32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use uuid::Uuid;
+use vdb_core::embed::{self, Embedder, EncodeOptions};
+use vdb_core::handoff::RunDir;
+use vdb_core::pipeline::{self, IngestOptions, PlanOptions};
+use vdb_core::progress::Silent;
+use vdb_core::store::{self, CollectionSpec, Distance, StoreTarget, VectorStore, TEXT_KEY};
+use vdb_core::ErrorKind;
+
+const COLLECTION: &str = "filings";
+
+/// A parquet of (filing_id, sentence_index, sentence) rows.
+fn write_filing(path: &Path, filing: &str, sentences: &[String]) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("filing_id", DataType::Utf8, false),
+        Field::new("sentence_index", DataType::Int32, false),
+        Field::new("sentence", DataType::Utf8, false),
+    ]));
+    let n = sentences.len();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![filing; n])),
+            Arc::new(Int32Array::from((0..n as i32).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(sentences.to_vec())),
+        ],
+    )
+    .unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+fn options(input: &Path, reuse: bool) -> IngestOptions {
+    IngestOptions {
+        plan: PlanOptions {
+            input: input.to_path_buf(),
+            mapping: Default::default(),
+            shard_rows: 40,
+            strict: false,
+            reuse,
+        },
+        collection: COLLECTION.into(),
+        recreate: false,
+        encode: EncodeOptions::default(),
+        load: Default::default(),
+    }
+}
+
+fn sentence(i: usize) -> String {
+    format!(
+        "Risk factor {i}: changes in {} could reduce our margins in fiscal {}.",
+        ["tariffs", "rates", "demand"][i % 3],
+        2015 + i % 7
+    )
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
+}
+
+/// Every point's id -> (text, vector), read back from the store.
+fn points(store: &dyn VectorStore, ids: &[Uuid]) -> HashMap<Uuid, (String, Vec<f32>)> {
+    let texts: HashMap<Uuid, String> = store
+        .retrieve(COLLECTION, ids)
+        .unwrap()
+        .into_iter()
+        .map(|h| (Uuid::parse_str(&h.id).unwrap(), h.payload["text"].as_str().unwrap().to_string()))
+        .collect();
+    let mut vectors = store.vectors(COLLECTION, ids).unwrap();
+    texts.into_iter().map(|(id, t)| (id, (t, vectors.remove(&id).unwrap()))).collect()
+}
+
+fn ids_of(filing: &str, n: usize) -> Vec<Uuid> {
+    (0..n).map(|i| vdb_core::handoff::ids::id_from_values(&[filing.to_string(), i.to_string()])).collect()
+}
+
+/// The whole scenario on one store: duplicates within a run, a second "yearly" run, the wrong-model guard.
+fn scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
+    // Year 1: 150 rows, 60 distinct texts (each repeated, across shards of 40 rows).
+    let year1: Vec<String> = (0..150).map(|i| sentence((i * 7) % 60)).collect();
+    let in1 = work.join("year1.parquet");
+    write_filing(&in1, "f1", &year1);
+    let s = store::open(target).unwrap();
+    let r = pipeline::ingest(&RunDir::at(work.join("run1")), &options(&in1, true), embedder, s.as_ref(), &Silent)
+        .unwrap()
+        .report;
+    assert_eq!(r.rows_valid, 150);
+    assert_eq!(r.distinct_texts, 60);
+    assert_eq!(r.texts_embedded, 60, "each distinct text computed once");
+    assert_eq!(r.vectors_reused, 90);
+    assert_eq!((r.points_verified, r.new_points), (150, 150));
+    assert!(r.sample_search_ok);
+    // Every duplicate row's vector is its twin's, bit for bit, and the twins are separate points.
+    let p1 = points(s.as_ref(), &ids_of("f1", 150));
+    assert_eq!(p1.len(), 150);
+    let mut by_text: HashMap<&str, &Vec<f32>> = HashMap::new();
+    for (text, v) in p1.values() {
+        let twin = by_text.entry(text.as_str()).or_insert(v);
+        assert_eq!(*twin, v, "rows with the text {text:?} have different vectors");
+    }
+    assert_eq!(by_text.len(), 60);
+    // A search finds the rows of both twins (same vector, score ~1).
+    let (text0, v0) = &p1[&ids_of("f1", 1)[0]];
+    let twins = year1.iter().filter(|t| *t == text0).count();
+    let hits = s.search(COLLECTION, v0, twins + 2, &[]).unwrap();
+    assert_eq!(hits.iter().filter(|h| h.payload["text"].as_str() == Some(text0.as_str())).count(), twins);
+
+    // Year 2: repeats 45 of year 1's texts and adds 30 new ones (some repeated).
+    let year2: Vec<String> =
+        (0..100).map(|i| if i < 60 { sentence((i * 3) % 45) } else { sentence(1000 + (i % 30)) }).collect();
+    let in2 = work.join("year2.parquet");
+    write_filing(&in2, "f2", &year2);
+    let r2 = pipeline::ingest(&RunDir::at(work.join("run2")), &options(&in2, true), embedder, s.as_ref(), &Silent)
+        .unwrap()
+        .report;
+    let known: HashSet<&String> = year1.iter().collect();
+    let new_texts: HashSet<&String> = year2.iter().filter(|t| !known.contains(t)).collect();
+    assert_eq!(new_texts.len(), 30);
+    assert_eq!(r2.texts_embedded, 30, "only texts the collection did not hold are computed");
+    assert_eq!(r2.vectors_reused, 70);
+    assert_eq!(r2.collection_count, 250);
+    // Reused vectors equal a fresh embedding of their text.
+    let p2 = points(s.as_ref(), &ids_of("f2", 100));
+    let sample: Vec<&String> = year2.iter().take(5).collect();
+    let fresh = embedder
+        .embed(&sample.iter().map(|t| t.as_str()).collect::<Vec<_>>(), &EncodeOptions::default(), None)
+        .unwrap();
+    for (k, text) in sample.iter().enumerate() {
+        let (_, v) = p2.values().find(|(t, _)| t == *text).unwrap();
+        let c = cosine(v, &fresh[k * 384..(k + 1) * 384]);
+        assert!(c >= 0.999_999_9, "reused vector of {text:?}: cosine {c} to a fresh embedding");
+    }
+
+    // Reuse off: every row is computed (the comparison baseline), results identical.
+    let r3 = pipeline::ingest(&RunDir::at(work.join("run3")), &options(&in2, false), embedder, s.as_ref(), &Silent)
+        .unwrap()
+        .report;
+    assert_eq!(r3.texts_embedded, 100);
+    assert_eq!(r3.unchanged_points, 100, "same ids, same texts");
+
+    // Wrong-model guard: a collection recorded for another model refuses this model's run.
+    let spec = CollectionSpec {
+        name: "other_model".into(),
+        dim: 384,
+        distance: Distance::Cosine,
+        payload_indexes: vec![(TEXT_KEY.into(), store::IndexKind::Keyword)],
+        model: Some("some-other-model@0123456789ab".into()),
+    };
+    s.ensure_collection(&spec, false).unwrap();
+    let mut o = options(&in1, true);
+    o.collection = "other_model".into();
+    let err = pipeline::ingest(&RunDir::at(work.join("run4")), &o, embedder, s.as_ref(), &Silent).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::CollectionMismatch, "{err}");
+    assert!(err.message.contains("some-other-model"), "{}", err.message);
+    assert_eq!(s.count("other_model").unwrap(), 0, "nothing written");
+    // ... and ensure_collection refuses it too (a run whose embed step found nothing to reuse).
+    let err =
+        pipeline::ensure_collection(&RunDir::at(work.join("run1")), s.as_ref(), "other_model", false).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::CollectionMismatch, "{err}");
+    // Recreate replaces it.
+    o.recreate = true;
+    let r5 = pipeline::ingest(&RunDir::at(work.join("run5")), &o, embedder, s.as_ref(), &Silent).unwrap().report;
+    assert_eq!((r5.collection_count, r5.texts_embedded), (150, 60));
+}
+
+#[test]
+fn embedded_store_embeds_each_distinct_text_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
+    let target = StoreTarget::Embedded { path: dir.path().join("store") };
+    scenario(&target, dir.path(), embedder.as_ref());
+}
+
+#[test]
+fn server_store_embeds_each_distinct_text_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv")).unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
+    let target = StoreTarget::Server { url: server.url(), api_key: None };
+    scenario(&target, dir.path(), embedder.as_ref());
+    server.stop();
+}
