@@ -23,6 +23,7 @@ fn options(input: &Path) -> IngestOptions {
         recreate: false,
         encode: EncodeOptions::default(),
         load: LoadOptions { batch_size: 50, ..Default::default() },
+        sync_scope: Vec::new(),
     }
 }
 

@@ -57,6 +57,7 @@ __all__ = [
     "load_shard",
     "finish_load",
     "verify",
+    "sync",
     "ingest",
     "report_summary",
     "search",
@@ -323,6 +324,14 @@ def verify(run_dir: PathLike, collection: str, *, target: Target | None = None) 
     return json.loads(_native.verify(os.fspath(run_dir), _target(target), collection))
 
 
+def sync(run_dir: PathLike, collection: str, scope: Sequence[str], *, target: Target | None = None) -> dict[str, Any]:
+    """After a verified run: for each distinct value of the ``scope`` columns in this run's input
+    (e.g. a ``filing_id``), delete the collection's points with that value that the input no
+    longer has. Points of other scopes are never touched; an unverified run deletes nothing.
+    Returns ``{scope, scopes, deleted_points, seconds}``."""
+    return json.loads(_native.sync(os.fspath(run_dir), _target(target), collection, list(scope)))
+
+
 def report_summary(report: Mapping[str, Any]) -> str:
     """A few human lines about a run report."""
     return _native.report_summary(json.dumps(dict(report)))
@@ -342,6 +351,7 @@ def ingest(
     strict: bool = False,
     recreate: bool = False,
     reuse: bool | None = None,
+    sync_scope: Sequence[str] | None = None,
     batch_size: int | None = None,
     upsert_batch_size: int | None = None,
     upsert_parallel: int | None = None,
@@ -349,7 +359,9 @@ def ingest(
 ) -> dict[str, Any]:
     """Every step in this process (what ``vdb ingest`` runs). Resumes a run directory that died.
     With ``reuse`` (default ``VDB_REUSE``, on) each distinct text is embedded once, and texts the
-    collection already holds (same model) are not embedded again."""
+    collection already holds (same model) are not embedded again. With ``sync_scope`` (columns such
+    as ``["filing_id"]``), after a successful verify the points of every scope value in this input
+    that the input no longer has are deleted (see :func:`sync`)."""
     emb = embedder if embedder is not None else Embedder()
     return json.loads(
         _native.ingest(
@@ -365,6 +377,7 @@ def ingest(
             emb._native,
             _or_setting(batch_size, "batch_size"),
             _load_options(upsert_batch_size, upsert_parallel, 6, 200),
+            list(sync_scope or []),
             progress,
         )
     )

@@ -100,6 +100,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         shard_rows=args.shard_rows,
         strict=args.strict,
         recreate=args.recreate,
+        sync_scope=_split(args.sync_scope),
         batch_size=args.batch_size,
         upsert_batch_size=args.upsert_batch_size,
         progress=_progress(),
@@ -220,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedding arithmetic (default: VDB_PRECISION, float32); int8 is ~2x faster, cosine >= 0.99 to float32",
     )
     sp.add_argument("--recreate", action="store_true", help="drop and recreate the collection first")
+    sp.add_argument(
+        "--sync-scope",
+        default=None,
+        metavar="COLUMNS",
+        help="comma-separated payload columns (e.g. filing_id): after a verified load, delete the points of each "
+        "of their values in this input that the input no longer has",
+    )
     sp.add_argument(
         "--strict", action="store_true", help="fail on null/blank text and duplicate ids instead of skipping them"
     )

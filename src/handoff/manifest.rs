@@ -145,6 +145,12 @@ pub struct Manifest {
     /// Accumulated per step (several processes add to "embed" and "load").
     #[serde(default)]
     pub steps: BTreeMap<String, StepStats>,
+    /// Set by a verify that found every valid row in the collection: the condition for a sync.
+    #[serde(default)]
+    pub verified: bool,
+    /// Set by the sync step: (scope columns, points deleted).
+    #[serde(default)]
+    pub synced: Option<(Vec<String>, u64)>,
 }
 
 impl Manifest {

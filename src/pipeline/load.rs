@@ -301,6 +301,7 @@ pub fn load_shard(
     Manifest::update(run, |m| {
         let e = m.shards.get_mut(index).ok_or_else(|| VdbError::internal("shard vanished"))?;
         e.state = ShardState::Loaded;
+        m.verified = false;
         e.loaded_points = Some(written);
         e.new_points = Some(added);
         e.updated_points = Some(updated);

@@ -7,6 +7,7 @@
 pub mod embed;
 pub mod load;
 pub mod plan;
+pub mod sync;
 pub mod verify;
 
 use std::time::Instant;
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub use embed::{embed_shard, EmbedResult, VectorSource};
 pub use load::{ensure_collection, finish_load, load_shard, EnsureResult, LoadResult, ShardResult};
 pub use plan::{plan, PlanOptions, PlanSummary};
+pub use sync::{sync, SyncResult};
 pub use verify::{verify, Report};
 
 use crate::embed::{Embedder, EncodeOptions};
@@ -31,6 +33,8 @@ pub struct IngestOptions {
     pub recreate: bool,
     pub encode: EncodeOptions,
     pub load: LoadOptions,
+    /// Columns whose values delimit what this input replaces (see [`sync`]); empty: no sync.
+    pub sync_scope: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -63,7 +67,13 @@ pub fn ingest(
     let restored = finish_load(Some(run), store, &opts.collection);
     loaded?;
     restored?;
-    let report = verify(run, store, &opts.collection)?;
+    let mut report = verify(run, store, &opts.collection)?;
+    if !opts.sync_scope.is_empty() {
+        let synced = sync(run, store, &opts.collection, &opts.sync_scope)?;
+        report.deleted_points = synced.deleted_points;
+        report.sync_scope = synced.scope;
+        report.collection_count = store.count(&opts.collection)?;
+    }
     Ok(IngestResult { run_dir: run.path.display().to_string(), report, wall_seconds: started.elapsed().as_secs_f64() })
 }
 

@@ -262,6 +262,8 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
         shards,
         model: old.as_ref().and_then(|m| m.model.clone()),
         target: old.as_ref().and_then(|m| m.target.clone()),
+        verified: false,
+        synced: None,
         steps: old.map(|m| m.steps).unwrap_or_default(),
     };
     let seconds = started.elapsed().as_secs_f64();

@@ -36,6 +36,12 @@ pub struct Report {
     pub new_points: u64,
     pub updated_points: u64,
     pub unchanged_points: u64,
+    /// Points of the sync scope that the input no longer has, deleted by the sync step.
+    #[serde(default)]
+    pub deleted_points: u64,
+    /// The sync scope columns (empty: no sync).
+    #[serde(default)]
+    pub sync_scope: Vec<String>,
     /// Points of this run found in the collection (must equal rows_valid).
     pub points_verified: u64,
     /// Points in the whole collection (may hold other runs' points too).
@@ -65,11 +71,12 @@ impl Report {
             self.texts_embedded, self.distinct_texts, self.vectors_reused
         );
         s += &format!(
-            "points loaded {} ({} added, {} updated, {} unchanged), verified {}/{} in {:?} ({}), collection holds {}\n",
+            "points loaded {} ({} added, {} updated, {} unchanged, {} deleted), verified {}/{} in {:?} ({}), collection holds {}\n",
             self.points_loaded,
             self.new_points,
             self.updated_points,
             self.unchanged_points,
+            self.deleted_points,
             self.points_verified,
             self.rows_valid,
             self.collection,
@@ -143,6 +150,8 @@ pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
         new_points: m.shards.iter().filter_map(|s| s.new_points).sum(),
         updated_points: m.shards.iter().filter_map(|s| s.updated_points).sum(),
         unchanged_points: m.shards.iter().filter_map(|s| s.unchanged_points).sum(),
+        deleted_points: m.synced.as_ref().map_or(0, |s| s.1),
+        sync_scope: m.synced.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
         points_verified: verified,
         collection_count,
         sample_search_ok: sample_ok,
@@ -172,5 +181,9 @@ pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
             format!("sample search in {collection:?} did not return the row it was made from"),
         ));
     }
+    Manifest::update(run, |m| {
+        m.verified = true;
+        Ok(())
+    })?;
     Ok(report)
 }

@@ -349,13 +349,19 @@ fn verify(py: Python<'_>, run_dir: PathBuf, target: String, collection: String) 
 }
 
 #[pyfunction]
+fn sync(py: Python<'_>, run_dir: PathBuf, target: String, collection: String, scope: Vec<String>) -> PyResult<String> {
+    let r = with_store(py, &target, |s| pipeline::sync(&RunDir::at(run_dir), s, &collection, &scope))?;
+    json(&r)
+}
+
+#[pyfunction]
 fn report_summary(report: String) -> PyResult<String> {
     let r: pipeline::Report = parse("report", &report)?;
     Ok(r.summary())
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, progress=None))]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, sync_scope=Vec::new(), progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn ingest(
     py: Python<'_>,
@@ -371,6 +377,7 @@ fn ingest(
     embedder: &NativeEmbedder,
     batch_size: usize,
     load_options: String,
+    sync_scope: Vec<String>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let mapping: ColumnMapping = parse("column mapping", &mapping)?;
@@ -382,6 +389,7 @@ fn ingest(
         recreate,
         encode: EncodeOptions { batch_size: batch_size.max(1), normalize: true },
         load,
+        sync_scope,
     };
     let r = with_store(py, &target, |s| {
         pipeline::ingest(&RunDir::at(run_dir), &opts, embedder.inner.as_ref(), s, p.as_ref())
@@ -471,6 +479,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_shard, m)?)?;
     m.add_function(wrap_pyfunction!(finish_load, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
+    m.add_function(wrap_pyfunction!(sync, m)?)?;
     m.add_function(wrap_pyfunction!(report_summary, m)?)?;
     m.add_function(wrap_pyfunction!(ingest, m)?)?;
     m.add_function(wrap_pyfunction!(search, m)?)?;

@@ -613,6 +613,50 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
+    fn scroll_ids(&self, collection: &str, filter: &[Condition]) -> Result<Vec<Uuid>> {
+        let filter = edge_filter(filter)?;
+        self.read(collection, |open, dir| {
+            let (mut ids, mut offset) = (Vec::new(), None);
+            loop {
+                let req = qe::ScrollRequest {
+                    offset,
+                    limit: Some(SCROLL_PAGE),
+                    filter: filter.clone(),
+                    with_payload: Some(qe::WithPayloadInterface::Bool(false)),
+                    with_vector: qe::WithVector::Bool(false),
+                    order_by: None,
+                };
+                let (records, next) = open.shard.scroll(req).map_err(|e| edge_err(dir, "scroll", e))?;
+                ids.extend(records.into_iter().filter_map(|r| match r.id {
+                    qe::PointId::Uuid(u) => Some(u),
+                    qe::PointId::NumId(_) => None,
+                }));
+                match next {
+                    Some(n) => offset = Some(n),
+                    None => return Ok(ids),
+                }
+            }
+        })
+    }
+
+    fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let h = self.existing(collection)?;
+        let st = h.state.write();
+        let Some(open) = st.open.as_ref() else {
+            return Err(missing(collection, &h.dir));
+        };
+        let shard_dir = h.dir.join(SHARD_DIR);
+        let op = qe::UpdateOperation::PointOperation(qe::PointOperations::DeletePoints {
+            ids: ids.iter().map(edge_id).collect(),
+        });
+        open.shard.update(op).map_err(|e| edge_err(&shard_dir, "delete", e))?;
+        open.shard.flush();
+        Ok(ids.len() as u64)
+    }
+
     fn release(&self, collection: &str) {
         self.close(collection);
     }

@@ -189,6 +189,12 @@ pub trait VectorStore: Send + Sync {
     /// Reads ids and that field only.
     fn existing(&self, collection: &str, ids: &[Uuid], field: &str) -> Result<HashMap<Uuid, Option<String>>>;
 
+    /// Ids of every point matching `filter` (all pages; ids only).
+    fn scroll_ids(&self, collection: &str, filter: &[Condition]) -> Result<Vec<Uuid>>;
+
+    /// Delete points by id (ids not in the collection are no error); returns the number of ids.
+    fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<u64>;
+
     /// Give back what this store holds for `collection` between operations (the embedded store's
     /// file lock, so other processes can use the collection); the next operation takes it again.
     fn release(&self, _collection: &str) {}

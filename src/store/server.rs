@@ -271,20 +271,20 @@ impl ServerStore {
         Ok(())
     }
 
-    /// One page of a scroll: ids (and the payload `selector` selects), no vectors.
+    /// One page of a scroll: ids (and the payload `payload` selects), no vectors.
     fn scroll_page(
         &self,
         collection: &str,
-        filter: &pb::Filter,
-        field: &str,
+        filter: Option<&pb::Filter>,
+        payload: pb::WithPayloadSelector,
         offset: Option<pb::PointId>,
     ) -> Result<pb::ScrollResponse> {
         let req = pb::ScrollPoints {
             collection_name: collection.to_string(),
-            filter: Some(filter.clone()),
+            filter: filter.cloned(),
             offset,
             limit: Some(SCROLL_PAGE),
-            with_payload: Some(only_field(field)),
+            with_payload: Some(payload),
             with_vectors: Some(pb::WithVectorsSelector {
                 selector_options: Some(pb::with_vectors_selector::SelectorOptions::Enable(false)),
             }),
@@ -871,7 +871,7 @@ impl VectorStore for ServerStore {
         };
         let mut offset = None;
         loop {
-            let page = self.scroll_page(collection, &filter, field, offset)?;
+            let page = self.scroll_page(collection, Some(&filter), only_field(field), offset)?;
             for p in page.result {
                 let key = p.payload.get(field).cloned().map(from_pb_value);
                 if let (Some(Value::String(key)), Some(id)) = (key, uuid_of(p.id)) {
@@ -920,6 +920,45 @@ impl VectorStore for ServerStore {
                 }
             })
             .collect())
+    }
+
+    fn scroll_ids(&self, collection: &str, filter: &[Condition]) -> Result<Vec<Uuid>> {
+        validate_collection_name(collection)?;
+        let filter = pb_filter(filter)?;
+        let no_payload = pb::WithPayloadSelector {
+            selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(false)),
+        };
+        let (mut ids, mut offset) = (Vec::new(), None);
+        loop {
+            let page = self.scroll_page(collection, filter.as_ref(), no_payload.clone(), offset)?;
+            ids.extend(page.result.into_iter().filter_map(|p| uuid_of(p.id)));
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => return Ok(ids),
+            }
+        }
+    }
+
+    fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<u64> {
+        validate_collection_name(collection)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let req = pb::DeletePoints {
+            collection_name: collection.to_string(),
+            wait: Some(true),
+            points: Some(pb::PointsSelector {
+                points_selector_one_of: Some(pb::points_selector::PointsSelectorOneOf::Points(pb::PointsIdsList {
+                    ids: ids.iter().map(pb_id).collect(),
+                })),
+            }),
+            ..Default::default()
+        };
+        self.call("delete_points", collection, |c| {
+            let req = req.clone();
+            async move { c.delete_points(req).await }
+        })?;
+        Ok(ids.len() as u64)
     }
 
     fn existing(&self, collection: &str, ids: &[Uuid], field: &str) -> Result<HashMap<Uuid, Option<String>>> {

@@ -1,6 +1,7 @@
-//! Each distinct text is embedded once, ever: within a run (duplicate rows share one computed
-//! vector) and across runs (a text the collection already holds is taken from it), on both stores,
-//! with the real model and the real Qdrant engine (embedded, and behind the gRPC test server).
+//! Incremental ingestion on both stores, with the real model and the real Qdrant engine (embedded,
+//! and behind the gRPC test server): each distinct text is embedded once, ever (duplicate rows of a
+//! run share one computed vector; a text the collection already holds is taken from it), and a
+//! sync deletes exactly what a filing no longer has.
 
 #[path = "support/qdrant_grpc.rs"]
 mod qdrant_grpc;
@@ -24,18 +25,23 @@ const COLLECTION: &str = "filings";
 
 /// A parquet of (filing_id, sentence_index, sentence) rows.
 fn write_filing(path: &Path, filing: &str, sentences: &[String]) {
+    let rows: Vec<(&str, i32, String)> =
+        sentences.iter().enumerate().map(|(i, t)| (filing, i as i32, t.clone())).collect();
+    write_rows(path, &rows);
+}
+
+fn write_rows(path: &Path, rows: &[(&str, i32, String)]) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("filing_id", DataType::Utf8, false),
         Field::new("sentence_index", DataType::Int32, false),
         Field::new("sentence", DataType::Utf8, false),
     ]));
-    let n = sentences.len();
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            Arc::new(StringArray::from(vec![filing; n])),
-            Arc::new(Int32Array::from((0..n as i32).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(sentences.to_vec())),
+            Arc::new(StringArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+            Arc::new(Int32Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(rows.iter().map(|r| r.2.clone()).collect::<Vec<_>>())),
         ],
     )
     .unwrap();
@@ -57,6 +63,7 @@ fn options(input: &Path, reuse: bool) -> IngestOptions {
         recreate: false,
         encode: EncodeOptions::default(),
         load: Default::default(),
+        sync_scope: Vec::new(),
     }
 }
 
@@ -194,5 +201,68 @@ fn server_store_embeds_each_distinct_text_once() {
     let embedder = embed::open(None, Some(2), Default::default()).unwrap();
     let target = StoreTarget::Server { url: server.url(), api_key: None };
     scenario(&target, dir.path(), embedder.as_ref());
+    server.stop();
+}
+
+/// Filing A loses sentences 3, 8, 9 and gains 10, 11; filing B is not in the second input.
+fn sync_scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
+    let s = store::open(target).unwrap();
+    let mut first: Vec<(&str, i32, String)> = (0..10).map(|i| ("A", i, sentence(i as usize))).collect();
+    first.extend((0..5).map(|i| ("B", i, sentence(100 + i as usize))));
+    let in1 = work.join("sync1.parquet");
+    write_rows(&in1, &first);
+    let mut o = options(&in1, true);
+    o.collection = "sync".into();
+    o.sync_scope = vec!["filing_id".into()];
+    let r = pipeline::ingest(&RunDir::at(work.join("sync-run1")), &o, embedder, s.as_ref(), &Silent).unwrap().report;
+    assert_eq!((r.collection_count, r.deleted_points), (15, 0));
+
+    let second: Vec<(&str, i32, String)> =
+        [0, 1, 2, 4, 5, 6, 7, 10, 11].into_iter().map(|i| ("A", i, sentence(i as usize))).collect();
+    let in2 = work.join("sync2.parquet");
+    write_rows(&in2, &second);
+    o.plan.input = in2.clone();
+    // A run that stops before verify deletes nothing, and the sync step refuses to run for it.
+    let stopped = RunDir::at(work.join("sync-stopped"));
+    let planned = pipeline::plan(&stopped, &o.plan, &Silent).unwrap();
+    for &i in &planned.shards {
+        pipeline::embed_shard(&stopped, i, embedder, &o.encode, None, &Silent).unwrap();
+    }
+    pipeline::ensure_collection(&stopped, s.as_ref(), "sync", false).unwrap();
+    for &i in &planned.shards {
+        pipeline::load_shard(&stopped, i, s.as_ref(), "sync", &o.load, &Silent).unwrap();
+    }
+    let err = pipeline::sync(&stopped, s.as_ref(), "sync", &o.sync_scope).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Handoff, "{err}");
+    assert_eq!(s.count("sync").unwrap(), 17, "15 + A's two new sentences, nothing deleted");
+
+    let r = pipeline::ingest(&RunDir::at(work.join("sync-run2")), &o, embedder, s.as_ref(), &Silent).unwrap().report;
+    assert_eq!(r.deleted_points, 3, "A's sentences 3, 8 and 9");
+    assert_eq!(r.collection_count, 14);
+    let a_ids = |idx: &[i32]| -> Vec<Uuid> {
+        idx.iter().map(|i| vdb_core::handoff::ids::id_from_values(&["A".to_string(), i.to_string()])).collect()
+    };
+    assert!(s.retrieve("sync", &a_ids(&[3, 8, 9])).unwrap().is_empty());
+    assert_eq!(s.retrieve("sync", &a_ids(&[0, 1, 2, 4, 5, 6, 7, 10, 11])).unwrap().len(), 9);
+    assert_eq!(s.retrieve("sync", &ids_of("B", 5)).unwrap().len(), 5, "filing B untouched");
+    // A scope column that is not in the payload is refused before anything happens.
+    let err = pipeline::sync(&RunDir::at(work.join("sync-run2")), s.as_ref(), "sync", &["nope".into()]).unwrap_err();
+    assert_eq!((err.kind, err.column.as_deref()), (ErrorKind::InvalidConfig, Some("nope")));
+}
+
+#[test]
+fn embedded_store_sync_deletes_exactly_what_a_filing_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
+    sync_scenario(&StoreTarget::Embedded { path: dir.path().join("store") }, dir.path(), embedder.as_ref());
+}
+
+#[test]
+fn server_store_sync_deletes_exactly_what_a_filing_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv")).unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
+    sync_scenario(&StoreTarget::Server { url: server.url(), api_key: None }, dir.path(), embedder.as_ref());
     server.stop();
 }
