@@ -106,6 +106,15 @@ _defaults = vdb_core.resolved_settings()
                 "float32: the same vectors as sentence-transformers. int8: about twice as fast, cosine >= 0.99."
             ),
         ),
+        "sync_scope": Param(
+            [],
+            type=["array", "null"],
+            title="Sync scope",
+            description=(
+                "Payload columns (e.g. filing_id) whose values this input replaces: after a verified load, points "
+                "with one of the input's values that the input no longer has are deleted. Empty: nothing is deleted."
+            ),
+        ),
     },
 )
 def sec_filings_to_qdrant():
@@ -220,6 +229,17 @@ def sec_filings_to_qdrant():
         return {k: report[k] for k in keys}
 
     @task
+    def sync() -> dict:
+        """Runs after verify only: a run that failed earlier deletes nothing."""
+        p = get_current_context()["params"]
+        if not p["sync_scope"]:
+            log.info("no sync scope: nothing to delete")
+            return {"deleted_points": 0}
+        r = vdb_core.sync(current_run_dir(), p["collection"], p["sync_scope"], target=resolve_target())
+        log.info("sync by %s: %d scopes, %d points deleted", ", ".join(r["scope"]), r["scopes"], r["deleted_points"])
+        return r
+
+    @task
     def cleanup() -> None:
         run_dir = current_run_dir()
         vdb_core.remove_run_dir(run_dir)
@@ -229,7 +249,7 @@ def sec_filings_to_qdrant():
     embedded = embed.expand(shard=shards)
     loaded = load.expand(shard=shards)
     verified = verify()
-    embedded >> ensure_collection() >> loaded >> restore_indexing() >> verified >> cleanup()
+    embedded >> ensure_collection() >> loaded >> restore_indexing() >> verified >> sync() >> cleanup()
     loaded >> verified  # a failed load fails the run (restore_indexing alone would let verify run)
 
 

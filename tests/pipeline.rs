@@ -63,7 +63,9 @@ fn ingest_resume_and_rerun_give_exactly_one_point_per_row() {
     // And again: nothing new, nothing duplicated.
     let r = pipeline::ingest(&run, &opts, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
     assert_eq!(r.report.collection_count, 300);
-    let hits = pipeline::search_text(embedder.as_ref(), s.as_ref(), "sec", "effective tax rate", 3, &[]).unwrap();
+    let hits =
+        pipeline::search_text(embedder.as_ref(), s.as_ref(), "sec", "effective tax rate", 3, &[], &Default::default())
+            .unwrap();
     assert_eq!(hits.len(), 3);
     assert!(hits[0].payload["text"].as_str().unwrap().contains("tax"), "{:?}", hits[0].payload);
 }

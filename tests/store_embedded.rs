@@ -136,7 +136,7 @@ fn payload_indexes_exist() {
     let shard = qdrant_edge::EdgeShard::load(&tmp.path().join("c/shard"), None).unwrap();
     let mut fields: Vec<String> = shard.info().payload_schema.keys().map(|k| k.to_string()).collect();
     fields.sort();
-    assert_eq!(fields, ["company", "flag_num", "year"]);
+    assert_eq!(fields, ["company", "date", "flag_num", "year"]);
 }
 
 #[test]

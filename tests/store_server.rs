@@ -65,7 +65,7 @@ fn ensure_mismatch_and_recreate() {
     let err = s.ensure_collection(&spec("c1", DIM), false).unwrap_err();
     assert!(err.to_string().contains(&server.url()), "{err}");
     // Payload indexes were created with the collection.
-    assert_eq!(payload_index_fields(&server.url(), "c1"), ["company", "year"]);
+    assert_eq!(payload_index_fields(&server.url(), "c1"), ["company", "date", "year"]);
 }
 
 #[test]

@@ -12,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import vdb_core
 from conftest import ROOT, QdrantTestServer
@@ -60,6 +62,7 @@ def test_dagbag_imports_without_errors():
         "load",
         "restore_indexing",
         "verify",
+        "sync",
         "cleanup",
     }
     assert dag.get_task("restore_indexing").trigger_rule == "all_done"
@@ -117,11 +120,40 @@ def test_dags_test_into_the_server_and_search_dag(airflow_env, sample_parquet, t
         dags_test(env, DAG_ID, {"input_path": str(sample_parquet), "collection": "dagsrv", "shard_rows": 300})
         target = vdb_core.store_target(qdrant_url=srv.url)
         assert vdb_core.count("dagsrv", target=target) == 600
-        import pyarrow.parquet as pq
-
-        probe = pq.read_table(sample_parquet).to_pylist()[7]["sentence"]
-        out = dags_test(env, "sec_filings_search", {"query": probe, "collection": "dagsrv", "limit": 3})
+        row = pq.read_table(sample_parquet).to_pylist()[7]
+        probe = row["sentence"]
+        # Qdrant's own filter JSON (datetime range on the date column + keyword match) through the DAG.
+        qfilter = {
+            "must": [
+                {"key": "filing_date", "range": {"gte": str(row["filing_date"]), "lte": str(row["filing_date"])}},
+                {"key": "company", "match": {"value": row["company"]}},
+            ]
+        }
+        out = dags_test(
+            env, "sec_filings_search", {"query": probe, "collection": "dagsrv", "limit": 3, "filters": qfilter}
+        )
         assert probe in out.stdout + out.stderr
+        hits = vdb_core.search(probe, "dagsrv", target=target, limit=50, filters=qfilter)
+        assert hits and all(h["payload"]["filing_date"] == str(row["filing_date"]) for h in hits)
+        other_day = {"must": [{"key": "filing_date", "range": {"gt": str(row["filing_date"]), "lt": "1971-01-01"}}]}
+        assert vdb_core.search(probe, "dagsrv", target=target, limit=5, filters=other_day) == []
+
+        # Next version of the input: one filing lost its sentences from index 5 on. A sync run by
+        # filing_id deletes exactly those points, and embeds nothing (every text is known).
+        table = pq.read_table(sample_parquet)
+        rows = table.to_pylist()
+        filing = rows[0]["filing_id"]
+        lost = [r for r in rows if r["filing_id"] == filing and r["sentence_index"] >= 5]
+        assert lost, "the first filing has more than 5 sentences"
+        kept = pa.Table.from_pylist([r for r in rows if r not in lost], schema=table.schema)
+        newer = tmp_path / "newer.parquet"
+        pq.write_table(kept, newer)
+        conf = {"input_path": str(newer), "collection": "dagsrv", "shard_rows": 300, "sync_scope": ["filing_id"]}
+        out = dags_test(env, DAG_ID, conf)
+        assert vdb_core.count("dagsrv", target=target) == 600 - len(lost)
+        log = out.stdout + out.stderr
+        assert f"{len(lost)} points deleted" in log, log[-3000:]
+        assert "texts embedded 0 of" in log, log[-3000:]
     finally:
         srv.stop()
 

@@ -383,11 +383,18 @@ def ingest(
     )
 
 
+_QDRANT_FILTER_KEYS = {"must", "should", "must_not", "min_should"}
+
+
 def _filter(filters: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None) -> str:
-    """``{"form_type": "10-K", "fiscal_year": {"gte": 2020, "lte": 2022}}`` or a list of
-    ``{"op": "equals"|"range", ...}`` conditions."""
+    """Three forms: Qdrant's own filter JSON (``{"must": [...], "should": [...], "must_not": [...]}``
+    with match / range / datetime range conditions, as in the Qdrant documentation); the short
+    ``{"form_type": "10-K", "fiscal_year": {"gte": 2020, "lte": 2022}}``; or a list of
+    ``{"op": "equals"|"range"|"qdrant", ...}`` conditions."""
     if not filters:
         return "[]"
+    if isinstance(filters, Mapping) and set(filters) <= _QDRANT_FILTER_KEYS:
+        return json.dumps([{"op": "qdrant", "filter": dict(filters)}])
     if isinstance(filters, Mapping):
         conds = []
         for field, value in filters.items():
@@ -407,14 +414,28 @@ def search(
     embedder: Embedder | None = None,
     limit: int = 10,
     filters: Mapping[str, Any] | None = None,
+    hnsw_ef: int | None = None,
+    exact: bool = False,
 ) -> list[dict[str, Any]]:
-    """Nearest sentences to ``query`` (embedded with the same model): ``[{id, score, payload}]``."""
+    """Nearest sentences to ``query`` (embedded with the same model): ``[{id, score, payload}]``.
+    ``filters``: see :func:`_filter` (Qdrant's filter JSON works as is); ``hnsw_ef`` and ``exact``
+    are Qdrant's search parameters (accuracy vs speed; exact = brute force)."""
     emb = embedder if embedder is not None else Embedder()
     return json.loads(
         _native.search(
-            _target(target), _or_setting(collection, "collection"), query, emb._native, limit, _filter(filters)
+            _target(target),
+            _or_setting(collection, "collection"),
+            query,
+            emb._native,
+            limit,
+            _filter(filters),
+            _search_params(hnsw_ef, exact),
         )
     )
+
+
+def _search_params(hnsw_ef: int | None, exact: bool) -> str:
+    return json.dumps({"hnsw_ef": hnsw_ef, "exact": bool(exact)})
 
 
 def search_vector(
@@ -424,10 +445,18 @@ def search_vector(
     target: Target | None = None,
     limit: int = 10,
     filters: Mapping[str, Any] | None = None,
+    hnsw_ef: int | None = None,
+    exact: bool = False,
 ) -> list[dict[str, Any]]:
+    """Nearest points to ``vector``; options as in :func:`search`."""
     return json.loads(
         _native.search_vector(
-            _target(target), _or_setting(collection, "collection"), [float(x) for x in vector], limit, _filter(filters)
+            _target(target),
+            _or_setting(collection, "collection"),
+            [float(x) for x in vector],
+            limit,
+            _filter(filters),
+            _search_params(hnsw_ef, exact),
         )
     )
 

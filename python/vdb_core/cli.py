@@ -121,6 +121,15 @@ def _describe(target: dict[str, Any]) -> str:
 def _filters(items: Sequence[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
+        if item.lstrip().startswith("{"):
+            # Qdrant's own filter JSON: {"must": [...], "should": [...], "must_not": [...]}.
+            try:
+                qdrant = json.loads(item)
+            except json.JSONDecodeError as e:
+                raise SystemExit(f"vdb: --filter is not valid JSON: {e}") from None
+            if (items or []) != [item]:
+                raise SystemExit("vdb: a Qdrant filter JSON must be the only --filter")
+            return qdrant
         field, sep, value = item.partition("=")
         if not sep or not field:
             raise SystemExit(f"vdb: --filter expects field=value or field=LO..HI, got {item!r}")
@@ -144,15 +153,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         embedder=embedder,
         limit=args.limit,
         filters=_filters(args.filter),
+        hnsw_ef=args.hnsw_ef,
+        exact=args.exact,
     )
     if args.json:
         print(json.dumps(hits, indent=2))
         return 0
     for i, h in enumerate(hits, 1):
         p = h["payload"]
-        who = " ".join(str(p[k]) for k in ("company", "form_type", "fiscal_year") if k in p)
-        print(f"{i:>2}. {h['score']:.4f}  {who}")
-        print(f"    {p.get('text', '')}")
+        # Whatever the payload holds (any schema): its fields but the text, then the text.
+        fields = "  ".join(f"{k}={v}" for k, v in p.items() if k not in ("text", "_vdb_text"))
+        print(f"{i:>2}. {h['score']:.4f}  id={h['id']}  {fields}".rstrip())
+        if "text" in p:
+            print(f"    {p['text']}")
     if not hits:
         print("no results")
     return 0
@@ -242,8 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--filter",
         action="append",
         metavar="FIELD=VALUE",
-        help="payload filter; FIELD=LO..HI for a numeric range; repeatable",
+        help="payload filter; FIELD=LO..HI for a numeric range; repeatable; or one Qdrant filter JSON "
+        '(\'{"must": [{"key": "filing_date", "range": {"gte": "2021-01-01"}}]}\')',
     )
+    sp.add_argument("--hnsw-ef", type=int, default=None, help="HNSW search breadth (Qdrant's hnsw_ef)")
+    sp.add_argument("--exact", action="store_true", help="exact (brute-force) search instead of HNSW")
     sp.add_argument("--json", action="store_true", help="print hits as JSON")
     sp.set_defaults(func=cmd_search)
 

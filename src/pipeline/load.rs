@@ -29,7 +29,10 @@ pub const INDEXED_FIELDS: &[&str] =
 fn index_kind(t: &DataType) -> Option<IndexKind> {
     use DataType::*;
     match t {
-        Utf8 | LargeUtf8 | Utf8View | Date32 | Date64 | Timestamp(_, _) => Some(IndexKind::Keyword),
+        Utf8 | LargeUtf8 | Utf8View => Some(IndexKind::Keyword),
+        // Dates and timestamps are stored as YYYY-MM-DD / RFC 3339 text: a datetime index makes
+        // them range-filterable as dates (Qdrant's `range` with date strings).
+        Date32 | Date64 | Timestamp(_, _) => Some(IndexKind::Datetime),
         Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => Some(IndexKind::Integer),
         Float32 | Float64 => Some(IndexKind::Float),
         Boolean => None,

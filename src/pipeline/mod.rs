@@ -24,7 +24,7 @@ use crate::embed::{Embedder, EncodeOptions};
 use crate::error::Result;
 use crate::handoff::RunDir;
 use crate::progress::Progress;
-use crate::store::{Condition, Hit, LoadOptions, VectorStore};
+use crate::store::{Condition, Hit, LoadOptions, SearchParams, VectorStore};
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -85,7 +85,8 @@ pub fn search_text(
     query: &str,
     limit: usize,
     filter: &[Condition],
+    params: &SearchParams,
 ) -> Result<Vec<Hit>> {
     let v = embedder.embed(&[query], &EncodeOptions::default(), None)?;
-    store.search(collection, &v, limit, filter)
+    store.search_with(collection, &v, limit, filter, params)
 }

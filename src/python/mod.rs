@@ -398,7 +398,8 @@ fn ingest(
 }
 
 #[pyfunction]
-#[pyo3(signature = (target, collection, query, embedder, limit=10, filter="[]".to_string()))]
+#[pyo3(signature = (target, collection, query, embedder, limit=10, filter="[]".to_string(), params="{}".to_string()))]
+#[allow(clippy::too_many_arguments)]
 fn search(
     py: Python<'_>,
     target: String,
@@ -407,14 +408,18 @@ fn search(
     embedder: &NativeEmbedder,
     limit: usize,
     filter: String,
+    params: String,
 ) -> PyResult<String> {
     let f: Vec<Condition> = parse("filter", &filter)?;
-    let r =
-        with_store(py, &target, |s| pipeline::search_text(embedder.inner.as_ref(), s, &collection, &query, limit, &f))?;
+    let params: store::SearchParams = parse("search parameters", &params)?;
+    let r = with_store(py, &target, |s| {
+        pipeline::search_text(embedder.inner.as_ref(), s, &collection, &query, limit, &f, &params)
+    })?;
     json(&r)
 }
 
 #[pyfunction]
+#[pyo3(signature = (target, collection, vector, limit, filter, params="{}".to_string()))]
 fn search_vector(
     py: Python<'_>,
     target: String,
@@ -422,9 +427,11 @@ fn search_vector(
     vector: Vec<f32>,
     limit: usize,
     filter: String,
+    params: String,
 ) -> PyResult<String> {
     let f: Vec<Condition> = parse("filter", &filter)?;
-    let r = with_store(py, &target, |s| s.search(&collection, &vector, limit, &f))?;
+    let params: store::SearchParams = parse("search parameters", &params)?;
+    let r = with_store(py, &target, |s| s.search_with(&collection, &vector, limit, &f, &params))?;
     json(&r)
 }
 

@@ -392,6 +392,7 @@ fn edge_filter(filter: &[Condition]) -> Result<Option<qe::Filter>> {
             Condition::Equals { field, value } => {
                 serde_json::json!({ "key": field, "match": { "value": value } })
             }
+            Condition::Qdrant { filter } => filter.clone(),
             Condition::Range { field, gte, lte } => {
                 let mut range = serde_json::Map::new();
                 if let Some(v) = gte {
@@ -405,8 +406,16 @@ fn edge_filter(filter: &[Condition]) -> Result<Option<qe::Filter>> {
         })
         .collect();
     let f: qe::Filter = serde_json::from_value(serde_json::json!({ "must": must }))
-        .map_err(|e| VdbError::internal(format!("cannot build the search filter: {e}")))?;
+        .map_err(|e| VdbError::new(ErrorKind::InvalidConfig, format!("Qdrant filter: {e}")))?;
     Ok(Some(f))
+}
+
+fn search_params(p: &SearchParams) -> Option<qe::SearchParams> {
+    (*p != SearchParams::default()).then(|| qe::SearchParams {
+        hnsw_ef: p.hnsw_ef.map(|e| e as usize),
+        exact: p.exact,
+        ..Default::default()
+    })
 }
 
 fn edge_id(id: &Uuid) -> qe::PointId {
@@ -562,7 +571,14 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
-    fn search(&self, collection: &str, vector: &[f32], limit: usize, filter: &[Condition]) -> Result<Vec<Hit>> {
+    fn search_with(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        limit: usize,
+        filter: &[Condition],
+        params: &SearchParams,
+    ) -> Result<Vec<Hit>> {
         let filter = edge_filter(filter)?;
         self.read(collection, |open, dir| {
             if vector.len() != open.meta.dim {
@@ -584,7 +600,7 @@ impl VectorStore for EmbeddedStore {
                     using: None,
                 }),
                 filter,
-                params: None,
+                params: search_params(params),
                 limit,
                 offset: 0,
                 with_payload: Some(qe::WithPayloadInterface::Bool(true)),

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::error::{ErrorKind, Result, VdbError};
 
 pub mod embedded;
+pub mod filter;
 pub mod server;
 
 /// Where vectors go. One setting switches between the two.
@@ -122,6 +123,20 @@ pub enum Condition {
     Equals { field: String, value: Value },
     /// `gte <= field <= lte` on a numeric field (either bound optional).
     Range { field: String, gte: Option<f64>, lte: Option<f64> },
+    /// A filter in Qdrant's own JSON form (the `Filter` of its REST API: `must` / `should` /
+    /// `must_not`, match, range, datetime range, ...; see [`filter`]).
+    Qdrant { filter: Value },
+}
+
+/// Search options, as Qdrant names them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchParams {
+    /// HNSW search breadth (`hnsw_ef`): higher is slower and more accurate. `None`: Qdrant's default.
+    #[serde(default)]
+    pub hnsw_ef: Option<u64>,
+    /// Exact (brute-force) search instead of the HNSW index.
+    #[serde(default)]
+    pub exact: bool,
 }
 
 /// How a bulk load is done.
@@ -169,7 +184,19 @@ pub trait VectorStore: Send + Sync {
     fn count(&self, collection: &str) -> Result<u64>;
 
     /// Nearest neighbours of `vector` with payloads, best first.
-    fn search(&self, collection: &str, vector: &[f32], limit: usize, filter: &[Condition]) -> Result<Vec<Hit>>;
+    fn search(&self, collection: &str, vector: &[f32], limit: usize, filter: &[Condition]) -> Result<Vec<Hit>> {
+        self.search_with(collection, vector, limit, filter, &SearchParams::default())
+    }
+
+    /// [`VectorStore::search`] with search options (`hnsw_ef`, exact search).
+    fn search_with(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        limit: usize,
+        filter: &[Condition],
+        params: &SearchParams,
+    ) -> Result<Vec<Hit>>;
 
     /// Points by id (missing ids are absent from the result).
     fn retrieve(&self, collection: &str, ids: &[Uuid]) -> Result<Vec<Hit>>;
@@ -241,6 +268,8 @@ pub(crate) fn validate_conditions(filter: &[Condition]) -> Result<()> {
                     .with_column(field.clone()));
                 }
             }
+            // The same supported subset for both stores (the server's conversion checks it).
+            Condition::Qdrant { filter } => filter::to_pb(filter).map(drop)?,
             Condition::Range { field, gte, lte } => {
                 let finite = gte.is_none_or(f64::is_finite) && lte.is_none_or(f64::is_finite);
                 if field.is_empty() || !finite {

@@ -544,10 +544,15 @@ fn pb_filter(filter: &[Condition]) -> Result<Option<pb::Filter>> {
                     range: Some(pb::Range { gte: *gte, lte: *lte, ..Default::default() }),
                     ..Default::default()
                 },
+                Condition::Qdrant { filter } => {
+                    return Ok(pb::Condition {
+                        condition_one_of: Some(ConditionOneOf::Filter(super::filter::to_pb(filter)?)),
+                    })
+                }
             };
-            pb::Condition { condition_one_of: Some(ConditionOneOf::Field(field)) }
+            Ok(pb::Condition { condition_one_of: Some(ConditionOneOf::Field(field)) })
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(pb::Filter { must, ..Default::default() }))
 }
 
@@ -799,7 +804,14 @@ impl VectorStore for ServerStore {
         Ok(resp.result.map(|r| r.count).unwrap_or(0))
     }
 
-    fn search(&self, collection: &str, vector: &[f32], limit: usize, filter: &[Condition]) -> Result<Vec<Hit>> {
+    fn search_with(
+        &self,
+        collection: &str,
+        vector: &[f32],
+        limit: usize,
+        filter: &[Condition],
+        params: &SearchParams,
+    ) -> Result<Vec<Hit>> {
         validate_collection_name(collection)?;
         let filter = pb_filter(filter)?;
         if limit == 0 {
@@ -811,6 +823,11 @@ impl VectorStore for ServerStore {
             filter,
             limit: Some(limit as u64),
             with_payload: Some(with_payload()),
+            params: (*params != SearchParams::default()).then(|| pb::SearchParams {
+                hnsw_ef: params.hnsw_ef,
+                exact: Some(params.exact),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let resp = self.call("query", collection, |c| {

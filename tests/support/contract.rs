@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::json;
-use vdb_core::store::{Condition, EnsureOutcome, LoadOptions, VectorStore};
+use vdb_core::store::{Condition, EnsureOutcome, LoadOptions, SearchParams, VectorStore};
 use vdb_core::ErrorKind;
 
 use super::data::*;
@@ -132,6 +132,49 @@ pub fn filters(store: &dyn VectorStore, name: &str) {
 
     let bad = store.search(name, &vector(1, DIM), 3, &[eq("year", json!(2000.5))]).unwrap_err();
     assert_eq!(bad.kind, ErrorKind::InvalidConfig);
+
+    // Qdrant's own filter JSON, as its documentation writes it: any/except, should, must_not,
+    // nested filters, a numeric range and a datetime range on a date-only payload value.
+    let q = |f: serde_json::Value| vec![Condition::Qdrant { filter: f }];
+    let json_cases: Vec<(Vec<Condition>, Vec<String>)> = vec![
+        (
+            q(json!({"must": [{"key": "company", "match": {"any": ["acme", "globex"]}}],
+                     "must_not": [{"key": "year", "range": {"gte": 2005}}]})),
+            ids_where(total, |i| i % 3 != 2 && i % 10 < 5),
+        ),
+        (
+            q(json!({"must": [{"key": "date", "range": {"gte": "2003-01-01", "lt": "2006-01-01T00:00:00Z"}}]})),
+            ids_where(total, |i| (3..=5).contains(&(i % 10))),
+        ),
+        (
+            q(
+                json!({"should": [{"key": "flag", "match": {"value": true}}, {"key": "year", "match": {"value": 2001}}]}),
+            ),
+            ids_where(total, |i| i % 4 == 0 || i % 10 == 1),
+        ),
+        (
+            q(json!({"must": [{"must_not": [{"key": "company", "match": {"except": ["acme"]}}]}]})),
+            ids_where(total, |i| i % 3 == 0),
+        ),
+    ];
+    for (filter, expect) in json_cases {
+        assert_eq!(filtered_ids(store, name, &filter), expect, "filter {filter:?}");
+    }
+    // Combined with the short form (ANDed).
+    let both = [
+        eq("company", json!("acme")),
+        Condition::Qdrant { filter: json!({"must": [{"key": "year", "match": {"value": 2003}}]}) },
+    ];
+    assert_eq!(filtered_ids(store, name, &both), ids_where(total, |i| i % 3 == 0 && i % 10 == 3));
+    for bad in [json!({"mist": []}), json!({"must": [{"key": "date", "range": {"gte": "soon"}}]})] {
+        let err = store.search(name, &vector(1, DIM), 3, &q(bad.clone())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidConfig, "{bad}: {err}");
+    }
+    // Search parameters: exact search and a wide hnsw_ef find the point itself first.
+    for params in [SearchParams { hnsw_ef: None, exact: true }, SearchParams { hnsw_ef: Some(512), exact: false }] {
+        let hits = store.search_with(name, &vector(9, DIM), 3, &[], &params).unwrap();
+        assert_eq!(hits[0].id, id(9).to_string(), "{params:?}");
+    }
 }
 
 /// Retrieve by id: present ones in request order with payloads, missing ones absent.

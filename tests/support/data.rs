@@ -13,7 +13,11 @@ pub fn spec(name: &str, dim: usize) -> CollectionSpec {
         name: name.to_string(),
         dim,
         distance: Distance::Cosine,
-        payload_indexes: vec![("company".to_string(), IndexKind::Keyword), ("year".to_string(), IndexKind::Integer)],
+        payload_indexes: vec![
+            ("company".to_string(), IndexKind::Keyword),
+            ("year".to_string(), IndexKind::Integer),
+            ("date".to_string(), IndexKind::Datetime),
+        ],
         model: None,
     }
 }
@@ -39,6 +43,8 @@ pub fn payload(i: usize) -> Map<String, Value> {
     let Value::Object(m) = json!({
         "company": COMPANIES[i % 3],
         "year": 2000 + (i % 10) as i64,
+        // A date-only value, as the pipeline stores Date32 columns (YYYY-MM-DD).
+        "date": format!("{}-{:02}-15", 2000 + i % 10, 1 + i % 12),
         "flag": i % 4 == 0,
         "text": format!("sentence number {i}"),
         "row": i,

@@ -499,13 +499,21 @@ fn condition_json(c: &pb::Condition) -> Result<Value, Status> {
                     return Ok(json!({ "is_null": { "key": fc.key } }));
                 }
             }
+            if let Some(r) = &fc.datetime_range {
+                let mut range = Map::new();
+                for (k, t) in [("lt", &r.lt), ("gt", &r.gt), ("gte", &r.gte), ("lte", &r.lte)] {
+                    if let Some(t) = t {
+                        range.insert(k.into(), json!(rfc3339(t.seconds, t.nanos)));
+                    }
+                }
+                out.insert("range".into(), Value::Object(range));
+            }
             if fc.geo_bounding_box.is_some()
                 || fc.geo_radius.is_some()
                 || fc.geo_polygon.is_some()
                 || fc.values_count.is_some()
-                || fc.datetime_range.is_some()
             {
-                return Err(Status::unimplemented("geo, values_count and datetime conditions"));
+                return Err(Status::unimplemented("geo and values_count conditions"));
             }
             Ok(Value::Object(out))
         }
@@ -516,6 +524,24 @@ fn condition_json(c: &pb::Condition) -> Result<Value, Status> {
         Some(_) => Err(Status::unimplemented("this condition type")),
         None => Err(Status::invalid_argument("Wrong input: empty condition")),
     }
+}
+
+/// A protobuf timestamp as RFC 3339 UTC text (what Qdrant's JSON filters carry).
+fn rfc3339(seconds: i64, nanos: i32) -> String {
+    let days = seconds.div_euclid(86_400);
+    let rem = seconds.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let frac = if nanos > 0 { format!(".{nanos:09}") } else { String::new() };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn edge_filter(f: Option<&pb::Filter>) -> Result<Option<qe::Filter>, Status> {
