@@ -144,8 +144,8 @@ def sec_filings_to_qdrant():
         in the run directory. Returns the shard numbers the mapped tasks expand over. The input path
         must resolve under `VDB_DATA_ROOT` when that is set."""
         p = get_current_context()["params"]
-        run_dir = current_run_dir()
         input_path = resolve_input(p["input_path"])
+        run_dir = current_run_dir()
         info = vdb_core.inspect(input_path, p["text_column"], p["id_columns"], p["payload_columns"])
         log.info("input %s: %d rows, %d row groups", info["path"], info["rows"], info["row_groups"])
         summary = vdb_core.plan(

@@ -81,6 +81,8 @@ CONNECTIONS = [
     ("url path is REST only", None, None, None, {"url": "http://h:6333/qdrant"}, "http://h:6334", None),
     ("host and url", "h", None, None, {"url": "http://other:6333"}, ("error", "only one"), None),
     ("host with scheme", "https://h", None, None, {}, ("error", "contains a scheme"), None),
+    ("host with port", "h:6333", None, None, {}, ("error", "contains a port"), None),
+    ("ipv6 host", "[::1]", 6333, None, {}, "http://[::1]:6334", None),
     ("url qdrant:6333", None, None, None, {"url": "qdrant:6333"}, ("error", "scheme 'qdrant'"), None),
     ("url ftp", None, None, None, {"url": "ftp://h:6333"}, ("error", "scheme 'ftp'"), None),
     ("prefix twice", None, None, None, {"url": "http://h:6333/a", "prefix": "b"}, ("error", "both"), None),

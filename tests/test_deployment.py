@@ -329,7 +329,8 @@ def test_airflow_3_components_and_commands():
     assert services["airflow-dag-processor"]["command"] == "dag-processor"
     env = _compose_raw()["x-airflow-common"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"].startswith("${AIRFLOW_EXECUTOR:-LocalExecutor")
-    assert "AIRFLOW__API_AUTH__JWT_SECRET" in env  # every component must share the token secret
+    # Every component must share the token secret (one file, written by airflow-init) and issuer.
+    assert "AIRFLOW__API_AUTH__JWT_SECRET_CMD" in env and "AIRFLOW__API_AUTH__JWT_ISSUER" in env
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].endswith(":admin")
 
 
@@ -521,8 +522,10 @@ def test_env_example_documents_every_compose_variable():
     assert used - documented - settings == set(), f"not in .env.example: {sorted(used - documented - settings)}"
     unused = documented - used - INIT_READS
     assert unused == set(), f".env.example keys that nothing reads: {sorted(unused)}"
+    init_command = " ".join(_compose_raw()["services"]["airflow-init"]["command"])
+    deploy_source = (ROOT / "python" / "vdb_core" / "deploy.py").read_text()
     for name in INIT_READS:
-        assert f"$${{{name}" in text or name in text, f"docker-compose.yml never mentions {name}"
+        assert f'"{name}"' in deploy_source or f"$${{{name}" in init_command, f"airflow-init never reads {name}"
 
 
 def test_env_example_holds_placeholders_not_secrets():
@@ -632,3 +635,31 @@ def test_first_run_writes_the_default_input_into_the_data_volume():
     # The DAG form's default (VDB_INPUT's default) is the file airflow-init writes, in the data root.
     assert settings["VDB_INPUT"] == "/opt/airflow/data/sample_sec_sentences.parquet"
     assert "vdb-data:/opt/airflow/data" in init["volumes"]
+
+
+@needs_compose
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"conn_type": "qdrant", "password": "cloud-key", "extra": {"url": "https://abc.cloud.qdrant.io:6333"}}',
+        "",  # empty: qdrant_default is managed in the UI (a variable would hide it)
+    ],
+    ids=["qdrant-cloud", "empty"],
+)
+def test_qdrant_connection_can_be_replaced_from_dotenv(tmp_path, value):
+    compose_copy = tmp_path / "docker-compose.yml"
+    shutil.copyfile(COMPOSE_FILE, compose_copy)
+    (tmp_path / ".env").write_text(f"AIRFLOW_CONN_QDRANT_DEFAULT={value}\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [*COMPOSE, "-f", str(compose_copy), "config", "--format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for name, svc in json.loads(result.stdout)["services"].items():
+        if name in AIRFLOW_SERVICES:
+            assert svc["environment"]["AIRFLOW_CONN_QDRANT_DEFAULT"] == value, name

@@ -17,6 +17,7 @@ import functools
 import importlib
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -136,8 +137,7 @@ def connection_target(
 
     use_https = https if https is not None else api_key is not None
     scheme = "https" if use_https else "http"
-    if https is None and api_key is not None:
-        notes.append("extra 'https' is not set and an API key is: https, as the provider's client decides")
+    scheme_from_url = False
 
     if url is not None and host is not None:
         raise _config_error(
@@ -146,6 +146,12 @@ def connection_target(
     if host is not None and host.startswith(("http://", "https://")):
         raise _config_error(
             f"connection {conn_id!r}: host {host!r} contains a scheme; put a full URL in extra 'url' instead"
+        )
+    if host is not None and not host.startswith("[") and re.search(r":\d*$", host):
+        # The provider would pass it on and fail to connect later; say so now.
+        raise _config_error(
+            f"connection {conn_id!r}: host {host!r} contains a port; put the REST port in the port field "
+            f"and the gRPC port in extra 'grpc_port'"
         )
     if url is not None:
         from urllib3.util import parse_url
@@ -158,7 +164,7 @@ def connection_target(
         except ValueError as e:
             raise _config_error(f"connection {conn_id!r}: extra url {url!r} is not a URL ({e})") from None
         if parsed.scheme:
-            scheme = parsed.scheme
+            scheme, scheme_from_url = parsed.scheme, True
             use_https = scheme == "https"
         if prefix and parsed.path:
             raise _config_error(
@@ -172,13 +178,15 @@ def connection_target(
         if not parsed.host:
             raise _config_error(f"connection {conn_id!r}: extra url {url!r} names no host")
         target_host = parsed.host
-        rest_from = "extra url" if parsed.port else "the connection's port"
+        rest_from = "extra url" if parsed.port else ("the connection's port" if port else "the default")
         rest_port = parsed.port or rest_port
         prefix = prefix or (parsed.path if parsed.path not in (None, "/") else "")
     else:
         target_host = host or "localhost"
-        rest_from = "the connection's port"
+        rest_from = "the connection's port" if port else "the default"
 
+    if https is None and api_key is not None and not scheme_from_url:
+        notes.append("extra 'https' is not set and an API key is: https, as the provider's client decides")
     notes.append(
         f"REST port {rest_port} (from {rest_from}) -> gRPC port {grpc_port} "
         f"(extra grpc_port{'' if 'grpc_port' in extra else ', default'}): vdb_core speaks gRPC"
