@@ -169,15 +169,16 @@ def sec_filings_to_qdrant():
         )
         return summary["shards"]
 
+    # Mapped tasks do not take their doc from the docstring: doc_md is given explicitly.
     @task(
         retries=3,
         execution_timeout=timedelta(hours=4),
         map_index_template="shard {{ task.op_kwargs['shard'] }}",
+        doc_md="Embeds one shard with all-MiniLM-L6-v2 (the `precision` Param) into an embedded-shard "
+        "file. A shard already embedded by an earlier try is verified and skipped.",
     )
     @fail_fast
     def embed(shard: int) -> dict:
-        """Embeds one shard with all-MiniLM-L6-v2 (the `precision` Param) into an embedded-shard file.
-        A shard already embedded by an earlier try is verified and skipped."""
         p = get_current_context()["params"]
         run_dir = current_run_dir()
         embedder = vdb_core.Embedder(p["model_dir"] or None, precision=p["precision"])
@@ -204,10 +205,11 @@ def sec_filings_to_qdrant():
         retries=3,
         execution_timeout=timedelta(hours=1),
         map_index_template="shard {{ task.op_kwargs['shard'] }}",
+        doc_md="Upserts one embedded shard into the collection (stable UUIDv5 point ids: a retry never "
+        "duplicates points; a shard already loaded is skipped).",
     )
     @fail_fast
     def load(shard: int) -> dict:
-        """Upserts one embedded shard (stable UUIDv5 point ids: a retry never duplicates points)."""
         p = get_current_context()["params"]
         r = vdb_core.load_shard(
             current_run_dir(),

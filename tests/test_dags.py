@@ -247,7 +247,9 @@ def test_a_deterministic_error_fails_the_task_without_retries(airflow_env, tmp_p
     log = r.stdout + r.stderr
     assert "outside_data_root" in log and "not retried" in log, log[-4000:]
     assert "up_for_retry" not in log.lower(), log[-4000:]
-    assert not (tmp_path / "store").exists()
+    # plan (retries=2 by default_args) ran once; the run failed and the DAG's failure hook ran.
+    assert log.count(f"[DAG TEST] running task <TaskInstance: {DAG_ID}.plan ") == 1, log[-4000:]
+    assert "DagRun failed" in log and "of sec_filings_to_qdrant failed" in log, log[-4000:]
 
 
 def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
