@@ -252,6 +252,41 @@ def test_a_deterministic_error_fails_the_task_without_retries(airflow_env, tmp_p
     assert "DagRun failed" in log and "of sec_filings_to_qdrant failed" in log, log[-4000:]
 
 
+def test_required_server_without_a_connection_fails_and_writes_nothing_locally(airflow_env, tmp_path):
+    """VDB_REQUIRE_SERVER=1 (as in docker-compose) and no qdrant_default: the store tasks fail at once
+    instead of writing to an embedded store on the worker's disk; the run directory the earlier
+    tasks made is kept for a resume, owner/group only."""
+    data = tmp_path / "data"
+    data.mkdir()
+    vdb_core.sample_data(data / "small.parquet", rows=20)
+    store = tmp_path / "store"
+    env = {
+        **airflow_env,
+        "VDB_DATA_ROOT": str(data),
+        "VDB_REQUIRE_SERVER": "1",
+        "VDB_STORE_PATH": str(store),
+        "VDB_WORK_DIR": str(tmp_path / "work"),
+    }
+    for name in [k for k in env if k.startswith("AIRFLOW_CONN_") or k == "QDRANT_URL"]:
+        env.pop(name)
+    r = subprocess.run(
+        [AIRFLOW, "dags", "test", DAG_ID, "--conf", json.dumps({"input_path": "small.parquet"})],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = r.stdout + r.stderr
+    assert "DagRun failed" in log, log[-4000:]
+    assert "'qdrant_default' is not defined and VDB_REQUIRE_SERVER is set" in log, log[-4000:]
+    assert log.count(f"[DAG TEST] running task <TaskInstance: {DAG_ID}.ensure_collection ") == 1
+    assert not store.exists(), "nothing may be written to the embedded store"
+    runs = list((tmp_path / "work" / DAG_ID).iterdir())
+    assert len(runs) == 1 and (runs[0] / "manifest.json").is_file()
+    for d in (runs[0], runs[0].parent):
+        assert d.stat().st_mode & 0o007 == 0, f"{d} is open to others: {oct(d.stat().st_mode)}"
+
+
 def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
 
