@@ -663,3 +663,15 @@ def test_qdrant_connection_can_be_replaced_from_dotenv(tmp_path, value):
     for name, svc in json.loads(result.stdout)["services"].items():
         if name in AIRFLOW_SERVICES:
             assert svc["environment"]["AIRFLOW_CONN_QDRANT_DEFAULT"] == value, name
+
+
+def test_conda_environment_installs_requirements_dev_itself():
+    """One list of development packages: the conda environment installs requirements-dev.txt instead
+    of a second, drifting copy of it."""
+    env = yaml.safe_load((ROOT / "env" / "airflow_qdrant_lab.yml").read_text())
+    deps = env["dependencies"]
+    pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
+    assert pip == ["-r ../requirements-dev.txt"]
+    assert (ROOT / "env" / pip[0].split()[1]).resolve() == (ROOT / "requirements-dev.txt").resolve()
+    conda = [d for d in deps if isinstance(d, str)]
+    assert conda == ["python=3.11", "pip"], "Python packages belong in requirements-dev.txt"
