@@ -619,6 +619,11 @@ def test_airflow_cli_is_behind_a_profile_and_init_follows_the_official_file():
         assert f"/opt/airflow/{folder}" in init, folder
     # Run directories and secrets: owner and group only.
     assert re.search(r"chmod -R g\+rwX,o-rwx /opt/airflow/auth /tmp/vdb", init)
+    # A recursive chown/chmod must not reach the read-only bind mount inside the data volume.
+    for line in init.replace("\\\n", " ").splitlines():
+        excluded = "-maxdepth 1 ! -name host" in line
+        if re.search(r"\b(chown|chmod) -R\b", line) and "/opt/airflow/data" in line and not excluded:
+            pytest.fail(f"recursive into /opt/airflow/data (and its read-only host/ mount): {line.strip()}")
 
 
 def test_first_run_writes_the_default_input_into_the_data_volume():
