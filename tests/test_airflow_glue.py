@@ -450,3 +450,26 @@ def test_env_example_holds_no_usable_secret():
         if "SECRET" in key or "FERNET" in key:
             pytest.fail(f".env.example sets the secret {key}={value!r}")
     assert deploy.default_secret_warnings(active), "the public Qdrant/Postgres defaults must be flagged"
+
+
+def test_cli_run_directories_are_owner_and_group_only(tmp_path, sample_parquet):
+    from conftest import vdb_cli
+
+    env = {**os.environ, "VDB_WORK_DIR": str(tmp_path / "work"), "VDB_STORE_PATH": str(tmp_path / "store")}
+    env.pop("QDRANT_URL", None)
+    env.pop("VDB_REQUIRE_SERVER", None)
+    run = tmp_path / "explicit-run"
+    r = vdb_cli("ingest", str(sample_parquet), "--run-dir", str(run), "--shard-rows", "300", env=env)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(run.stat().st_mode) == 0o770
+    r = vdb_cli("ingest", str(sample_parquet), "--shard-rows", "300", env=env)  # default: VDB_WORK_DIR/cli/<id>
+    assert r.returncode == 0, r.stderr
+    cli_dir = tmp_path / "work" / "cli"
+    assert stat.S_IMODE(cli_dir.stat().st_mode) == 0o770
+    assert [stat.S_IMODE(d.stat().st_mode) for d in cli_dir.iterdir()] in ([], [0o770])
+    # With a required server and no URL: refused before any directory or store is made.
+    r = vdb_cli(
+        "ingest", str(sample_parquet), env={**env, "VDB_REQUIRE_SERVER": "1", "VDB_WORK_DIR": str(tmp_path / "w2")}
+    )
+    assert r.returncode == 1 and "VDB_REQUIRE_SERVER" in r.stderr, r.stderr
+    assert not (tmp_path / "w2").exists()
