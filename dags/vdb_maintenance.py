@@ -55,6 +55,8 @@ def vdb_maintenance():
             if dag_id == "cli":
                 return None  # `vdb ingest` run directories belong to no DAG run
             try:
+                if ti.get_dr_count(dag_id=dag_id, run_ids=[run_id]) == 0:
+                    return None  # the run is gone from Airflow: nothing can resume it
                 return ti.get_dagrun_state(dag_id=dag_id, run_id=run_id)
             except Exception as e:  # unknown: keep the directory rather than guess
                 log.warning("state of %s/%s unknown (%s): kept", dag_id, run_id, e)

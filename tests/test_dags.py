@@ -286,6 +286,27 @@ def test_required_server_without_a_connection_fails_and_writes_nothing_locally(a
     for d in (runs[0], runs[0].parent):
         assert d.stat().st_mode & 0o007 == 0, f"{d} is open to others: {oct(d.stat().st_mode)}"
 
+    # The maintenance DAG, against the real Airflow state of that failed run: kept while recent,
+    # deleted once older than the retention, like the directory of a run Airflow no longer knows.
+    failed_run = runs[0]
+    gone = tmp_path / "work" / DAG_ID / "manual__deleted-long-ago"
+    (gone / "shards").mkdir(parents=True)
+    (gone / "manifest.json").write_text("{}")
+    _age(gone, days=30)
+    out = dags_test(env, "vdb_maintenance", {"older_than_days": 7})
+    assert failed_run.is_dir() and not gone.exists(), out.stdout[-3000:]
+    _age(failed_run, days=8)
+    dags_test(env, "vdb_maintenance", {"older_than_days": 7, "dry_run": True})
+    assert failed_run.is_dir()
+    dags_test(env, "vdb_maintenance", {"older_than_days": 7})
+    assert not failed_run.exists()
+
+
+def _age(path: Path, days: float) -> None:
+    t = time.time() - days * 86400
+    for p in [*path.rglob("*"), path]:
+        os.utime(p, (t, t))
+
 
 def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
