@@ -227,8 +227,24 @@ def test_first_run_then_a_default_trigger_into_the_compose_connection(airflow_en
         assert "REST port 6333" in log and f"gRPC port {srv.port}" in log
         assert "first-run-key" not in log
         assert vdb_core.count("first_run", target=vdb_core.store_target(qdrant_url=srv.url)) == 300
+        # publish updated the collection's asset, with the run's counts as the event's extra.
+        events = _asset_events(env, "qdrant://qdrant_default/first_run")
+        assert len(events) == 1 and events[0]["collection"] == "first_run", events
+        assert events[0]["points_loaded"] == 300 and events[0]["collection_count"] == 300, events
     finally:
         srv.stop()
+
+
+def _asset_events(env: dict, uri: str) -> list[dict]:
+    import psycopg2
+
+    dsn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(dsn) as db, db.cursor() as cur:
+        cur.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = %s ORDER BY e.id",
+            (uri,),
+        )
+        return [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in cur.fetchall()]
 
 
 def test_a_deterministic_error_fails_the_task_without_retries(airflow_env, tmp_path):
