@@ -8,6 +8,9 @@ reads it (``apache-airflow-providers-qdrant``): the connection's host, port (RES
 password (the API key) and the extra fields ``url``, ``grpc_port`` (default 6334), ``prefer_gprc``
 (sic, the provider's spelling), ``https`` and ``prefix``, combined the way ``qdrant_client``
 combines them. vdb_core speaks gRPC only, so the target is always ``<scheme>://<host>:<grpc_port>``.
+Two readings are stricter than the provider's client, which would connect somewhere wrong instead:
+boolean extras given as strings (a connection URI's ``?https=false``) are read as words, and a port
+inside ``host`` is refused.
 """
 
 from __future__ import annotations
