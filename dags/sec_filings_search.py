@@ -4,29 +4,37 @@
 Trigger with a query text (and optional payload filters): the task embeds the query with the same
 model as the ingestion DAG, logs the top hits (score, company, sentence) and returns them as XCom
 (plain JSON).
+
+**Schedule:** besides manual triggers, it runs with its default Params whenever `sec_filings_to_qdrant`
+updates the asset `qdrant://qdrant_default/<default collection>`: a search check after each ingest
+(unpause it to turn that on).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import vdb_core
 from airflow.sdk import Param, dag, get_current_context, task
-from vdb_core.airflow import describe, resolve_target
+from vdb_core.airflow import collection_asset, describe, fail_fast, on_dag_failure, resolve_target
 
 log = logging.getLogger(__name__)
+_defaults = vdb_core.resolved_settings()
 
 
 @dag(
     dag_id="sec_filings_search",
     dag_display_name="Search SEC filings",
-    schedule=None,
+    schedule=[collection_asset(_defaults["collection"])],
     catchup=False,
     tags=["vdb", "qdrant", "search"],
     doc_md=__doc__,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "execution_timeout": timedelta(minutes=10)},
+    on_failure_callback=on_dag_failure,
     params={
         "query": Param("supply chain disruptions reduced gross margin", type="string", title="Query"),
-        "collection": Param(vdb_core.resolved_settings()["collection"], type="string", title="Qdrant collection"),
+        "collection": Param(_defaults["collection"], type="string", title="Qdrant collection"),
         "limit": Param(10, type="integer", minimum=1, maximum=100, title="Results"),
         "filters": Param(
             {},
@@ -39,7 +47,10 @@ log = logging.getLogger(__name__)
 )
 def sec_filings_search():
     @task
+    @fail_fast
     def search() -> list[dict]:
+        """Embeds the query and returns the `limit` nearest sentences (id, score, payload), filtered
+        by the payload filters; logs them one per line."""
         p = get_current_context()["params"]
         target = resolve_target()
         hits = vdb_core.search(

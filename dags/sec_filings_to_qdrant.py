@@ -14,8 +14,14 @@ Tasks hand data to each other only through files in the run's directory
 (`$VDB_WORK_DIR/<dag_id>/<run_id>/`); XComs carry small metadata. Every task is idempotent
 (stable UUIDv5 point ids, per-shard states in `manifest.json`), so retries never duplicate points.
 
-**Qdrant:** the Airflow connection `qdrant_default` (host, port, password = API key,
-extra `grpc_port`), else `QDRANT_URL`, else the embedded store at `VDB_STORE_PATH`.
+**Qdrant:** the Airflow connection `qdrant_default`, read as the official Qdrant provider defines it
+(host, port = REST, password = API key, extra `url`, `grpc_port`, `prefer_gprc`, `https`, `prefix`;
+vdb_core uses the gRPC port). Only when that connection is not defined at all: `QDRANT_URL`, else
+the embedded store at `VDB_STORE_PATH`; with `VDB_REQUIRE_SERVER=1` (docker-compose) that is an error.
+
+**Errors:** bad input, settings or model fail the task at once (no retries); a Qdrant outage is
+retried. On success the task `publish` updates the asset `qdrant://qdrant_default/<collection>`
+(only for the default collection), on which `sec_filings_search` is scheduled.
 """
 
 from __future__ import annotations
@@ -25,10 +31,22 @@ from datetime import timedelta
 
 import vdb_core
 from airflow.sdk import Param, dag, get_current_context, task
-from vdb_core.airflow import current_run_dir, describe, resolve_target, task_progress
+from airflow.sdk.exceptions import AirflowSkipException
+from vdb_core.airflow import (
+    collection_asset,
+    current_run_dir,
+    describe,
+    fail_fast,
+    on_dag_failure,
+    resolve_input,
+    resolve_target,
+    task_progress,
+)
 
 log = logging.getLogger(__name__)
 _defaults = vdb_core.resolved_settings()
+#: The asset this DAG updates: the default collection (VDB_COLLECTION) behind qdrant_default.
+COLLECTION_ASSET = collection_asset(_defaults["collection"])
 
 
 @dag(
@@ -39,13 +57,23 @@ _defaults = vdb_core.resolved_settings()
     max_active_runs=4,
     tags=["vdb", "qdrant", "embeddings", "sec"],
     doc_md=__doc__,
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "retry_exponential_backoff": True},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(seconds=20),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=30),
+    },
+    # Logs the failure, then calls VDB_ON_FAILURE_CALLBACK ("module:function") if set.
+    on_failure_callback=on_dag_failure,
     params={
         "input_path": Param(
             str(_defaults["input"]),
             type="string",
             title="Input parquet",
-            description="Path of the parquet file as the workers see it (mounted at /opt/airflow/data in Docker).",
+            description=(
+                "Path of the parquet file as the workers see it. In Docker: under /opt/airflow/data "
+                "(the sample is there; your ./data folder is /opt/airflow/data/host)."
+            ),
         ),
         "collection": Param(
             _defaults["collection"],
@@ -118,16 +146,20 @@ _defaults = vdb_core.resolved_settings()
     },
 )
 def sec_filings_to_qdrant():
-    @task
+    @task(execution_timeout=timedelta(hours=1))
+    @fail_fast
     def plan() -> list[int]:
-        """Returns only the shard numbers (the XCom the mapped tasks expand over)."""
+        """Checks the input parquet and its column mapping, then splits the valid rows into shard files
+        in the run directory. Returns the shard numbers the mapped tasks expand over. The input path
+        must resolve under `VDB_DATA_ROOT` when that is set."""
         p = get_current_context()["params"]
+        input_path = resolve_input(p["input_path"])
         run_dir = current_run_dir()
-        info = vdb_core.inspect(p["input_path"], p["text_column"], p["id_columns"], p["payload_columns"])
+        info = vdb_core.inspect(input_path, p["text_column"], p["id_columns"], p["payload_columns"])
         log.info("input %s: %d rows, %d row groups", info["path"], info["rows"], info["row_groups"])
         summary = vdb_core.plan(
             run_dir,
-            p["input_path"],
+            input_path,
             text_column=p["text_column"],
             id_columns=p["id_columns"],
             payload_columns=p["payload_columns"],
@@ -146,7 +178,15 @@ def sec_filings_to_qdrant():
         )
         return summary["shards"]
 
-    @task(retries=3, map_index_template="shard {{ task.op_kwargs['shard'] }}")
+    # Mapped tasks do not take their doc from the docstring: doc_md is given explicitly.
+    @task(
+        retries=3,
+        execution_timeout=timedelta(hours=4),
+        map_index_template="shard {{ task.op_kwargs['shard'] }}",
+        doc_md="Embeds one shard with all-MiniLM-L6-v2 (the `precision` Param) into an embedded-shard "
+        "file. A shard already embedded by an earlier try is verified and skipped.",
+    )
+    @fail_fast
     def embed(shard: int) -> dict:
         p = get_current_context()["params"]
         run_dir = current_run_dir()
@@ -173,8 +213,11 @@ def sec_filings_to_qdrant():
         )
         return r
 
-    @task
+    @task(execution_timeout=timedelta(minutes=15))
+    @fail_fast
     def ensure_collection() -> dict:
+        """Creates the collection (cosine, the model's size) with its payload indexes, or checks the
+        existing one matches; defers indexing for the bulk load."""
         p = get_current_context()["params"]
         target = resolve_target()
         r = vdb_core.ensure_collection(current_run_dir(), p["collection"], target=target, recreate=p["recreate"])
@@ -183,7 +226,14 @@ def sec_filings_to_qdrant():
         )
         return r
 
-    @task(retries=3, map_index_template="shard {{ task.op_kwargs['shard'] }}")
+    @task(
+        retries=3,
+        execution_timeout=timedelta(hours=1),
+        map_index_template="shard {{ task.op_kwargs['shard'] }}",
+        doc_md="Upserts one embedded shard into the collection (stable UUIDv5 point ids: a retry never "
+        "duplicates points; a shard already loaded is skipped).",
+    )
+    @fail_fast
     def load(shard: int) -> dict:
         p = get_current_context()["params"]
         r = vdb_core.load_shard(
@@ -203,14 +253,19 @@ def sec_filings_to_qdrant():
         )
         return r
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", execution_timeout=timedelta(hours=2))
+    @fail_fast
     def restore_indexing() -> None:
-        """Runs even when a load failed: indexing must never stay deferred."""
+        """Restores the collection's normal indexing. Runs even when a load failed: indexing must
+        never stay deferred."""
         p = get_current_context()["params"]
         vdb_core.finish_load(p["collection"], target=resolve_target(), run_dir=current_run_dir())
 
-    @task
+    @task(execution_timeout=timedelta(minutes=30))
+    @fail_fast
     def verify() -> dict:
+        """Checks that every valid row is a point and that a sample search finds its own row; writes
+        the run report."""
         p = get_current_context()["params"]
         report = vdb_core.verify(current_run_dir(), p["collection"], target=resolve_target())
         for line in vdb_core.report_summary(report).splitlines():
@@ -228,9 +283,12 @@ def sec_filings_to_qdrant():
         )
         return {k: report[k] for k in keys}
 
-    @task
+    @task(execution_timeout=timedelta(hours=1))
+    @fail_fast
     def sync() -> dict:
-        """Runs after verify only: a run that failed earlier deletes nothing."""
+        """With the `sync_scope` Param: deletes the points of each scope value of this input (e.g. a
+        filing_id) that the input no longer has. Runs after verify only: a run that failed earlier
+        deletes nothing."""
         p = get_current_context()["params"]
         if not p["sync_scope"]:
             log.info("no sync scope: nothing to delete")
@@ -239,8 +297,20 @@ def sec_filings_to_qdrant():
         log.info("sync by %s: %d scopes, %d points deleted", ", ".join(r["scope"]), r["scopes"], r["deleted_points"])
         return r
 
-    @task
+    @task(outlets=[COLLECTION_ASSET], execution_timeout=timedelta(minutes=5))
+    def publish(counts: dict) -> None:
+        """Updates the asset `qdrant://qdrant_default/<default collection>` (DAGs scheduled on it run
+        next). Skipped when this run loaded another collection: the asset stands for the default one."""
+        ctx = get_current_context()
+        collection = ctx["params"]["collection"]
+        if COLLECTION_ASSET.uri != collection_asset(collection).uri:
+            raise AirflowSkipException(f"collection {collection!r} is not the asset's ({COLLECTION_ASSET.uri})")
+        ctx["outlet_events"][COLLECTION_ASSET].extra = {"collection": collection, **counts}
+
+    @task(execution_timeout=timedelta(minutes=15))
     def cleanup() -> None:
+        """Removes the run directory after a successful run (a failed run keeps it for a resume until
+        the maintenance DAG prunes it)."""
         run_dir = current_run_dir()
         vdb_core.remove_run_dir(run_dir)
         log.info("removed %s", run_dir)
@@ -249,8 +319,10 @@ def sec_filings_to_qdrant():
     embedded = embed.expand(shard=shards)
     loaded = load.expand(shard=shards)
     verified = verify()
-    embedded >> ensure_collection() >> loaded >> restore_indexing() >> verified >> sync() >> cleanup()
+    synced = sync()
+    embedded >> ensure_collection() >> loaded >> restore_indexing() >> verified >> synced >> cleanup()
     loaded >> verified  # a failed load fails the run (restore_indexing alone would let verify run)
+    synced >> publish(verified)  # the asset event comes once the collection holds this input
 
 
 sec_filings_to_qdrant()

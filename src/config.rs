@@ -32,6 +32,10 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "VDB_THREADS", default: "0", help: "Embedding threads; 0 = the CPUs this process may use." },
     Setting { env: "VDB_REUSE", default: "1", help: "1: embed each distinct text once and reuse vectors the collection already holds for the same text and model; 0: embed every row." },
     Setting { env: "VDB_PRECISION", default: "float32", help: "Embedding arithmetic: float32 (identical to sentence-transformers) or int8 (opt-in, ~2x faster, cosine >= 0.99)." },
+    Setting { env: "VDB_DATA_ROOT", default: "", help: "Folder that DAG input paths must resolve under (`..` and symlinks out of it are refused); empty = no restriction." },
+    Setting { env: "VDB_REQUIRE_SERVER", default: "0", help: "1 = a Qdrant server is required: a DAG task fails when the Airflow connection qdrant_default is not defined, instead of falling back to QDRANT_URL or the embedded store." },
+    Setting { env: "VDB_RUN_RETENTION_DAYS", default: "7", help: "The maintenance DAG deletes run directories nothing touched for this many days (failed runs stay resumable until then)." },
+    Setting { env: "VDB_ON_FAILURE_CALLBACK", default: "", help: "module:function the DAGs call with the Airflow context when a DAG run fails; empty = none." },
 ];
 
 /// Resolved settings.
@@ -52,10 +56,27 @@ pub struct Settings {
     pub threads: Option<usize>,
     pub precision: Precision,
     pub reuse: bool,
+    /// `None` = input paths are not restricted.
+    pub data_root: Option<PathBuf>,
+    pub require_server: bool,
+    pub run_retention_days: usize,
+    pub on_failure_callback: Option<String>,
 }
 
 fn env_str(name: &str) -> Option<String> {
     std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+fn env_bool(name: &str, default: bool) -> Result<bool> {
+    match env_str(name).map(|v| v.to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+        Some(v) => Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!("environment variable {name}={v:?} is not one of 1/0, true/false, yes/no, on/off"),
+        )),
+    }
 }
 
 fn env_usize(name: &str, default: usize, min: usize) -> Result<usize> {
@@ -100,16 +121,11 @@ impl Settings {
                 })?,
                 None => Precision::Float32,
             },
-            reuse: match env_str("VDB_REUSE").as_deref() {
-                None | Some("1") | Some("true") | Some("yes") => true,
-                Some("0") | Some("false") | Some("no") => false,
-                Some(v) => {
-                    return Err(VdbError::new(
-                        ErrorKind::InvalidConfig,
-                        format!("environment variable VDB_REUSE={v:?} must be 1 or 0"),
-                    ))
-                }
-            },
+            reuse: env_bool("VDB_REUSE", true)?,
+            data_root: env_str("VDB_DATA_ROOT").map(PathBuf::from),
+            require_server: env_bool("VDB_REQUIRE_SERVER", false)?,
+            run_retention_days: env_usize("VDB_RUN_RETENTION_DAYS", 7, 0)?,
+            on_failure_callback: env_str("VDB_ON_FAILURE_CALLBACK"),
             work_dir,
         })
     }
@@ -144,5 +160,18 @@ mod tests {
         let err = env_usize("VDB_TEST_BAD_INT", 7, 1).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidConfig);
         assert!(err.message.contains("VDB_TEST_BAD_INT"), "{}", err.message);
+    }
+
+    #[test]
+    fn booleans_are_words_and_anything_else_names_the_variable() {
+        assert!(!env_bool("VDB_TEST_BOOL_NOT_SET_ANYWHERE", false).unwrap());
+        std::env::set_var("VDB_TEST_BOOL_YES", "Yes");
+        assert!(env_bool("VDB_TEST_BOOL_YES", false).unwrap());
+        std::env::set_var("VDB_TEST_BOOL_OFF", "0");
+        assert!(!env_bool("VDB_TEST_BOOL_OFF", false).unwrap());
+        std::env::set_var("VDB_TEST_BOOL_BAD", "maybe");
+        let err = env_bool("VDB_TEST_BOOL_BAD", false).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidConfig);
+        assert!(err.message.contains("VDB_TEST_BOOL_BAD"), "{}", err.message);
     }
 }

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import vdb_core
+import yaml
 from conftest import ROOT, QdrantTestServer
 
 pytestmark = pytest.mark.airflow
@@ -47,12 +48,16 @@ def airflow_env(tmp_path_factory, postgres_url):
     return env
 
 
-def test_dagbag_imports_without_errors():
+def _dagbag():
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # older layout
         from airflow.models.dagbag import DagBag
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_dagbag_imports_without_errors():
+    bag = _dagbag()
     assert bag.import_errors == {}
     dag = bag.dags[DAG_ID]
     assert {t.task_id for t in dag.tasks} == {
@@ -63,6 +68,7 @@ def test_dagbag_imports_without_errors():
         "restore_indexing",
         "verify",
         "sync",
+        "publish",
         "cleanup",
     }
     assert dag.get_task("restore_indexing").trigger_rule == "all_done"
@@ -83,6 +89,49 @@ def test_dagbag_imports_without_errors():
     assert dag.params.get_param("input_path").description
     assert dag.catchup is False
     assert "sec_filings_search" in bag.dags
+
+
+def test_every_task_has_a_doc_and_a_timeout_and_every_dag_a_failure_hook():
+    from vdb_core.airflow import on_dag_failure
+
+    bag = _dagbag()
+    assert {DAG_ID, "sec_filings_search", "vdb_maintenance"} <= set(bag.dags)
+    for dag in bag.dags.values():
+        assert dag.on_failure_callback is on_dag_failure or on_dag_failure in (dag.on_failure_callback or []), dag
+        assert dag.doc_md, dag.dag_id
+        for t in dag.tasks:
+            assert t.doc_md and len(t.doc_md) > 20, f"{dag.dag_id}.{t.task_id} has no doc_md"
+            assert t.execution_timeout is not None, f"{dag.dag_id}.{t.task_id} has no execution_timeout"
+    ingest = bag.dags[DAG_ID]
+    assert ingest.get_task("embed").execution_timeout > ingest.get_task("publish").execution_timeout
+
+
+def test_dag_failure_callback_calls_the_user_hook(monkeypatch, tmp_path):
+    from vdb_core.airflow import on_dag_failure
+
+    (tmp_path / "my_alerts.py").write_text("calls = []\ndef notify(context):\n    calls.append(context['reason'])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("VDB_ON_FAILURE_CALLBACK", "my_alerts:notify")
+    on_dag_failure({"reason": "task_failure"})
+    import my_alerts
+
+    assert my_alerts.calls == ["task_failure"]
+    monkeypatch.setenv("VDB_ON_FAILURE_CALLBACK", "no_colon_here")
+    with pytest.raises(vdb_core.ConfigError, match="module:function"):
+        on_dag_failure({})
+
+
+def test_collection_asset_in_the_serialized_dags():
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    bag = _dagbag()
+    uri = "qdrant://qdrant_default/" + vdb_core.resolved_settings()["collection"]
+    ingest = json.dumps(DagSerialization.to_dict(bag.dags[DAG_ID]))
+    assert uri in ingest
+    outlets = bag.dags[DAG_ID].get_task("publish").outlets
+    assert [o.uri for o in outlets] == [uri]
+    search = DagSerialization.to_dict(bag.dags["sec_filings_search"])["dag"]
+    assert uri in json.dumps(search["timetable"]), search["timetable"]
 
 
 def dags_test(env: dict, dag_id: str, conf: dict) -> subprocess.CompletedProcess:
@@ -156,6 +205,158 @@ def test_dags_test_into_the_server_and_search_dag(airflow_env, sample_parquet, t
         assert "texts embedded 0 of" in log, log[-3000:]
     finally:
         srv.stop()
+
+
+def _first_run_step() -> str:
+    """The first-run step of airflow-init's command in docker-compose.yml, as the container's shell
+    gets it (Compose turns `$$` into `$`)."""
+    script = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["airflow-init"]["command"][1]
+    start, end = script.index("# --- first run: sample data ---"), script.index("# --- end first run ---")
+    return 'warn() { echo "WARNING: $*" >&2; }\n' + script[start:end].replace("$$", "$")
+
+
+def _compose_connection(api_key: str, **overrides) -> dict:
+    """docker-compose.yml's default qdrant_default connection (the JSON after `-` in its default)."""
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["x-airflow-common"]["environment"][
+        "AIRFLOW_CONN_QDRANT_DEFAULT"
+    ]
+    prefix = "${AIRFLOW_CONN_QDRANT_DEFAULT-"
+    assert raw.startswith(prefix) and raw.endswith("}"), raw
+    conn = json.loads(raw[len(prefix) : -1].replace("${QDRANT_API_KEY:-local-dev-qdrant-key}", api_key))
+    extra = {**conn["extra"], **overrides.pop("extra", {})}
+    return {**conn, **overrides, "extra": extra}
+
+
+def test_first_run_then_a_default_trigger_into_the_compose_connection(airflow_env, tmp_path):
+    """A fresh stack: airflow-init's first-run step writes the sample, then the DAG triggered with
+    its defaults reads it (the input Param's default) and loads it through the compose file's
+    connection form (gRPC port from extra, https off), with VDB_REQUIRE_SERVER on."""
+    data = tmp_path / "data"
+    data.mkdir()
+    default_input = data / "sample_sec_sentences.parquet"
+    srv = QdrantTestServer(tmp_path / "server")
+    try:
+        conn = _compose_connection("first-run-key", host="127.0.0.1", extra={"grpc_port": srv.port})
+        assert conn["port"] == 6333 and conn["extra"]["https"] is False and conn["extra"]["prefer_gprc"] is True
+        env = {
+            **airflow_env,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "VDB_INPUT": str(default_input),
+            "VDB_SAMPLE_ROWS": "300",
+            "VDB_DATA_ROOT": str(data),
+            "VDB_REQUIRE_SERVER": "1",
+            "VDB_COLLECTION": "first_run",
+            "AIRFLOW_CONN_QDRANT_DEFAULT": json.dumps(conn),
+        }
+        step = _first_run_step()
+        r = subprocess.run(["bash", "-euo", "pipefail", "-c", step], env=env, capture_output=True, text=True)
+        assert r.returncode == 0 and default_input.is_file(), r.stdout + r.stderr
+        assert vdb_core.inspect(default_input)["rows"] == 300
+        written = default_input.stat().st_mtime_ns
+        subprocess.run(["bash", "-euo", "pipefail", "-c", step], env=env, check=True)
+        assert default_input.stat().st_mtime_ns == written, "a second `up` must keep the sample"
+
+        out = dags_test(env, DAG_ID, {})  # no conf: every Param at its default
+        log = out.stdout + out.stderr
+        assert str(default_input) in log
+        assert "REST port 6333" in log and f"gRPC port {srv.port}" in log
+        assert "first-run-key" not in log
+        assert vdb_core.count("first_run", target=vdb_core.store_target(qdrant_url=srv.url)) == 300
+        # publish updated the collection's asset, with the run's counts as the event's extra.
+        events = _asset_events(env, "qdrant://qdrant_default/first_run")
+        assert len(events) == 1 and events[0]["collection"] == "first_run", events
+        assert events[0]["points_loaded"] == 300 and events[0]["collection_count"] == 300, events
+    finally:
+        srv.stop()
+
+
+def _asset_events(env: dict, uri: str) -> list[dict]:
+    import psycopg2
+
+    dsn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(dsn) as db, db.cursor() as cur:
+        cur.execute(
+            "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = %s ORDER BY e.id",
+            (uri,),
+        )
+        return [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in cur.fetchall()]
+
+
+def test_a_deterministic_error_fails_the_task_without_retries(airflow_env, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    outside = tmp_path / "outside.parquet"
+    vdb_core.sample_data(outside, rows=10)
+    env = {**airflow_env, "VDB_DATA_ROOT": str(data), "VDB_STORE_PATH": str(tmp_path / "store")}
+    r = subprocess.run(
+        [AIRFLOW, "dags", "test", DAG_ID, "--conf", json.dumps({"input_path": "../outside.parquet"})],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = r.stdout + r.stderr
+    assert "outside_data_root" in log and "not retried" in log, log[-4000:]
+    assert "up_for_retry" not in log.lower(), log[-4000:]
+    # plan (retries=2 by default_args) ran once; the run failed and the DAG's failure hook ran.
+    assert log.count(f"[DAG TEST] running task <TaskInstance: {DAG_ID}.plan ") == 1, log[-4000:]
+    assert "DagRun failed" in log and "of sec_filings_to_qdrant failed" in log, log[-4000:]
+
+
+def test_required_server_without_a_connection_fails_and_writes_nothing_locally(airflow_env, tmp_path):
+    """VDB_REQUIRE_SERVER=1 (as in docker-compose) and no qdrant_default: the store tasks fail at once
+    instead of writing to an embedded store on the worker's disk; the run directory the earlier
+    tasks made is kept for a resume, owner/group only."""
+    data = tmp_path / "data"
+    data.mkdir()
+    vdb_core.sample_data(data / "small.parquet", rows=20)
+    store = tmp_path / "store"
+    env = {
+        **airflow_env,
+        "VDB_DATA_ROOT": str(data),
+        "VDB_REQUIRE_SERVER": "1",
+        "VDB_STORE_PATH": str(store),
+        "VDB_WORK_DIR": str(tmp_path / "work"),
+    }
+    for name in [k for k in env if k.startswith("AIRFLOW_CONN_") or k == "QDRANT_URL"]:
+        env.pop(name)
+    r = subprocess.run(
+        [AIRFLOW, "dags", "test", DAG_ID, "--conf", json.dumps({"input_path": "small.parquet"})],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = r.stdout + r.stderr
+    assert "DagRun failed" in log, log[-4000:]
+    assert "'qdrant_default' is not defined and VDB_REQUIRE_SERVER is set" in log, log[-4000:]
+    assert log.count(f"[DAG TEST] running task <TaskInstance: {DAG_ID}.ensure_collection ") == 1
+    assert not store.exists(), "nothing may be written to the embedded store"
+    runs = list((tmp_path / "work" / DAG_ID).iterdir())
+    assert len(runs) == 1 and (runs[0] / "manifest.json").is_file()
+    for d in (runs[0], runs[0].parent):
+        assert d.stat().st_mode & 0o007 == 0, f"{d} is open to others: {oct(d.stat().st_mode)}"
+
+    # The maintenance DAG, against the real Airflow state of that failed run: kept while recent,
+    # deleted once older than the retention, like the directory of a run Airflow no longer knows.
+    failed_run = runs[0]
+    gone = tmp_path / "work" / DAG_ID / "manual__deleted-long-ago"
+    (gone / "shards").mkdir(parents=True)
+    (gone / "manifest.json").write_text("{}")
+    _age(gone, days=30)
+    out = dags_test(env, "vdb_maintenance", {"older_than_days": 7})
+    assert failed_run.is_dir() and not gone.exists(), out.stdout[-3000:]
+    _age(failed_run, days=8)
+    dags_test(env, "vdb_maintenance", {"older_than_days": 7, "dry_run": True})
+    assert failed_run.is_dir()
+    dags_test(env, "vdb_maintenance", {"older_than_days": 7})
+    assert not failed_run.exists()
+
+
+def _age(path: Path, days: float) -> None:
+    t = time.time() - days * 86400
+    for p in [*path.rglob("*"), path]:
+        os.utime(p, (t, t))
 
 
 def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:

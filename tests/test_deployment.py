@@ -40,6 +40,7 @@ AIRFLOW_SERVICES = {
     "airflow-dag-processor",
     "airflow-triggerer",
     "airflow-worker",
+    "airflow-cli",
 }
 # Airflow 3 cannot run without these (the dag-processor is a separate, mandatory component).
 REQUIRED_AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
@@ -262,19 +263,29 @@ def test_compose_resolved_model(tmp_path, env_from_example):
         mounts = {m["target"]: m for m in svc["volumes"]}
         assert mounts["/opt/airflow/dags"]["type"] == "bind", name
         assert Path(mounts["/opt/airflow/dags"]["source"]).name == "dags", name
-        assert mounts["/opt/airflow/data"]["type"] == "bind", name
-        assert mounts["/opt/airflow/data"].get("read_only") is True, name
+        # The data root is a volume (airflow-init writes the sample there); the user's folder is
+        # mounted read-only inside it.
+        assert mounts["/opt/airflow/data"] == {**mounts["/opt/airflow/data"], "type": "volume", "source": "vdb-data"}
+        assert mounts["/opt/airflow/data/host"]["type"] == "bind", name
+        assert mounts["/opt/airflow/data/host"].get("read_only") is True, name
         assert mounts["/tmp/vdb"] == {**mounts["/tmp/vdb"], "type": "volume", "source": "vdb-work"}, name
+        for folder in ("config", "plugins", "logs"):
+            assert Path(mounts[f"/opt/airflow/{folder}"]["source"]).name == folder, name
         environment = svc["environment"]
         assert environment["VDB_WORK_DIR"] == "/tmp/vdb", name
+        assert environment["VDB_DATA_ROOT"] == "/opt/airflow/data", name
+        assert environment["VDB_REQUIRE_SERVER"] == "1", name
         assert environment["AIRFLOW__CORE__EXECUTOR"] == env_values["AIRFLOW_EXECUTOR"], name
+        assert environment["AIRFLOW__API_AUTH__JWT_ISSUER"] == env_values["AIRFLOW_JWT_ISSUER"], name
 
-        # The connection survives interpolation as valid JSON, in the Qdrant provider's fields.
+        # The connection survives interpolation as valid JSON, in the Qdrant provider's fields
+        # (`prefer_gprc` is the provider's spelling); https explicitly off, or the provider's rule
+        # (API key set -> https) would switch this plain-text local Qdrant to TLS.
         conn = json.loads(environment["AIRFLOW_CONN_QDRANT_DEFAULT"])
         assert conn["conn_type"] == "qdrant"
         assert conn["host"] == "qdrant" and conn["port"] == 6333
         assert conn["password"] == env_values["QDRANT_API_KEY"]
-        assert conn["extra"] == {"grpc_port": 6334, "prefer_grpc": True}
+        assert conn["extra"] == {"grpc_port": 6334, "prefer_gprc": True, "https": False}
 
     qdrant = services["qdrant"]
     assert qdrant["environment"]["QDRANT__SERVICE__API_KEY"] == env_values["QDRANT_API_KEY"]
@@ -318,7 +329,8 @@ def test_airflow_3_components_and_commands():
     assert services["airflow-dag-processor"]["command"] == "dag-processor"
     env = _compose_raw()["x-airflow-common"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"].startswith("${AIRFLOW_EXECUTOR:-LocalExecutor")
-    assert "AIRFLOW__API_AUTH__JWT_SECRET" in env  # every component must share the token secret
+    # Every component must share the token secret (one file, written by airflow-init) and issuer.
+    assert "AIRFLOW__API_AUTH__JWT_SECRET_CMD" in env and "AIRFLOW__API_AUTH__JWT_ISSUER" in env
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].endswith(":admin")
 
 
@@ -359,12 +371,13 @@ def test_airflow_mounts():
         if name not in AIRFLOW_SERVICES:
             continue
         volumes = svc["volumes"]
-        assert "./dags:/opt/airflow/dags" in volumes, name
-        data = [v for v in volumes if ":/opt/airflow/data" in v]
-        assert len(data) == 1 and data[0].endswith(":/opt/airflow/data:ro"), f"{name}: {data}"
-        assert data[0].startswith(("./data:", "${VDB_DATA_DIR:-./data}:")), f"{name}: {data}"
+        for folder in ("dags", "logs", "config", "plugins"):
+            assert f"./{folder}:/opt/airflow/{folder}" in volumes, name
+        assert "vdb-data:/opt/airflow/data" in volumes, name
+        assert "${VDB_DATA_DIR:-./data}:/opt/airflow/data/host:ro" in volumes, name
         assert "vdb-work:/tmp/vdb" in volumes, name
         assert svc["environment"]["VDB_WORK_DIR"] == "/tmp/vdb", name
+        assert svc["environment"]["AIRFLOW_CONFIG"] == "/opt/airflow/config/airflow.cfg", name
 
 
 def test_postgres_and_qdrant_use_named_volumes():
@@ -375,7 +388,7 @@ def test_postgres_and_qdrant_use_named_volumes():
         assert len(mounts) == 1, f"{service}: no mount at {target}"
         source = mounts[0].split(":")[0]
         assert source in named, f"{service}: {source} is not a named volume"
-    assert "vdb-work" in named
+    assert {"vdb-work", "vdb-data", "airflow-auth"} <= named
 
 
 def test_qdrant_healthcheck_needs_no_curl():
@@ -484,22 +497,186 @@ def test_constraints_and_model_requirements_are_pinned():
     assert hashes and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in hashes)
 
 
+def _documented_keys(path: Path) -> set[str]:
+    """KEY=value lines, and `# KEY=` lines (documented, deliberately unset: generated or optional)."""
+    keys = set(_env_keys(path))
+    keys |= set(re.findall(r"(?m)^#\s*([A-Z_][A-Z0-9_]*)=\s*$", path.read_text()))
+    return keys
+
+
+def _settings_envs() -> set[str]:
+    vdb_core = pytest.importorskip("vdb_core")
+    return {s["env"] for s in vdb_core.settings()}
+
+
+# Read by airflow-init from .env through env_file (never interpolated by the compose file).
+INIT_READS = {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "VDB_SAMPLE_ROWS"}
+
+
 def test_env_example_documents_every_compose_variable():
     text = COMPOSE_FILE.read_text()
     # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?err}; "$${VAR}" is escaped (the container's shell).
     used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
-    documented = set(_env_keys(ENV_EXAMPLE))
-    assert used - documented == set(), f"not in .env.example: {sorted(used - documented)}"
-    assert documented - used == set(), f".env.example keys the compose file never reads: {sorted(documented - used)}"
+    documented = _documented_keys(ENV_EXAMPLE)
+    settings = _settings_envs()  # vdb_core settings: documented in the README's configuration table
+    assert used - documented - settings == set(), f"not in .env.example: {sorted(used - documented - settings)}"
+    unused = documented - used - INIT_READS
+    assert unused == set(), f".env.example keys that nothing reads: {sorted(unused)}"
+    init_command = " ".join(_compose_raw()["services"]["airflow-init"]["command"])
+    deploy_source = (ROOT / "python" / "vdb_core" / "deploy.py").read_text()
+    for name in INIT_READS:
+        assert f'"{name}"' in deploy_source or f"$${{{name}" in init_command, f"airflow-init never reads {name}"
 
 
-def test_env_example_secrets_have_local_values():
+def test_env_example_holds_placeholders_not_secrets():
     values = _env_keys(ENV_EXAMPLE)
-    for key in ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "QDRANT_API_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
-        assert values.get(key), f".env.example: {key} has no value"
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW_ADMIN_PASSWORD"):
+        assert key not in values, f".env.example sets {key}; keep it commented out (airflow-init generates it)"
+        assert key in _documented_keys(ENV_EXAMPLE), f".env.example does not document {key}"
     assert '"' not in values["QDRANT_API_KEY"] and "\\" not in values["QDRANT_API_KEY"]
-    fernet = values["AIRFLOW_FERNET_KEY"]
-    if fernet:
-        import base64
+    text = COMPOSE_FILE.read_text()
+    # No secret default in the compose file either: the token secret and the Fernet key come from files
+    # that airflow-init writes (or from .env through env_file).
+    env = _compose_raw()["x-airflow-common"]["environment"]
+    assert "AIRFLOW__API_AUTH__JWT_SECRET" not in env and "AIRFLOW__CORE__FERNET_KEY" not in env
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /opt/airflow/auth/jwt_secret"
+    assert env["AIRFLOW__CORE__FERNET_KEY_CMD"] == "cat /opt/airflow/auth/fernet_key"
+    assert "local-dev-jwt-secret" not in text and "AIRFLOW_ADMIN_PASSWORD:-" not in text
+    init = " ".join(_compose_raw()["services"]["airflow-init"]["command"])
+    assert "python -m vdb_core.deploy init-secrets /opt/airflow/auth" in init
 
-        assert len(base64.urlsafe_b64decode(fernet)) == 32, "AIRFLOW_FERNET_KEY is not a Fernet key"
+
+# --------------------------------------------------------------------------------------------------
+# First run, env_file, pull policy, and the official file's conventions
+# --------------------------------------------------------------------------------------------------
+
+
+def test_env_file_is_optional_and_on_every_airflow_service():
+    common = _compose_raw()["x-airflow-common"]
+    assert common["env_file"] == [{"path": ".env", "required": False}]
+    for name, svc in _compose_raw()["services"].items():
+        if name in AIRFLOW_SERVICES:
+            assert svc.get("env_file") == common["env_file"], name
+
+
+@needs_compose
+def test_every_documented_setting_set_in_dotenv_reaches_the_containers(tmp_path):
+    """Each variable of the README's configuration table, written to .env, arrives in every Airflow
+    container with the value from .env, except VDB_WORK_DIR (the mount point of the vdb-work volume)."""
+    settings = _settings_envs()
+    fixed = {"VDB_WORK_DIR"}
+    readme = (ROOT / "README.md").read_text()
+    table = set(re.findall(r"^\| `([A-Z_][A-Z0-9_]*)` \|", readme, flags=re.M))
+    assert settings <= table, f"README configuration table lacks {sorted(settings - table)}"
+    compose_copy = tmp_path / "docker-compose.yml"  # .env is read next to the compose file
+    shutil.copyfile(COMPOSE_FILE, compose_copy)
+    values = {name: f"from-dotenv-{name.lower()}" for name in sorted(table)}
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [*COMPOSE, "-f", str(compose_copy), "--profile", "celery", "--profile", "debug", "config", "--format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    airflow = {name: svc for name, svc in services.items() if name in AIRFLOW_SERVICES}
+    assert REQUIRED_AIRFLOW_SERVICES | {"airflow-cli"} <= set(airflow)
+    for name, svc in airflow.items():
+        for var, value in values.items():
+            got = svc["environment"].get(var)
+            if var in fixed:
+                assert got == "/tmp/vdb", f"{name}: {var}"
+            else:
+                assert got == value, f"{name}: {var} from .env arrives as {got!r}"
+    # ... and a missing .env is fine (required: false): covered by test_compose_config_valid_without_any_env_file.
+
+
+def test_only_the_building_service_may_pull_or_build():
+    raw = _compose_raw()
+    assert raw["x-airflow-common"]["pull_policy"] == "never"
+    for name, svc in raw["services"].items():
+        if name not in AIRFLOW_SERVICES:
+            continue
+        expected = "build" if "build" in svc else "never"
+        assert svc.get("pull_policy") == expected, f"{name}: pull_policy {svc.get('pull_policy')!r}"
+
+
+def test_airflow_cli_is_behind_a_profile_and_init_follows_the_official_file():
+    services = _compose_raw()["services"]
+    assert services["airflow-cli"]["profiles"] == ["debug"]
+    assert services["airflow-cli"]["image"] == services["airflow-scheduler"]["image"]
+    init = services["airflow-init"]["command"][1]
+    for check in ("_PHYS_PAGES", "nproc", "df -Pk", "4000", "10 * 1048576"):
+        assert check in init, f"airflow-init lacks the resource check {check!r}"
+    assert "AIRFLOW_UID is not set" in init
+    assert "airflow config list" in init  # creates ./config/airflow.cfg when missing
+    assert services["airflow-init"]["user"] == "0:0"
+    for folder in ("config", "plugins", "auth", "data"):
+        assert f"/opt/airflow/{folder}" in init, folder
+    # Run directories and secrets: owner and group only.
+    assert re.search(r"chmod -R g\+rwX,o-rwx /opt/airflow/auth /tmp/vdb", init)
+    # A recursive chown/chmod must not reach the read-only bind mount inside the data volume.
+    for line in init.replace("\\\n", " ").splitlines():
+        excluded = "-maxdepth 1 ! -name host" in line
+        if re.search(r"\b(chown|chmod) -R\b", line) and "/opt/airflow/data" in line and not excluded:
+            pytest.fail(f"recursive into /opt/airflow/data (and its read-only host/ mount): {line.strip()}")
+
+
+def test_first_run_writes_the_default_input_into_the_data_volume():
+    services = _compose_raw()["services"]
+    init = services["airflow-init"]
+    script = init["command"][1]
+    block = script[script.index("# --- first run: sample data ---") : script.index("# --- end first run ---")]
+    assert 'vdb sample-data --rows "$${VDB_SAMPLE_ROWS:-20000}" --out "$${VDB_INPUT}"' in block
+    assert 'if [[ ! -e "$${VDB_INPUT}" ]]' in block  # never overwrites
+    default = init["environment"]["VDB_INPUT"]
+    assert default == "${VDB_INPUT:-/opt/airflow/data/sample_sec_sentences.parquet}"
+    vdb_core = pytest.importorskip("vdb_core")
+    settings = {s["env"]: s["default"] for s in vdb_core.settings()}
+    # The DAG form's default (VDB_INPUT's default) is the file airflow-init writes, in the data root.
+    assert settings["VDB_INPUT"] == "/opt/airflow/data/sample_sec_sentences.parquet"
+    assert "vdb-data:/opt/airflow/data" in init["volumes"]
+
+
+@needs_compose
+@pytest.mark.parametrize(
+    "value",
+    [
+        '{"conn_type": "qdrant", "password": "cloud-key", "extra": {"url": "https://abc.cloud.qdrant.io:6333"}}',
+        "",  # empty: qdrant_default is managed in the UI (a variable would hide it)
+    ],
+    ids=["qdrant-cloud", "empty"],
+)
+def test_qdrant_connection_can_be_replaced_from_dotenv(tmp_path, value):
+    compose_copy = tmp_path / "docker-compose.yml"
+    shutil.copyfile(COMPOSE_FILE, compose_copy)
+    (tmp_path / ".env").write_text(f"AIRFLOW_CONN_QDRANT_DEFAULT={value}\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [*COMPOSE, "-f", str(compose_copy), "config", "--format", "json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for name, svc in json.loads(result.stdout)["services"].items():
+        if name in AIRFLOW_SERVICES:
+            assert svc["environment"]["AIRFLOW_CONN_QDRANT_DEFAULT"] == value, name
+
+
+def test_conda_environment_installs_requirements_dev_itself():
+    """One list of development packages: the conda environment installs requirements-dev.txt instead
+    of a second, drifting copy of it."""
+    env = yaml.safe_load((ROOT / "env" / "airflow_qdrant_lab.yml").read_text())
+    deps = env["dependencies"]
+    pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
+    assert pip == ["-r ../requirements-dev.txt"]
+    assert (ROOT / "env" / pip[0].split()[1]).resolve() == (ROOT / "requirements-dev.txt").resolve()
+    conda = [d for d in deps if isinstance(d, str)]
+    assert conda == ["python=3.11", "pip"], "Python packages belong in requirements-dev.txt"

@@ -178,9 +178,18 @@ def store_target(
 ) -> dict[str, Any]:
     """Where vectors go: a Qdrant server (``qdrant_url``, gRPC, e.g. ``http://qdrant:6334``) or the
     embedded store at ``store_path``. Unset arguments fall back to ``QDRANT_URL`` /
-    ``QDRANT_API_KEY`` / ``VDB_STORE_PATH``; with no URL anywhere, the embedded store."""
+    ``QDRANT_API_KEY`` / ``VDB_STORE_PATH``; with no URL anywhere, the embedded store (a
+    ``ConfigError`` instead when ``VDB_REQUIRE_SERVER`` is set and no ``store_path`` is given)."""
     sp = os.fspath(store_path) if store_path else None
-    return json.loads(_native.resolve_target(qdrant_url, api_key, sp))
+    target = json.loads(_native.resolve_target(qdrant_url, api_key, sp))
+    if target["kind"] == "embedded" and sp is None and resolved_settings()["require_server"]:
+        err = ConfigError(
+            "VDB_REQUIRE_SERVER is set but no Qdrant server is configured (QDRANT_URL, or in Airflow the "
+            "connection qdrant_default): refusing to fall back to the embedded store on local disk"
+        )
+        err.kind, err.file, err.row, err.column = "invalid_config", None, None, None
+        raise err
+    return target
 
 
 def _target(target: Target | None) -> str:

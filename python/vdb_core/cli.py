@@ -76,6 +76,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = vdb_core.resolved_settings()
     run_dir = args.run_dir or vdb_core.run_dir("cli", "ingest-" + uuid.uuid4().hex[:12])
     target = _target(args)
+    _private_run_dir(run_dir, own_parent=not args.run_dir)
     collection = args.collection or settings["collection"]
     print(
         f"vdb ingest {args.parquet} -> collection {collection!r} ({_describe(target)}); run dir {run_dir}",
@@ -112,6 +113,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(vdb_core.report_summary(report))
         print(f"done in {time.monotonic() - started:.1f}s; report: {os.path.join(result['run_dir'], 'report.json')}")
     return 0
+
+
+def _private_run_dir(run_dir: str, own_parent: bool) -> None:
+    """Run directories hold the input's text: owner and group only (mode 0770), like the DAGs' ones."""
+    path = os.path.abspath(run_dir)
+    if own_parent:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.chmod(os.path.dirname(path), 0o770)
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o770)
 
 
 def _describe(target: dict[str, Any]) -> str:
