@@ -85,7 +85,7 @@ fn child(run: &Path, segment_points: usize, queries: usize) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap().with_segment_points(segment_points);
     let rd = RunDir::at(run);
-    let spec = collection_spec(&rd, &Manifest::read(&rd).unwrap(), COLLECTION).unwrap();
+    let spec = collection_spec(&rd, &Manifest::read(&rd).unwrap(), COLLECTION, &Default::default()).unwrap();
     store.ensure_collection(&spec, true).unwrap();
     store.set_bulk_mode(COLLECTION, true).unwrap();
     // As load_shard: one shard in memory at a time, upserted in chunks of 4,096.

@@ -65,6 +65,7 @@ fn spec(dim: usize) -> CollectionSpec {
         distance: Distance::Cosine,
         payload_indexes: vec![("cik".into(), IndexKind::Keyword), ("year".into(), IndexKind::Integer)],
         model: None,
+        options: Default::default(),
     }
 }
 

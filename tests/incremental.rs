@@ -61,6 +61,7 @@ fn options(input: &Path, reuse: bool) -> IngestOptions {
         },
         collection: COLLECTION.into(),
         recreate: false,
+        collection_options: Default::default(),
         encode: EncodeOptions::default(),
         load: Default::default(),
         sync_scope: Vec::new(),
@@ -167,6 +168,7 @@ fn scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
         distance: Distance::Cosine,
         payload_indexes: vec![(TEXT_KEY.into(), store::IndexKind::Keyword)],
         model: Some("some-other-model@0123456789ab".into()),
+        options: Default::default(),
     };
     s.ensure_collection(&spec, false).unwrap();
     let mut o = options(&in1, true);
@@ -177,7 +179,7 @@ fn scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
     assert_eq!(s.count("other_model").unwrap(), 0, "nothing written");
     // ... and ensure_collection refuses it too (a run whose embed step found nothing to reuse).
     let err =
-        pipeline::ensure_collection(&RunDir::at(work.join("run1")), s.as_ref(), "other_model", false).unwrap_err();
+        pipeline::ensure_collection(&RunDir::at(work.join("run1")), s.as_ref(), "other_model", false, &Default::default()).unwrap_err();
     assert_eq!(err.kind, ErrorKind::CollectionMismatch, "{err}");
     // Recreate replaces it.
     o.recreate = true;
@@ -228,7 +230,7 @@ fn sync_scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
     for &i in &planned.shards {
         pipeline::embed_shard(&stopped, i, embedder, &o.encode, None, &Silent).unwrap();
     }
-    pipeline::ensure_collection(&stopped, s.as_ref(), "sync", false).unwrap();
+    pipeline::ensure_collection(&stopped, s.as_ref(), "sync", false, &Default::default()).unwrap();
     for &i in &planned.shards {
         pipeline::load_shard(&stopped, i, s.as_ref(), "sync", &o.load, &Silent).unwrap();
     }

@@ -21,6 +21,7 @@ fn options(input: &Path) -> IngestOptions {
         },
         collection: "sec".into(),
         recreate: false,
+        collection_options: Default::default(),
         encode: EncodeOptions::default(),
         load: LoadOptions { batch_size: 50, ..Default::default() },
         sync_scope: Vec::new(),
@@ -43,7 +44,7 @@ fn ingest_resume_and_rerun_give_exactly_one_point_per_row() {
     pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, None, &Silent).unwrap();
     {
         let s = store::open(&target).unwrap();
-        let e = pipeline::ensure_collection(&run, s.as_ref(), "sec", false).unwrap();
+        let e = pipeline::ensure_collection(&run, s.as_ref(), "sec", false, &Default::default()).unwrap();
         assert_eq!(e.dim, 384);
         assert!(e.indexes.contains(&"form_type".to_string()) && e.indexes.contains(&"fiscal_year".to_string()));
         pipeline::load_shard(&run, 0, s.as_ref(), "sec", &opts.load, &Silent).unwrap();

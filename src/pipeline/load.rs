@@ -19,7 +19,7 @@ use crate::handoff::{Manifest, RunDir, ShardState};
 use crate::progress::{peak_rss_mib, Progress};
 use crate::source::values::{formatter, json_value};
 use crate::store::{
-    CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions, PointRecord, VectorStore, TEXT_KEY,
+    CollectionOptions, CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions, PointRecord, VectorStore, TEXT_KEY,
 };
 
 /// Payload fields people filter SEC sentences by; indexed when they are payload columns.
@@ -42,7 +42,12 @@ fn index_kind(t: &DataType) -> Option<IndexKind> {
 
 /// The collection spec a run needs: the model's dimension, cosine, and indexes on the filterable
 /// payload columns (types from the planned shards).
-pub fn collection_spec(run: &RunDir, m: &Manifest, collection: &str) -> Result<CollectionSpec> {
+pub fn collection_spec(
+    run: &RunDir,
+    m: &Manifest,
+    collection: &str,
+    options: &CollectionOptions,
+) -> Result<CollectionSpec> {
     let model = m.model.as_ref().ok_or_else(|| {
         VdbError::new(ErrorKind::Handoff, "no shard of this run is embedded yet: run the embed step first")
     })?;
@@ -67,6 +72,7 @@ pub fn collection_spec(run: &RunDir, m: &Manifest, collection: &str) -> Result<C
         distance: Distance::Cosine,
         payload_indexes,
         model: Some(model.model_id.clone()),
+        options: options.clone(),
     })
 }
 
@@ -84,9 +90,10 @@ pub fn ensure_collection(
     store: &dyn VectorStore,
     collection: &str,
     recreate: bool,
+    options: &CollectionOptions,
 ) -> Result<EnsureResult> {
     let m = Manifest::read(run)?;
-    let spec = collection_spec(run, &m, collection)?;
+    let spec = collection_spec(run, &m, collection, options)?;
     let outcome = store.ensure_collection(&spec, recreate)?;
     store.set_bulk_mode(collection, true)?;
     let target = (store.describe(), collection.to_string());

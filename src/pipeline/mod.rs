@@ -24,13 +24,15 @@ use crate::embed::{Embedder, EncodeOptions};
 use crate::error::Result;
 use crate::handoff::RunDir;
 use crate::progress::Progress;
-use crate::store::{Condition, Hit, LoadOptions, SearchParams, VectorStore};
+use crate::store::{CollectionOptions, Condition, Hit, LoadOptions, SearchParams, VectorStore};
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
     pub plan: PlanOptions,
     pub collection: String,
     pub recreate: bool,
+    /// Layout of the collection when this run creates it.
+    pub collection_options: CollectionOptions,
     pub encode: EncodeOptions,
     pub load: LoadOptions,
     /// Columns whose values delimit what this input replaces (see [`sync`]); empty: no sync.
@@ -58,7 +60,7 @@ pub fn ingest(
     for &i in &planned.shards {
         embed_shard(run, i, embedder, &opts.encode, Some(source), progress)?;
     }
-    ensure_collection(run, store, &opts.collection, opts.recreate)?;
+    ensure_collection(run, store, &opts.collection, opts.recreate, &opts.collection_options)?;
     let loaded: Result<()> = planned
         .shards
         .iter()

@@ -306,14 +306,17 @@ fn with_store<T: Send>(
 }
 
 #[pyfunction]
+#[pyo3(signature = (run_dir, target, collection, recreate, options="{}".to_string()))]
 fn ensure_collection(
     py: Python<'_>,
     run_dir: PathBuf,
     target: String,
     collection: String,
     recreate: bool,
+    options: String,
 ) -> PyResult<String> {
-    let r = with_store(py, &target, |s| pipeline::ensure_collection(&RunDir::at(run_dir), s, &collection, recreate))?;
+    let o: store::CollectionOptions = parse("collection options", &options)?;
+    let r = with_store(py, &target, |s| pipeline::ensure_collection(&RunDir::at(run_dir), s, &collection, recreate, &o))?;
     json(&r)
 }
 
@@ -361,7 +364,7 @@ fn report_summary(report: String) -> PyResult<String> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, sync_scope=Vec::new(), progress=None))]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, sync_scope=Vec::new(), collection_options="{}".to_string(), progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn ingest(
     py: Python<'_>,
@@ -378,8 +381,10 @@ fn ingest(
     batch_size: usize,
     load_options: String,
     sync_scope: Vec<String>,
+    collection_options: String,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
+    let collection_options: store::CollectionOptions = parse("collection options", &collection_options)?;
     let mapping: ColumnMapping = parse("column mapping", &mapping)?;
     let load: LoadOptions = parse("load options", &load_options)?;
     let p = self::progress(progress, 10.0)?;
@@ -387,6 +392,7 @@ fn ingest(
         plan: PlanOptions { input, mapping, shard_rows, strict, reuse },
         collection,
         recreate,
+        collection_options,
         encode: EncodeOptions { batch_size: batch_size.max(1), normalize: true },
         load,
         sync_scope,

@@ -357,10 +357,21 @@ fn create_collection(dir: &Path, spec: &CollectionSpec, segment_points: usize) -
     let schema_file = serde_json::json!({ "schema": schema });
     write_bytes_atomic(&shard_dir.join("payload_index.json"), schema_file.to_string().as_bytes())?;
 
-    let config = qe::EdgeConfig::builder()
+    let o = &spec.options;
+    let mut config = qe::EdgeConfig::builder()
         .vector(qe::DEFAULT_VECTOR_NAME, qe::EdgeVectorParams::builder(spec.dim, edge_distance(spec.distance)).build())
         .optimizers(optimizers_config(spec.dim, segment_points))
         .build();
+    config.on_disk_payload = o.on_disk_payload;
+    if let Some(v) = config.vectors.get_mut(qe::DEFAULT_VECTOR_NAME) {
+        v.on_disk = Some(o.on_disk);
+    }
+    config.quantization_config = o.quantization.map(|q| match q {
+        Quantization::Int8 => serde_json::from_value(serde_json::json!({
+            "scalar": { "type": "int8", "quantile": 0.99, "always_ram": true }
+        }))
+        .expect("a valid scalar quantization config"),
+    });
     let shard = qe::EdgeShard::new(&shard_dir, config).map_err(|e| edge_err(&shard_dir, "create", e))?;
     for (field, kind) in &spec.payload_indexes {
         create_index(&shard, &shard_dir, field, *kind)?;
@@ -440,6 +451,18 @@ impl VectorStore for EmbeddedStore {
 
     fn ensure_collection(&self, spec: &CollectionSpec, recreate: bool) -> Result<EnsureOutcome> {
         validate_collection_name(&spec.name)?;
+        spec.options.validate()?;
+        let server_only = spec.options.server_only();
+        if !server_only.is_empty() {
+            return Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "{} need a Qdrant server (cluster); the embedded store at {} is one local shard: set QDRANT_URL or leave them unset",
+                    server_only.join(", "),
+                    self.root.display()
+                ),
+            ));
+        }
         if spec.dim == 0 {
             return Err(VdbError::new(
                 ErrorKind::InvalidConfig,

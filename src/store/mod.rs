@@ -70,6 +70,68 @@ pub struct CollectionSpec {
     /// The model whose vectors go in (recorded under [`MODEL_KEY`]); `None`: not recorded/checked.
     #[serde(default)]
     pub model: Option<String>,
+    /// How the collection is laid out (applied when it is created).
+    #[serde(default)]
+    pub options: CollectionOptions,
+}
+
+/// Settings for large collections and Qdrant clusters, named as in Qdrant's collection API; applied
+/// when a collection is created (or recreated). Unset: Qdrant's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectionOptions {
+    /// Shards the collection is split into (spread over a cluster's nodes). Server only.
+    #[serde(default)]
+    pub shard_number: Option<u32>,
+    /// Copies of each shard (a cluster). Server only.
+    #[serde(default)]
+    pub replication_factor: Option<u32>,
+    /// Replicas that must confirm a write. Server only.
+    #[serde(default)]
+    pub write_consistency_factor: Option<u32>,
+    /// Vectors on disk (memory-mapped) instead of RAM.
+    #[serde(default)]
+    pub on_disk: bool,
+    /// Payloads on disk instead of RAM.
+    #[serde(default)]
+    pub on_disk_payload: bool,
+    /// Quantization of the stored vectors, searched in RAM and rescored with the originals.
+    #[serde(default)]
+    pub quantization: Option<Quantization>,
+}
+
+/// Vector quantization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quantization {
+    /// Scalar int8 (4x less memory for the search copy; quantile 0.99, kept in RAM).
+    Int8,
+}
+
+impl CollectionOptions {
+    /// Options only a Qdrant server (cluster) has: the embedded store refuses them.
+    pub fn server_only(&self) -> Vec<&'static str> {
+        [
+            ("shard_number", self.shard_number.is_some()),
+            ("replication_factor", self.replication_factor.is_some()),
+            ("write_consistency_factor", self.write_consistency_factor.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, set)| set.then_some(n))
+        .collect()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("shard_number", self.shard_number),
+            ("replication_factor", self.replication_factor),
+            ("write_consistency_factor", self.write_consistency_factor),
+        ] {
+            if v == Some(0) {
+                return Err(VdbError::new(ErrorKind::InvalidConfig, format!("{name} must be at least 1")));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

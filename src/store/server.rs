@@ -73,7 +73,9 @@ pub struct ServerStore {
     /// HNSW `m` of each collection before `set_bulk_mode(true)`, restored by `set_bulk_mode(false)`.
     saved_m: Mutex<HashMap<String, u64>>,
     /// Vector size per collection, learnt once, so upsert can check sizes before sending.
-    dims: Mutex<HashMap<String, usize>>,
+    /// (vector size, shard count) per collection, learnt once: upsert checks sizes before sending
+    /// and keeps at least one request in flight per shard.
+    dims: Mutex<HashMap<String, (usize, usize)>>,
     // Last, so in-flight work is dropped with the client first.
     rt: tokio::runtime::Runtime,
 }
@@ -175,8 +177,8 @@ impl ServerStore {
         )
     }
 
-    /// The collection's vector size (cached after the first look-up).
-    fn dim(&self, policy: RetryPolicy, collection: &str) -> Result<usize> {
+    /// The collection's vector size and shard count (cached after the first look-up).
+    fn layout(&self, policy: RetryPolicy, collection: &str) -> Result<(usize, usize)> {
         if let Some(d) = self.dims.lock().get(collection) {
             return Ok(*d);
         }
@@ -187,25 +189,43 @@ impl ServerStore {
                 format!("collection '{collection}' on {} has {found}", self.url),
             )
         })?;
-        self.dims.lock().insert(collection.to_string(), dim);
-        Ok(dim)
+        let shards = info.config.as_ref().and_then(|c| c.params.as_ref()).map_or(1, |p| p.shard_number.max(1)) as usize;
+        self.dims.lock().insert(collection.to_string(), (dim, shards));
+        Ok((dim, shards))
     }
 
+    // The `on_disk` / `on_disk_payload` / `always_ram` flags are deprecated in favour of `memory`
+    // placements (Qdrant >= 1.18), but every 1.x server reads them: they stay until the oldest
+    // supported server knows `memory`.
+    #[allow(deprecated)]
     fn create(&self, spec: &CollectionSpec) -> Result<()> {
+        let o = &spec.options;
+        o.validate()?;
         let req = pb::CreateCollection {
             collection_name: spec.name.clone(),
             vectors_config: Some(pb::VectorsConfig {
                 config: Some(VectorsConfigKind::Params(pb::VectorParams {
                     size: spec.dim as u64,
                     distance: pb_distance(spec.distance) as i32,
+                    on_disk: o.on_disk.then_some(true),
                     ..Default::default()
                 })),
             }),
-            metadata: spec
-                .model
-                .iter()
-                .map(|m| (MODEL_KEY.to_string(), to_pb_value(Value::String(m.clone()))))
-                .collect(),
+            shard_number: o.shard_number,
+            replication_factor: o.replication_factor,
+            write_consistency_factor: o.write_consistency_factor,
+            on_disk_payload: o.on_disk_payload.then_some(true),
+            quantization_config: o.quantization.map(|q| match q {
+                Quantization::Int8 => pb::QuantizationConfig {
+                    quantization: Some(pb::quantization_config::Quantization::Scalar(pb::ScalarQuantization {
+                        r#type: pb::QuantizationType::Int8 as i32,
+                        quantile: Some(0.99),
+                        always_ram: Some(true),
+                        memory: None,
+                    })),
+                },
+            }),
+            metadata: spec.model.iter().map(|m| (MODEL_KEY.to_string(), to_pb_value(Value::String(m.clone())))).collect(),
             ..Default::default()
         };
         self.call("create_collection", &spec.name, |c| {
@@ -622,7 +642,6 @@ impl VectorStore for ServerStore {
                         if let (None, Some(model)) = (recorded_model(&info), &spec.model) {
                             self.set_metadata(&spec.name, MODEL_KEY, Value::String(model.clone()))?;
                         }
-                        self.dims.lock().insert(spec.name.clone(), spec.dim);
                         return Ok(EnsureOutcome::Existed);
                     }
                     Some(found) if !recreate => {
@@ -647,7 +666,6 @@ impl VectorStore for ServerStore {
             return Err(e);
         }
         self.ensure_indexes(spec, &HashMap::new())?;
-        self.dims.lock().insert(spec.name.clone(), spec.dim);
         Ok(outcome)
     }
 
@@ -665,10 +683,11 @@ impl VectorStore for ServerStore {
             return Ok(0);
         }
         let policy = RetryPolicy::from(opts);
-        let dim = self.dim(policy, collection)?;
+        let (dim, shards) = self.layout(policy, collection)?;
         check_dims(collection, dim, &points)?;
         let batch = opts.batch_size.max(1);
-        let permits = Arc::new(Semaphore::new(opts.parallel.max(1)));
+        // At least one request in flight per shard, so every shard (node) of a cluster works.
+        let permits = Arc::new(Semaphore::new(opts.parallel.max(shards).max(1)));
         let url: Arc<str> = Arc::from(self.url.as_str());
         let name: Arc<str> = Arc::from(collection);
         let client = self.client.clone();

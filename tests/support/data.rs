@@ -19,6 +19,7 @@ pub fn spec(name: &str, dim: usize) -> CollectionSpec {
             ("date".to_string(), IndexKind::Datetime),
         ],
         model: None,
+        options: Default::default(),
     }
 }
 
