@@ -134,6 +134,42 @@ COLLECTION_ASSET = collection_asset(_defaults["collection"])
                 "float32: the same vectors as sentence-transformers. int8: about twice as fast, cosine >= 0.99."
             ),
         ),
+        # Collection layout for large collections and Qdrant clusters (applied when it is created).
+        "shard_number": Param(
+            None,
+            type=["integer", "null"],
+            minimum=1,
+            title="Shards (Qdrant cluster)",
+            description="Qdrant shard_number of a new collection; empty: Qdrant's default (1).",
+        ),
+        "replication_factor": Param(
+            None,
+            type=["integer", "null"],
+            minimum=1,
+            title="Replication factor",
+            description="Copies of each shard in a Qdrant cluster; empty: 1.",
+        ),
+        "write_consistency_factor": Param(
+            None,
+            type=["integer", "null"],
+            minimum=1,
+            title="Write consistency factor",
+            description="Replicas that must confirm a write; empty: 1.",
+        ),
+        "on_disk": Param(
+            False,
+            type="boolean",
+            title="Vectors on disk",
+            description="Memory-mapped vectors instead of RAM (large collections).",
+        ),
+        "on_disk_payload": Param(False, type="boolean", title="Payloads on disk"),
+        "quantization": Param(
+            None,
+            type=["string", "null"],
+            enum=[None, "int8"],
+            title="Quantization",
+            description="int8: scalar quantization of the vectors (4x less RAM for search).",
+        ),
         "sync_scope": Param(
             [],
             type=["array", "null"],
@@ -220,7 +256,17 @@ def sec_filings_to_qdrant():
         existing one matches; defers indexing for the bulk load."""
         p = get_current_context()["params"]
         target = resolve_target()
-        r = vdb_core.ensure_collection(current_run_dir(), p["collection"], target=target, recreate=p["recreate"])
+        options = vdb_core.collection_options(
+            shard_number=p["shard_number"],
+            replication_factor=p["replication_factor"],
+            write_consistency_factor=p["write_consistency_factor"],
+            on_disk=p["on_disk"],
+            on_disk_payload=p["on_disk_payload"],
+            quantization=p["quantization"],
+        )
+        r = vdb_core.ensure_collection(
+            current_run_dir(), p["collection"], target=target, recreate=p["recreate"], options=options
+        )
         log.info(
             "collection %r %s at %s; payload indexes %s", r["collection"], r["outcome"], describe(target), r["indexes"]
         )

@@ -178,8 +178,14 @@ fn scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
     assert!(err.message.contains("some-other-model"), "{}", err.message);
     assert_eq!(s.count("other_model").unwrap(), 0, "nothing written");
     // ... and ensure_collection refuses it too (a run whose embed step found nothing to reuse).
-    let err =
-        pipeline::ensure_collection(&RunDir::at(work.join("run1")), s.as_ref(), "other_model", false, &Default::default()).unwrap_err();
+    let err = pipeline::ensure_collection(
+        &RunDir::at(work.join("run1")),
+        s.as_ref(),
+        "other_model",
+        false,
+        &Default::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.kind, ErrorKind::CollectionMismatch, "{err}");
     // Recreate replaces it.
     o.recreate = true;

@@ -235,3 +235,35 @@ fn another_process_holds_the_lock() {
     let rest: Vec<String> = lines.map_while(|l| l.ok()).collect();
     assert!(rest.iter().any(|l| l.contains("CHILD RELEASED")), "{rest:?}");
 }
+
+/// On-disk vectors and payloads and int8 quantization work in the embedded store; cluster settings
+/// are refused with a clear error (it is one local shard), never silently ignored.
+#[test]
+fn collection_options_embedded() {
+    use vdb_core::store::{CollectionOptions, Quantization};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let mut sp = spec("disk", DIM);
+    sp.options = CollectionOptions {
+        on_disk: true,
+        on_disk_payload: true,
+        quantization: Some(Quantization::Int8),
+        ..Default::default()
+    };
+    s.ensure_collection(&sp, false).unwrap();
+    s.upsert("disk", points(0..200, DIM), &contract::opts()).unwrap();
+    assert_eq!(s.search("disk", &vector(11, DIM), 1, &[]).unwrap()[0].id, id(11).to_string());
+    drop(s);
+    let cfg = qdrant_edge::EdgeShard::load(&tmp.path().join("disk/shard"), None).unwrap().config().clone();
+    assert!(cfg.on_disk_payload && cfg.quantization_config.is_some());
+    assert_eq!(cfg.vectors[qdrant_edge::DEFAULT_VECTOR_NAME].on_disk, Some(true));
+
+    let s = store(tmp.path());
+    let mut cluster = spec("cluster", DIM);
+    cluster.options.shard_number = Some(4);
+    cluster.options.replication_factor = Some(2);
+    let err = s.ensure_collection(&cluster, false).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidConfig);
+    assert!(err.message.contains("shard_number, replication_factor") && err.message.contains("QDRANT_URL"), "{err}");
+    assert!(!s.collection_exists("cluster").unwrap());
+}

@@ -283,3 +283,54 @@ fn api_key_is_required_and_never_printed() {
     }
     server.stop();
 }
+
+fn collection_info(url: &str, collection: &str) -> pb::CollectionInfo {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = qdrant_client::Qdrant::from_url(url).skip_compatibility_check().build().unwrap();
+        client.collection_info(collection).await.unwrap().result.unwrap()
+    })
+}
+
+/// Cluster and memory settings reach Qdrant's create request (read back from the server), and the
+/// collection works with them.
+#[test]
+#[allow(deprecated)] // on_disk / on_disk_payload: the fields every 1.x server reports
+fn collection_options_are_created_as_asked() {
+    use vdb_core::store::{CollectionOptions, Quantization};
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    let s = connect(&server.url());
+    let mut sp = spec("big", DIM);
+    sp.options = CollectionOptions {
+        shard_number: Some(3),
+        replication_factor: Some(2),
+        write_consistency_factor: Some(2),
+        on_disk: true,
+        on_disk_payload: true,
+        quantization: Some(Quantization::Int8),
+    };
+    s.ensure_collection(&sp, false).unwrap();
+    let info = collection_info(&server.url(), "big");
+    let cfg = info.config.unwrap();
+    let params = cfg.params.unwrap();
+    assert_eq!(
+        (params.shard_number, params.replication_factor, params.write_consistency_factor, params.on_disk_payload),
+        (3, Some(2), Some(2), true)
+    );
+    let Some(pb::vectors_config::Config::Params(v)) = params.vectors_config.unwrap().config else { panic!() };
+    assert_eq!(v.on_disk, Some(true));
+    assert!(matches!(
+        cfg.quantization_config.and_then(|q| q.quantization),
+        Some(pb::quantization_config::Quantization::Scalar(q)) if q.r#type == pb::QuantizationType::Int8 as i32
+    ));
+    // Upserts (at least one request per shard in flight) and search work on it.
+    s.upsert("big", points(0..300, DIM), &contract::opts()).unwrap();
+    assert_eq!(s.count("big").unwrap(), 300);
+    assert_eq!(s.search("big", &vector(7, DIM), 1, &[]).unwrap()[0].id, id(7).to_string());
+    // Zero is refused before any request.
+    sp.name = "zero".into();
+    sp.options.shard_number = Some(0);
+    assert_eq!(s.ensure_collection(&sp, false).unwrap_err().kind, ErrorKind::InvalidConfig);
+    server.stop();
+}

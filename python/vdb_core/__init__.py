@@ -53,6 +53,7 @@ __all__ = [
     "sample_data",
     "plan",
     "embed_shard",
+    "collection_options",
     "ensure_collection",
     "load_shard",
     "finish_load",
@@ -279,11 +280,45 @@ def embed_shard(
     )
 
 
-def ensure_collection(
-    run_dir: PathLike, collection: str, *, target: Target | None = None, recreate: bool = False
+def collection_options(
+    shard_number: int | None = None,
+    replication_factor: int | None = None,
+    write_consistency_factor: int | None = None,
+    on_disk: bool = False,
+    on_disk_payload: bool = False,
+    quantization: str | None = None,
 ) -> dict[str, Any]:
-    """Create (or check) the collection with payload indexes, and defer indexing for the load."""
-    return json.loads(_native.ensure_collection(os.fspath(run_dir), _target(target), collection, recreate))
+    """How a collection is laid out when a run creates it, in Qdrant's terms: ``shard_number``,
+    ``replication_factor``, ``write_consistency_factor`` (a Qdrant cluster; the embedded store
+    refuses them), vectors / payloads ``on_disk``, ``quantization="int8"`` (scalar int8, searched
+    in RAM and rescored). Unset: Qdrant's defaults."""
+    if quantization not in (None, "", "int8"):
+        raise ConfigError(f"quantization must be 'int8' or unset, not {quantization!r}")
+    return {
+        "shard_number": shard_number,
+        "replication_factor": replication_factor,
+        "write_consistency_factor": write_consistency_factor,
+        "on_disk": bool(on_disk),
+        "on_disk_payload": bool(on_disk_payload),
+        "quantization": quantization or None,
+    }
+
+
+def ensure_collection(
+    run_dir: PathLike,
+    collection: str,
+    *,
+    target: Target | None = None,
+    recreate: bool = False,
+    options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Create (or check) the collection with payload indexes, and defer indexing for the load.
+    ``options``: :func:`collection_options`, applied when the collection is created."""
+    return json.loads(
+        _native.ensure_collection(
+            os.fspath(run_dir), _target(target), collection, recreate, json.dumps(dict(options or {}))
+        )
+    )
 
 
 def _load_options(batch_size: int | None, parallel: int | None, max_retries: int, retry_base_ms: int) -> str:
@@ -361,6 +396,7 @@ def ingest(
     recreate: bool = False,
     reuse: bool | None = None,
     sync_scope: Sequence[str] | None = None,
+    collection_options: Mapping[str, Any] | None = None,
     batch_size: int | None = None,
     upsert_batch_size: int | None = None,
     upsert_parallel: int | None = None,
@@ -387,6 +423,7 @@ def ingest(
             _or_setting(batch_size, "batch_size"),
             _load_options(upsert_batch_size, upsert_parallel, 6, 200),
             list(sync_scope or []),
+            json.dumps(dict(collection_options or {})),
             progress,
         )
     )

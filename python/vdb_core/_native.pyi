@@ -77,7 +77,7 @@ def embed_shard(
     recreate: bool = False,
     progress: Progress = None,
 ) -> str: ...
-def ensure_collection(run_dir: str, target: str, collection: str, recreate: bool) -> str: ...
+def ensure_collection(run_dir: str, target: str, collection: str, recreate: bool, options: str = "{}") -> str: ...
 def load_shard(
     run_dir: str, shard: int, target: str, collection: str, load_options: str, progress: Progress = None
 ) -> str: ...
@@ -99,6 +99,7 @@ def ingest(
     batch_size: int,
     load_options: str,
     sync_scope: list[str] = ...,
+    collection_options: str = "{}",
     progress: Progress = None,
 ) -> str: ...
 def search(

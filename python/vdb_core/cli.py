@@ -102,6 +102,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         strict=args.strict,
         recreate=args.recreate,
         sync_scope=_split(args.sync_scope),
+        collection_options=vdb_core.collection_options(
+            shard_number=args.shard_number,
+            replication_factor=args.replication_factor,
+            write_consistency_factor=args.write_consistency_factor,
+            on_disk=args.on_disk,
+            on_disk_payload=args.on_disk_payload,
+            quantization=args.quantization,
+        ),
         batch_size=args.batch_size,
         upsert_batch_size=args.upsert_batch_size,
         progress=_progress(),
@@ -245,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedding arithmetic (default: VDB_PRECISION, float32); int8 is ~2x faster, cosine >= 0.99 to float32",
     )
     sp.add_argument("--recreate", action="store_true", help="drop and recreate the collection first")
+    g = sp.add_argument_group("collection layout (applied when the collection is created; Qdrant's names)")
+    g.add_argument("--shard-number", type=int, default=None, help="shards (a Qdrant cluster; server only)")
+    g.add_argument("--replication-factor", type=int, default=None, help="copies of each shard (server only)")
+    g.add_argument("--write-consistency-factor", type=int, default=None, help="replicas confirming a write")
+    g.add_argument("--on-disk", action="store_true", help="vectors on disk (memory-mapped) instead of RAM")
+    g.add_argument("--on-disk-payload", action="store_true", help="payloads on disk instead of RAM")
+    g.add_argument("--quantization", choices=["int8"], default=None, help="scalar int8 quantization of the vectors")
     sp.add_argument(
         "--sync-scope",
         default=None,

@@ -19,7 +19,8 @@ use crate::handoff::{Manifest, RunDir, ShardState};
 use crate::progress::{peak_rss_mib, Progress};
 use crate::source::values::{formatter, json_value};
 use crate::store::{
-    CollectionOptions, CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions, PointRecord, VectorStore, TEXT_KEY,
+    CollectionOptions, CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions, PointRecord, VectorStore,
+    TEXT_KEY,
 };
 
 /// Payload fields people filter SEC sentences by; indexed when they are payload columns.

@@ -316,7 +316,8 @@ fn ensure_collection(
     options: String,
 ) -> PyResult<String> {
     let o: store::CollectionOptions = parse("collection options", &options)?;
-    let r = with_store(py, &target, |s| pipeline::ensure_collection(&RunDir::at(run_dir), s, &collection, recreate, &o))?;
+    let r =
+        with_store(py, &target, |s| pipeline::ensure_collection(&RunDir::at(run_dir), s, &collection, recreate, &o))?;
     json(&r)
 }
 

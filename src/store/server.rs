@@ -225,7 +225,11 @@ impl ServerStore {
                     })),
                 },
             }),
-            metadata: spec.model.iter().map(|m| (MODEL_KEY.to_string(), to_pb_value(Value::String(m.clone())))).collect(),
+            metadata: spec
+                .model
+                .iter()
+                .map(|m| (MODEL_KEY.to_string(), to_pb_value(Value::String(m.clone()))))
+                .collect(),
             ..Default::default()
         };
         self.call("create_collection", &spec.name, |c| {

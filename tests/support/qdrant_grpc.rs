@@ -255,6 +255,15 @@ impl Coll {
             .map_err(|e| Status::internal(format!("cannot write collection metadata: {e}")))
     }
 
+    /// Shard number, replication and write consistency factors given at creation
+    /// (`<dir>/cluster.json`).
+    fn cluster(&self) -> Map<String, Value> {
+        std::fs::read(self.dir.join("cluster.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
     /// Run `f` on the shard on a blocking thread.
     async fn with<T: Send + 'static>(
         self: &Arc<Self>,
@@ -644,6 +653,7 @@ fn apply_optimizers_diff(o: &mut qe::EdgeOptimizersConfig, d: &pb::OptimizersCon
     }
 }
 
+#[allow(deprecated)] // on_disk / on_disk_payload: what every 1.x client reads
 fn collection_info(shard: &qe::EdgeShard) -> Result<pb::CollectionInfo, Status> {
     let cfg = shard.config().clone();
     let info = shard.info();
@@ -652,6 +662,7 @@ fn collection_info(shard: &qe::EdgeShard) -> Result<pb::CollectionInfo, Status> 
         Some(p) if cfg.vectors.len() == 1 => pb::vectors_config::Config::Params(pb::VectorParams {
             size: p.size as u64,
             distance: pb_distance(p.distance) as i32,
+            on_disk: p.on_disk,
             ..Default::default()
         }),
         _ => pb::vectors_config::Config::ParamsMap(pb::VectorParamsMap {
@@ -692,8 +703,15 @@ fn collection_info(shard: &qe::EdgeShard) -> Result<pb::CollectionInfo, Status> 
         optimizer_status: Some(pb::OptimizerStatus { ok: true, error: String::new() }),
         segments_count: info.segments_count as u64,
         config: Some(pb::CollectionConfig {
+            quantization_config: cfg.quantization_config.as_ref().map(|_| pb::QuantizationConfig {
+                quantization: Some(pb::quantization_config::Quantization::Scalar(pb::ScalarQuantization {
+                    r#type: pb::QuantizationType::Int8 as i32,
+                    ..Default::default()
+                })),
+            }),
             params: Some(pb::CollectionParams {
                 shard_number: 1,
+                on_disk_payload: cfg.on_disk_payload,
                 vectors_config: Some(pb::VectorsConfig { config: Some(vectors_config) }),
                 replication_factor: Some(1),
                 write_consistency_factor: Some(1),
@@ -831,6 +849,15 @@ impl Collections for Service {
         let mut info = c.with(&name, collection_info).await?;
         if let Some(config) = info.config.as_mut() {
             config.metadata = c.metadata();
+            // Cluster settings as given at creation (one local shard stands in for all of them).
+            let cluster = c.cluster();
+            if let Some(p) = config.params.as_mut() {
+                p.shard_number = cluster.get("shard_number").and_then(Value::as_u64).unwrap_or(1) as u32;
+                p.replication_factor =
+                    Some(cluster.get("replication_factor").and_then(Value::as_u64).unwrap_or(1) as u32);
+                p.write_consistency_factor =
+                    Some(cluster.get("write_consistency_factor").and_then(Value::as_u64).unwrap_or(1) as u32);
+            }
         }
         done(pb::GetCollectionInfoResponse { result: Some(info), time: elapsed(start) })
     }
@@ -867,7 +894,9 @@ impl Collections for Service {
         if let Some(d) = &req.optimizers_config {
             apply_optimizers_diff(&mut optimizers, d);
         }
-        let config = qe::EdgeConfig::builder()
+        #[allow(deprecated)]
+        let (on_disk, on_disk_payload) = (params.on_disk.unwrap_or(false), req.on_disk_payload.unwrap_or(false));
+        let mut config = qe::EdgeConfig::builder()
             .vector(
                 qe::DEFAULT_VECTOR_NAME,
                 qe::EdgeVectorParams::builder(params.size as usize, edge_distance(params.distance)?).build(),
@@ -875,6 +904,29 @@ impl Collections for Service {
             .hnsw_config(hnsw)
             .optimizers(optimizers)
             .build();
+        config.on_disk_payload = on_disk_payload;
+        if let Some(v) = config.vectors.get_mut(qe::DEFAULT_VECTOR_NAME) {
+            v.on_disk = Some(on_disk);
+        }
+        if let Some(q) = req.quantization_config.and_then(|q| q.quantization) {
+            let pb::quantization_config::Quantization::Scalar(sq) = q else {
+                return unimplemented("product, binary and turbo quantization");
+            };
+            if sq.r#type != pb::QuantizationType::Int8 as i32 {
+                return unimplemented("scalar quantization types other than int8");
+            }
+            config.quantization_config = Some(
+                serde_json::from_value(
+                    json!({ "scalar": { "type": "int8", "quantile": sq.quantile, "always_ram": true } }),
+                )
+                .map_err(|e| Status::invalid_argument(format!("Wrong input: quantization: {e}")))?,
+            );
+        }
+        let cluster = json!({
+            "shard_number": req.shard_number.unwrap_or(1),
+            "replication_factor": req.replication_factor.unwrap_or(1),
+            "write_consistency_factor": req.write_consistency_factor.unwrap_or(1),
+        });
 
         let engine = self.engine.clone();
         let created_name = name.clone();
@@ -890,6 +942,8 @@ impl Collections for Service {
             }
             std::fs::create_dir_all(&dir).map_err(|e| Status::internal(e.to_string()))?;
             let shard = qe::EdgeShard::new(&dir, config).map_err(op_err)?;
+            std::fs::write(dir.join("cluster.json"), cluster.to_string())
+                .map_err(|e| Status::internal(e.to_string()))?;
             colls.insert(name, Arc::new(Coll { dir, shard: RwLock::new(Some(shard)), metadata: Mutex::new(()) }));
             Ok(())
         })
