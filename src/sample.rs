@@ -232,6 +232,20 @@ pub fn write_sample(path: &Path, rows: u64, seed: u64) -> Result<SampleInfo> {
     write_sample_with(path, rows, seed, 0.0)
 }
 
+/// One row group's columns, in [`sample_schema`] order.
+type Columns<'a> = (
+    Vec<String>,
+    Vec<i64>,
+    Vec<&'a str>,
+    Vec<&'a str>,
+    Vec<&'a str>,
+    Vec<i32>,
+    Vec<i32>,
+    Vec<&'a str>,
+    Vec<i32>,
+    Vec<String>,
+);
+
 /// Sentences remembered per company for repeats.
 const REPEAT_POOL: usize = 4096;
 
@@ -268,18 +282,7 @@ pub fn write_sample_with(path: &Path, rows: u64, seed: u64, duplicate_rate: f64)
     let mut section = SECTIONS_10K[0];
     while written < rows {
         let n = (rows - written).min(10_000) as usize;
-        let mut cols: (
-            Vec<String>,
-            Vec<i64>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<i32>,
-            Vec<i32>,
-            Vec<&str>,
-            Vec<i32>,
-            Vec<String>,
-        ) = Default::default();
+        let mut cols: Columns = Default::default();
         for _ in 0..n {
             if left == 0 {
                 filings += 1;

@@ -215,18 +215,18 @@ pub fn points_of(
         .collect();
     let fmts = payload_cols.iter().map(|(i, _)| formatter(batch.column(*i).as_ref())).collect::<Result<Vec<_>>>()?;
     let mut out = Vec::with_capacity(batch.num_rows());
-    for r in 0..batch.num_rows() {
+    for (r, hash) in hashes.iter().enumerate() {
         let id = Uuid::parse_str(ids.value(r))
             .map_err(|e| VdbError::new(ErrorKind::Handoff, format!("bad point id {:?}: {e}", ids.value(r))))?;
         let mut payload = Map::new();
         payload.insert("text".into(), Value::String(texts.value(r).to_string()));
-        payload.insert(TEXT_KEY.into(), Value::String(vector_key(model_id, &hashes[r])));
+        payload.insert(TEXT_KEY.into(), Value::String(vector_key(model_id, hash)));
         for ((i, name), fmt) in payload_cols.iter().zip(&fmts) {
             if let Some(v) = json_value(batch.column(*i).as_ref(), r, fmt) {
                 payload.insert((*name).to_string(), v);
             }
         }
-        let vector = vectors.get(&hashes[r]).ok_or_else(|| VdbError::internal("vector gathered"))?.clone();
+        let vector = vectors.get(hash).ok_or_else(|| VdbError::internal("vector gathered"))?.clone();
         out.push(PointRecord { id, vector, payload });
     }
     Ok(out)

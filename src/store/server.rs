@@ -295,6 +295,34 @@ impl ServerStore {
         Ok(())
     }
 
+    /// Points by id with the payload `payload` selects and, if `vectors`, their vectors.
+    fn get_points(
+        &self,
+        collection: &str,
+        ids: &[Uuid],
+        payload: pb::WithPayloadSelector,
+        vectors: bool,
+    ) -> Result<Vec<pb::RetrievedPoint>> {
+        validate_collection_name(collection)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let req = pb::GetPoints {
+            collection_name: collection.to_string(),
+            ids: ids.iter().map(pb_id).collect(),
+            with_payload: Some(payload),
+            with_vectors: Some(pb::WithVectorsSelector {
+                selector_options: Some(pb::with_vectors_selector::SelectorOptions::Enable(vectors)),
+            }),
+            ..Default::default()
+        };
+        let resp = self.call("get_points", collection, |c| {
+            let req = req.clone();
+            async move { c.get_points(req).await }
+        })?;
+        Ok(resp.result)
+    }
+
     /// One page of a scroll: ids (and the payload `payload` selects), no vectors.
     fn scroll_page(
         &self,
@@ -865,22 +893,8 @@ impl VectorStore for ServerStore {
     }
 
     fn retrieve(&self, collection: &str, ids: &[Uuid]) -> Result<Vec<Hit>> {
-        validate_collection_name(collection)?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let req = pb::GetPoints {
-            collection_name: collection.to_string(),
-            ids: ids.iter().map(pb_id).collect(),
-            with_payload: Some(with_payload()),
-            ..Default::default()
-        };
-        let resp = self.call("get_points", collection, |c| {
-            let req = req.clone();
-            async move { c.get_points(req).await }
-        })?;
-        Ok(resp
-            .result
+        Ok(self
+            .get_points(collection, ids, with_payload(), false)?
             .into_iter()
             .map(|p| Hit { id: id_string(p.id), score: 0.0, payload: from_pb_payload(p.payload) })
             .collect())
@@ -926,27 +940,10 @@ impl VectorStore for ServerStore {
     }
 
     fn vectors(&self, collection: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<f32>>> {
-        validate_collection_name(collection)?;
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let req = pb::GetPoints {
-            collection_name: collection.to_string(),
-            ids: ids.iter().map(pb_id).collect(),
-            with_payload: Some(pb::WithPayloadSelector {
-                selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(false)),
-            }),
-            with_vectors: Some(pb::WithVectorsSelector {
-                selector_options: Some(pb::with_vectors_selector::SelectorOptions::Enable(true)),
-            }),
-            ..Default::default()
-        };
-        let resp = self.call("get_points", collection, |c| {
-            let req = req.clone();
-            async move { c.get_points(req).await }
-        })?;
-        Ok(resp
-            .result
+        let no_payload =
+            pb::WithPayloadSelector { selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(false)) };
+        Ok(self
+            .get_points(collection, ids, no_payload, true)?
             .into_iter()
             .filter_map(|p| {
                 let id = uuid_of(p.id)?;
@@ -1002,22 +999,8 @@ impl VectorStore for ServerStore {
     }
 
     fn existing(&self, collection: &str, ids: &[Uuid], field: &str) -> Result<HashMap<Uuid, Option<String>>> {
-        validate_collection_name(collection)?;
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let req = pb::GetPoints {
-            collection_name: collection.to_string(),
-            ids: ids.iter().map(pb_id).collect(),
-            with_payload: Some(only_field(field)),
-            ..Default::default()
-        };
-        let resp = self.call("get_points", collection, |c| {
-            let req = req.clone();
-            async move { c.get_points(req).await }
-        })?;
-        Ok(resp
-            .result
+        Ok(self
+            .get_points(collection, ids, only_field(field), false)?
             .into_iter()
             .filter_map(|mut p| {
                 let key = p.payload.remove(field).map(from_pb_value).and_then(|v| v.as_str().map(str::to_string));
