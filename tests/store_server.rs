@@ -334,3 +334,34 @@ fn collection_options_are_created_as_asked() {
     assert_eq!(s.ensure_collection(&sp, false).unwrap_err().kind, ErrorKind::InvalidConfig);
     server.stop();
 }
+
+/// The same store contract against a real Qdrant server a developer points it at:
+/// `VDB_TEST_QDRANT_URL=http://localhost:6334 [VDB_TEST_QDRANT_API_KEY=...] cargo test --test
+/// store_server real_qdrant -- --ignored`. Uses collections named `vdb_contract_*` (recreated).
+#[test]
+#[ignore = "opt-in: needs VDB_TEST_QDRANT_URL, a real Qdrant server"]
+fn real_qdrant_contract() {
+    let url = std::env::var("VDB_TEST_QDRANT_URL")
+        .unwrap_or_else(|_| panic!("set VDB_TEST_QDRANT_URL to a real Qdrant server's gRPC URL (http://host:6334)"));
+    let key = std::env::var("VDB_TEST_QDRANT_API_KEY").ok();
+    let s = ServerStore::connect(&url, key.as_deref()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut client = qdrant_client::Qdrant::from_url(&url).skip_compatibility_check();
+        if let Some(k) = &key {
+            client = client.api_key(k.clone());
+        }
+        let client = client.build().unwrap();
+        for name in ["vdb_contract_c1", "vdb_contract_c", "vdb_contract_bulk"] {
+            if client.collection_exists(name).await.unwrap() {
+                client.delete_collection(name).await.unwrap();
+            }
+        }
+    });
+    contract::ensure_and_mismatch(&s, "vdb_contract_c1");
+    contract::load_count_idempotent(&s, "vdb_contract_c");
+    contract::search_nearest(&s, "vdb_contract_c");
+    contract::filters(&s, "vdb_contract_c");
+    contract::retrieve(&s, "vdb_contract_c");
+    contract::bulk_mode(&s, "vdb_contract_bulk", 1_000, 32);
+}

@@ -940,8 +940,9 @@ impl VectorStore for ServerStore {
     }
 
     fn vectors(&self, collection: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<f32>>> {
-        let no_payload =
-            pb::WithPayloadSelector { selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(false)) };
+        let no_payload = pb::WithPayloadSelector {
+            selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(false)),
+        };
         Ok(self
             .get_points(collection, ids, no_payload, true)?
             .into_iter()
