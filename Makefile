@@ -11,7 +11,7 @@ TARGET  := $(or $(CARGO_TARGET_DIR),target)
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup develop run test test-rust test-python bench clean
+.PHONY: setup develop run test test-rust test-python lint bench clean
 
 $(VENV)/.deps: requirements-dev.txt requirements-model.txt
 	command -v uv >/dev/null || python3 -m pip install --quiet uv
@@ -40,6 +40,14 @@ test-python: setup
 	VDB_TEST_SERVER_BIN=$(abspath $(TARGET)/debug/examples/qdrant_test_server) $(PY) -m pytest -q
 
 test: $(VENV)/.deps test-rust test-python
+
+# The lint gate CI runs before the tests: one format for Rust (rustfmt.toml) and Python (ruff),
+# clippy and ruff without warnings.
+lint: $(VENV)/.deps
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	$(VENV)/bin/ruff format --check python dags tests bench
+	$(VENV)/bin/ruff check python dags tests bench
 
 bench: setup
 	$(PY) bench/embed_bench.py

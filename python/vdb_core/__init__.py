@@ -13,12 +13,13 @@ or all of them in one call: ``ingest``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypedDict, Union
 
 import numpy as np
 
@@ -65,6 +66,8 @@ __all__ = [
     "search_vector",
     "retrieve",
     "count",
+    "Store",
+    "Hit",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -452,6 +455,120 @@ def _filter(filters: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None) -> 
     return json.dumps(list(filters))
 
 
+class Hit(TypedDict):
+    """One search (or retrieve) result."""
+
+    id: str
+    """The point id (a UUID string)."""
+    score: float
+    """Cosine similarity to the query (0 for retrieve)."""
+    payload: dict[str, Any]
+    """The point's payload: ``text``, the mapped payload columns, ``_vdb_text`` (the vector key)."""
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_embedder(model_dir: str | None, threads: int | None, precision: str | None) -> Embedder:
+    # Loading and checksumming the model takes a second or two: the shortcuts share one per setting.
+    return Embedder(model_dir, threads=threads, precision=precision)
+
+
+class Store:
+    """A Qdrant store opened once and kept: the server's client (``qdrant_url``, gRPC), or the
+    embedded engine (``store_path``), with the model loaded on first text search. Use it as a
+    context manager, or call :meth:`close`.
+
+    >>> with vdb_core.Store(store_path=".vdb/qdrant") as store:
+    ...     store.count("sec_filings")
+    ...     store.search("supply chain risk", "sec_filings", limit=3)
+
+    The embedded store holds each collection's file lock from its first use until :meth:`close`
+    (or :meth:`release`), so other processes (Airflow tasks) wait for it meanwhile: close a handle
+    you keep open in a notebook before running a DAG on the same embedded store. A server store
+    holds no lock.
+    """
+
+    def __init__(
+        self,
+        target: Target | None = None,
+        *,
+        qdrant_url: str | None = None,
+        api_key: str | None = None,
+        store_path: PathLike | None = None,
+        embedder: Embedder | None = None,
+        collection: str | None = None,
+    ) -> None:
+        if target is None:
+            target = store_target(qdrant_url=qdrant_url, api_key=api_key, store_path=store_path)
+        self.target: dict[str, Any] = dict(target)
+        self._native = _native.NativeStore(json.dumps(self.target))
+        self._embedder = embedder
+        self.collection: str = _or_setting(collection, "collection")
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<vdb_core.Store {self._native.describe() if not self.closed else 'closed'}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    @property
+    def embedder(self) -> Embedder:
+        """The model for text queries (the default one, loaded on first use, unless given)."""
+        if self._embedder is None:
+            st = resolved_settings()
+            self._embedder = _shared_embedder(default_model_dir(), st["threads"], st["precision"])
+        return self._embedder
+
+    def collections(self) -> list[str]:
+        return self._native.collections()
+
+    def count(self, collection: str | None = None) -> int:
+        """Exact number of points."""
+        return self._native.count(collection or self.collection)
+
+    def search(
+        self,
+        query: str | Sequence[float],
+        collection: str | None = None,
+        *,
+        limit: int = 10,
+        filters: Mapping[str, Any] | None = None,
+        hnsw_ef: int | None = None,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """Nearest points to a query text (embedded with the store's model) or vector, best first.
+        ``filters``: Qdrant's filter JSON, or the short ``{"field": value, "num": {"gte": 1}}``."""
+        c = collection or self.collection
+        f, p = _filter(filters), _search_params(hnsw_ef, exact)
+        if isinstance(query, str):
+            raw = self._native.search_text(c, query, self.embedder._native, limit, f, p)
+        else:
+            raw = self._native.search_vector(c, [float(x) for x in query], limit, f, p)
+        return json.loads(raw)
+
+    def retrieve(self, ids: Sequence[str], collection: str | None = None) -> list[Hit]:
+        """Points by id (missing ids are absent)."""
+        return json.loads(self._native.retrieve(collection or self.collection, list(ids)))
+
+    def release(self, collection: str | None = None) -> None:
+        """Let go of the embedded store's file lock on a collection until the next call."""
+        self._native.release(collection or self.collection)
+
+    def close(self) -> None:
+        """Close the store (the embedded store flushes and releases its locks). Idempotent."""
+        self._native.close()
+
+
+def _search_params(hnsw_ef: int | None, exact: bool) -> str:
+    return json.dumps({"hnsw_ef": hnsw_ef, "exact": bool(exact)})
+
+
 def search(
     query: str,
     collection: str | None = None,
@@ -462,26 +579,11 @@ def search(
     filters: Mapping[str, Any] | None = None,
     hnsw_ef: int | None = None,
     exact: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[Hit]:
     """Nearest sentences to ``query`` (embedded with the same model): ``[{id, score, payload}]``.
-    ``filters``: see :func:`_filter` (Qdrant's filter JSON works as is); ``hnsw_ef`` and ``exact``
-    are Qdrant's search parameters (accuracy vs speed; exact = brute force)."""
-    emb = embedder if embedder is not None else Embedder()
-    return json.loads(
-        _native.search(
-            _target(target),
-            _or_setting(collection, "collection"),
-            query,
-            emb._native,
-            limit,
-            _filter(filters),
-            _search_params(hnsw_ef, exact),
-        )
-    )
-
-
-def _search_params(hnsw_ef: int | None, exact: bool) -> str:
-    return json.dumps({"hnsw_ef": hnsw_ef, "exact": bool(exact)})
+    A shortcut that opens a :class:`Store` for this one call; keep a ``Store`` for many queries."""
+    with Store(target if target is not None else store_target(), embedder=embedder) as s:
+        return s.search(query, collection, limit=limit, filters=filters, hnsw_ef=hnsw_ef, exact=exact)
 
 
 def search_vector(
@@ -493,26 +595,19 @@ def search_vector(
     filters: Mapping[str, Any] | None = None,
     hnsw_ef: int | None = None,
     exact: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[Hit]:
     """Nearest points to ``vector``; options as in :func:`search`."""
-    return json.loads(
-        _native.search_vector(
-            _target(target),
-            _or_setting(collection, "collection"),
-            [float(x) for x in vector],
-            limit,
-            _filter(filters),
-            _search_params(hnsw_ef, exact),
-        )
-    )
+    with Store(target if target is not None else store_target()) as s:
+        return s.search(list(vector), collection, limit=limit, filters=filters, hnsw_ef=hnsw_ef, exact=exact)
 
 
-def retrieve(
-    ids: Sequence[str], collection: str | None = None, *, target: Target | None = None
-) -> list[dict[str, Any]]:
-    return json.loads(_native.retrieve(_target(target), _or_setting(collection, "collection"), list(ids)))
+def retrieve(ids: Sequence[str], collection: str | None = None, *, target: Target | None = None) -> list[Hit]:
+    """Points by id (missing ids are absent)."""
+    with Store(target if target is not None else store_target()) as s:
+        return s.retrieve(ids, collection)
 
 
 def count(collection: str | None = None, *, target: Target | None = None) -> int:
     """Exact number of points in the collection."""
-    return _native.count(_target(target), _or_setting(collection, "collection"))
+    with Store(target if target is not None else store_target()) as s:
+        return s.count(collection)

@@ -19,6 +19,8 @@ use crate::source::ColumnMapping;
 use crate::store::{self, Condition, LoadOptions, StoreTarget};
 
 /// The Python exception hierarchy (module `vdb_core._native`, re-exported by `vdb_core`).
+mod store_handle;
+
 mod exceptions {
     use pyo3::exceptions::PyException;
     pyo3::create_exception!(
@@ -466,11 +468,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     // The core's `log` records go to Python's `logging` (logger names follow the Rust module path:
     // `vdb_core.store.server`, ...), and so into Airflow task logs. Only this crate's records at
-    // debug and above, and warnings of dependencies, cross over (each record takes the GIL). Levels
-    // are looked up live, so a logging configuration set after the import still applies.
+    // debug and above, and warnings of dependencies, cross over (each record takes the GIL); the
+    // embedded engine's internal notices ("Feature flags not initialized!" on every shard load)
+    // only when they are errors. Levels are looked up live, so a logging configuration set after
+    // the import still applies.
     let _ = pyo3_log::Logger::new(py, pyo3_log::Caching::Loggers)?
         .filter(log::LevelFilter::Warn)
         .filter_target("vdb_core".to_string(), log::LevelFilter::Debug)
+        .filter_target("qdrant_edge".to_string(), log::LevelFilter::Error)
         .install();
     m.add("__version__", crate::VERSION)?;
     m.add("VdbError", py.get_type::<exceptions::VdbError>())?;
@@ -480,6 +485,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StoreError", py.get_type::<StoreError>())?;
     m.add("HandoffError", py.get_type::<HandoffError>())?;
     m.add_class::<NativeEmbedder>()?;
+    m.add_class::<store_handle::NativeStore>()?;
     m.add_function(wrap_pyfunction!(settings_json, m)?)?;
     m.add_function(wrap_pyfunction!(resolved_settings_json, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_target, m)?)?;

@@ -518,6 +518,17 @@ impl VectorStore for EmbeddedStore {
         Ok(outcome)
     }
 
+    fn collections(&self) -> Result<Vec<String>> {
+        let entries = fs::read_dir(&self.root).map_err(|e| VdbError::io(&self.root, "cannot list", e))?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| validate_collection_name(n).is_ok() && self.collection_exists(n).unwrap_or(false))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn collection_exists(&self, collection: &str) -> Result<bool> {
         validate_collection_name(collection)?;
         let handle = self.handles.lock().get(collection).cloned();

@@ -234,6 +234,9 @@ pub trait VectorStore: Send + Sync {
     /// Whether the collection exists.
     fn collection_exists(&self, collection: &str) -> Result<bool>;
 
+    /// Names of the collections, sorted.
+    fn collections(&self) -> Result<Vec<String>>;
+
     /// Upsert points (idempotent: same id overwrites). Splits into `opts.batch_size` requests,
     /// retries transient failures, and returns the number of points written.
     fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions) -> Result<u64>;

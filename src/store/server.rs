@@ -701,6 +701,13 @@ impl VectorStore for ServerStore {
         Ok(outcome)
     }
 
+    fn collections(&self) -> Result<Vec<String>> {
+        let resp = self.call("list_collections", "*", |c| async move { c.list_collections().await })?;
+        let mut names: Vec<String> = resp.collections.into_iter().map(|c| c.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn collection_exists(&self, collection: &str) -> Result<bool> {
         validate_collection_name(collection)?;
         self.call("collection_exists", collection, |c| {

@@ -20,6 +20,7 @@ pub fn ensure_and_mismatch(store: &dyn VectorStore, name: &str) {
     assert!(!store.collection_exists(name).unwrap());
     assert_eq!(store.ensure_collection(&spec(name, DIM), false).unwrap(), EnsureOutcome::Created);
     assert!(store.collection_exists(name).unwrap());
+    assert!(store.collections().unwrap().contains(&name.to_string()));
     assert_eq!(store.ensure_collection(&spec(name, DIM), false).unwrap(), EnsureOutcome::Existed);
     assert_eq!(store.upsert(name, points(0..10, DIM), &opts()).unwrap(), 10);
 

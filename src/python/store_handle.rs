@@ -1,0 +1,117 @@
+//! `NativeStore`: one opened store (Qdrant server client, or the embedded engine with its open
+//! collections), kept for many calls. Translation only: every method is one `VectorStore` call.
+
+use parking_lot::RwLock;
+use pyo3::prelude::*;
+
+use super::{json, parse, to_py, work, NativeEmbedder};
+use crate::error::{ErrorKind, VdbError};
+use crate::pipeline;
+use crate::store::{self, Condition, SearchParams, StoreTarget, VectorStore};
+
+#[pyclass(frozen, name = "NativeStore", module = "vdb_core._native")]
+pub struct NativeStore {
+    /// `None` once closed.
+    inner: RwLock<Option<Box<dyn VectorStore>>>,
+}
+
+impl NativeStore {
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&dyn VectorStore) -> crate::Result<T> + Send,
+    ) -> PyResult<T> {
+        let guard = self.inner.read();
+        let store =
+            guard.as_deref().ok_or_else(|| to_py(VdbError::new(ErrorKind::InvalidConfig, "this Store is closed")))?;
+        work(py, || f(store))
+    }
+}
+
+#[pymethods]
+impl NativeStore {
+    /// Opens the store a target (JSON from `vdb_core.store_target`) names.
+    #[new]
+    fn new(py: Python<'_>, target: String) -> PyResult<Self> {
+        let t: StoreTarget = parse("store target", &target)?;
+        let inner = work(py, || store::open(&t))?;
+        Ok(NativeStore { inner: RwLock::new(Some(inner)) })
+    }
+
+    fn describe(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |s| Ok(s.describe()))
+    }
+
+    fn collections(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.with(py, |s| s.collections())
+    }
+
+    fn count(&self, py: Python<'_>, collection: String) -> PyResult<u64> {
+        self.with(py, |s| s.count(&collection))
+    }
+
+    #[pyo3(signature = (collection, vector, limit, filter="[]".to_string(), params="{}".to_string()))]
+    fn search_vector(
+        &self,
+        py: Python<'_>,
+        collection: String,
+        vector: Vec<f32>,
+        limit: usize,
+        filter: String,
+        params: String,
+    ) -> PyResult<String> {
+        let f: Vec<Condition> = parse("filter", &filter)?;
+        let p: SearchParams = parse("search parameters", &params)?;
+        json(&self.with(py, |s| s.search_with(&collection, &vector, limit, &f, &p))?)
+    }
+
+    #[pyo3(signature = (collection, query, embedder, limit, filter="[]".to_string(), params="{}".to_string()))]
+    #[allow(clippy::too_many_arguments)]
+    fn search_text(
+        &self,
+        py: Python<'_>,
+        collection: String,
+        query: String,
+        embedder: &NativeEmbedder,
+        limit: usize,
+        filter: String,
+        params: String,
+    ) -> PyResult<String> {
+        let f: Vec<Condition> = parse("filter", &filter)?;
+        let p: SearchParams = parse("search parameters", &params)?;
+        let e = embedder.inner.as_ref();
+        json(&self.with(py, |s| pipeline::search_text(e, s, &collection, &query, limit, &f, &p))?)
+    }
+
+    fn retrieve(&self, py: Python<'_>, collection: String, ids: Vec<String>) -> PyResult<String> {
+        let ids = ids
+            .iter()
+            .map(|s| {
+                uuid::Uuid::parse_str(s)
+                    .map_err(|e| VdbError::new(ErrorKind::InvalidConfig, format!("bad point id {s:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(to_py)?;
+        json(&self.with(py, |s| s.retrieve(&collection, &ids))?)
+    }
+
+    /// Gives back what the store holds for `collection` (the embedded store's file lock) until
+    /// its next use.
+    fn release(&self, py: Python<'_>, collection: String) -> PyResult<()> {
+        self.with(py, |s| {
+            s.release(&collection);
+            Ok(())
+        })
+    }
+
+    /// Closes the store (the embedded store flushes and lets go of its file locks). Idempotent.
+    fn close(&self, py: Python<'_>) {
+        let store = self.inner.write().take();
+        py.detach(|| drop(store));
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.read().is_none()
+    }
+}
