@@ -692,7 +692,8 @@ impl VectorStore for ServerStore {
         };
         if let Err(e) = self.create(spec) {
             // Another process (a parallel mapped task) may have created it in the meantime.
-            if e.kind == ErrorKind::Store && e.message.contains("already exists") {
+            // (Decided by asking the server again, not by the error's wording.)
+            if e.kind == ErrorKind::Store && self.collection_exists(&spec.name)? {
                 return self.ensure_collection(spec, false);
             }
             return Err(e);
