@@ -221,7 +221,7 @@ fn tile_product(
     assert!(b.len() >= groups * NR * KG);
     #[cfg(target_arch = "x86_64")]
     if kernel == Kernel::Amx {
-        assert!(groups * KG % AMX_K == 0 && lda * 2 <= u16::MAX as usize);
+        assert!((groups * KG).is_multiple_of(AMX_K));
         // SAFETY: as for the AVX512-BF16 kernel below; the AMX kernel reads `groups * 2` (a
         // multiple of 32) values of each of the mr rows of `a` and all of `b`, and reads and
         // writes mr rows of `tile`; `amx_usable` (checked by `linear`) got the tile permission.

@@ -147,7 +147,8 @@ pub fn linear_gflops(
         .num_threads(threads)
         .build()
         .map_err(|e| VdbError::internal(format!("cannot start {threads} threads: {e}")))?;
-    let run: Box<dyn Fn(&mut [f32]) + Sync> = match precision {
+    type Product<'a> = Box<dyn Fn(&mut [f32]) + Sync + 'a>;
+    let run: Product = match precision {
         Precision::Float32 => Box::new(|y: &mut [f32]| f32_gemm(y, false, &x, &w, out, threads)),
         Precision::Int8 => {
             let q = quant::QuantLinear::new(&w, out, inp, quant::Kernel::detect());
