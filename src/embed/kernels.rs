@@ -310,7 +310,7 @@ mod tests {
     /// every variant gives the same bits; variants the CPU lacks are skipped, saying so.
     #[test]
     fn every_isa_variant_gives_identical_results() {
-        let fill = |n: usize, k: f32| -> Vec<f32> { (0..n).map(|i| ((i as f32 * k).sin() * 4.0)).collect() };
+        let fill = |n: usize, k: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * k).sin() * 4.0).collect() };
         let (rows, width) = (5, 77);
         let (bias, gamma) = (fill(width, 0.3), fill(width, 0.7));
         let run = |isa: Isa| {
