@@ -12,8 +12,10 @@
 //! 4. `h = GELU(x Wi^T + b)` — bias and GELU in one pass;
 //! 5. `x = LN(x + b + h Wd^T)`.
 //!
-//! GEMMs use the `gemm` crate (what candle's CPU matmul calls) directly on the weights as stored
-//! (`[out, in]`, read transposed through strides) and run on the current rayon pool.
+//! GEMMs use the `gemm` crate (what candle's CPU matmul calls; its AVX-512 kernels where the CPU
+//! has AVX-512F) directly on the weights as stored (`[out, in]`, read transposed through strides)
+//! and run on the current rayon pool. In the opt-in precisions the linear layers run on
+//! [`quant`] (int8) or [`bf16`] kernels instead; attention stays float32.
 
 use rayon::prelude::*;
 

@@ -157,7 +157,8 @@ impl CandleEmbedder {
         }
     }
 
-    /// The bf16 kernel of the bf16 mode on this CPU (`avx512-bf16`, `scalar` when pinned).
+    /// The bf16 kernel of the bf16 mode on this CPU (`amx-bf16`, `avx512-bf16`; `scalar` when
+    /// pinned).
     pub fn bf16_kernel(&self) -> Option<&'static str> {
         match &self.engine {
             Engine::Fused { bert, .. } => bert.bf16_kernel().map(|k| k.name()),

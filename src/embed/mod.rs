@@ -36,9 +36,10 @@ pub enum Precision {
     /// token, AVX-512 VNNI or AVX2 integer kernels): about twice as fast, cosine to the float32
     /// vectors >= 0.99. Opt-in; a run records it in its model id, so the two never mix.
     Int8,
-    /// Bfloat16 linear layers with float32 accumulation (AVX512-BF16 `vdpbf16ps`, AMX `tdpbf16ps`): cosine to the
-    /// float32 vectors >= 0.9999. Opt-in; recorded in the model id. A CPU without bf16
-    /// instructions refuses it (an error, never a silent fallback).
+    /// Bfloat16 linear layers with float32 accumulation (AVX512-BF16 `vdpbf16ps`; AMX
+    /// `tdpbf16ps` where present, not yet run on such a CPU): cosine to the float32 vectors
+    /// >= 0.9999. Opt-in; recorded in the model id. A CPU without bf16 instructions refuses it
+    /// (an error, never a silent fallback).
     Bf16,
 }
 
@@ -98,7 +99,7 @@ pub trait Embedder: Send + Sync {
         cpu::Kernels {
             f32_gemm: cpu::f32_gemm_isa(),
             int8: (self.precision() == Precision::Int8).then(|| quant::Kernel::detect().name()),
-            bf16: (self.precision() == Precision::Bf16).then(|| bf16::Kernel::detect().map_or("none", |k| k.name())),
+            bf16: bf16::Kernel::detect().filter(|_| self.precision() == Precision::Bf16).map(bf16::Kernel::name),
         }
     }
     /// Tokens per text after truncation, special tokens included (what the forward pass sees).
