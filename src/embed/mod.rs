@@ -37,9 +37,9 @@ pub enum Precision {
     /// vectors >= 0.99. Opt-in; a run records it in its model id, so the two never mix.
     Int8,
     /// Bfloat16 linear layers with float32 accumulation (AVX512-BF16 `vdpbf16ps`; AMX
-    /// `tdpbf16ps` where present, not yet run on such a CPU): cosine to the float32 vectors
-    /// >= 0.9999. Opt-in; recorded in the model id. A CPU without bf16 instructions refuses it
-    /// (an error, never a silent fallback).
+    /// `tdpbf16ps` where present, not yet run on such a CPU): cosine to the float32 vectors at
+    /// least 0.9999. Opt-in; recorded in the model id. A CPU without bf16 instructions refuses
+    /// it (an error, never a silent fallback).
     Bf16,
 }
 
