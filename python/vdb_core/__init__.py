@@ -159,7 +159,7 @@ class Embedder:
     def kernels(self) -> dict[str, str | None]:
         """The kernels the matrix products run on here: ``f32_gemm`` (``"avx512f"``,
         ``"avx2-fma"`` or ``"scalar"``; attention, and the linear layers in float32), ``int8``
-        (``"avx512-vnni"``, ``"avx2"``, ``"scalar"``; None unless int8) and ``bf16``
+        (``"amx-int8"``, ``"avx512-vnni"``, ``"avx2"``, ``"scalar"``; None unless int8) and ``bf16``
         (``"amx-bf16"`` or ``"avx512-bf16"``; None unless bf16)."""
         return json.loads(self._native.kernels_json)
 

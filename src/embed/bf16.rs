@@ -49,7 +49,7 @@ impl Kernel {
     pub fn detect() -> Option<Kernel> {
         #[cfg(target_arch = "x86_64")]
         {
-            if x86::amx_usable() {
+            if crate::embed::amx::usable(crate::embed::amx::Feature::Bf16) {
                 return Some(Kernel::Amx);
             }
             if std::is_x86_feature_detected!("avx512bf16") && std::is_x86_feature_detected!("avx512f") {
@@ -64,7 +64,7 @@ impl Kernel {
         match self {
             Kernel::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Amx => x86::amx_usable(),
+            Kernel::Amx => crate::embed::amx::usable(crate::embed::amx::Feature::Bf16),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512Bf16 => {
                 std::is_x86_feature_detected!("avx512bf16") && std::is_x86_feature_detected!("avx512f")
@@ -224,7 +224,7 @@ fn tile_product(
         assert!((groups * KG).is_multiple_of(AMX_K));
         // SAFETY: as for the AVX512-BF16 kernel below; the AMX kernel reads `groups * 2` (a
         // multiple of 32) values of each of the mr rows of `a` and all of `b`, and reads and
-        // writes mr rows of `tile`; `amx_usable` (checked by `linear`) got the tile permission.
+        // writes mr rows of `tile`; `amx::usable` (checked by `linear`) got the tile permission.
         unsafe {
             return x86::tile_amx(a.as_ptr(), lda, mr, b.as_ptr(), groups, tile.as_mut_ptr() as *mut f32);
         }
@@ -278,78 +278,15 @@ fn tile_scalar(a: &[u16], lda: usize, mr: usize, b: &[u16], groups: usize, tile:
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{AMX_K, KG, NR};
+    use crate::embed::amx::TileConfig;
     use std::arch::x86_64::*;
-    use std::sync::OnceLock;
-
-    /// The CPU has AMX-BF16 (CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE) and Linux gave
-    /// this process the tile data state (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`,
-    /// asked once per process: without it the first tile instruction raises SIGILL).
-    pub fn amx_usable() -> bool {
-        static USABLE: OnceLock<bool> = OnceLock::new();
-        *USABLE.get_or_init(|| {
-            let edx = if __cpuid(0).eax >= 7 { __cpuid_count(7, 0).edx } else { 0 };
-            if edx & (1 << 22) == 0 || edx & (1 << 24) == 0 {
-                return false;
-            }
-            request_tile_state()
-        })
-    }
-
-    #[cfg(target_os = "linux")]
-    fn request_tile_state() -> bool {
-        const SYS_ARCH_PRCTL: usize = 158;
-        const ARCH_REQ_XCOMP_PERM: usize = 0x1023;
-        const XFEATURE_XTILEDATA: usize = 18;
-        let ret: isize;
-        // SAFETY: the arch_prctl system call with an integer request; it only changes this
-        // process's permitted extended states (it fails harmlessly where unsupported).
-        unsafe {
-            std::arch::asm!(
-                "syscall",
-                inlateout("rax") SYS_ARCH_PRCTL as isize => ret,
-                in("rdi") ARCH_REQ_XCOMP_PERM,
-                in("rsi") XFEATURE_XTILEDATA,
-                lateout("rcx") _,
-                lateout("r11") _,
-                options(nostack),
-            );
-        }
-        ret == 0
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn request_tile_state() -> bool {
-        false
-    }
-
-    /// `ldtilecfg`'s 64-byte operand (palette 1).
-    #[repr(C, align(64))]
-    struct TileConfig {
-        palette: u8,
-        start_row: u8,
-        reserved: [u8; 14],
-        colsb: [u16; 16],
-        rows: [u8; 16],
-        reserved2: [u8; 16],
-    }
 
     /// `mr` (<= 16) rows x 32 channels on AMX: C tiles tmm0/tmm1 (channels 0-15 / 16-31, read
     /// from and written back to `t`, rows of 32 floats), A tile tmm2 (mr rows x 32 inputs), B
     /// tiles tmm3/tmm4 (16 input pairs x 16 channels: exactly the packed panel's layout, rows
     /// 128 bytes apart). UNVERIFIED: never run (no AMX CPU was available when it was written).
     pub unsafe fn tile_amx(a: *const u16, lda: usize, mr: usize, b: *const u16, groups: usize, t: *mut f32) {
-        let mut cfg = TileConfig {
-            palette: 1,
-            start_row: 0,
-            reserved: [0; 14],
-            colsb: [0; 16],
-            rows: [0; 16],
-            reserved2: [0; 16],
-        };
-        for (i, rows) in [mr, mr, mr, 16, 16].into_iter().enumerate() {
-            cfg.colsb[i] = 64;
-            cfg.rows[i] = rows as u8;
-        }
+        let cfg = TileConfig::new(&[mr, mr, mr, 16, 16]);
         let (c_stride, a_stride, b_stride) = (NR * 4, lda * 2, NR * KG * 2);
         let (t0, t1) = (t, t.wrapping_add(16));
         // SAFETY (all blocks): the caller bounds `a` (mr rows of lda values, groups * 2 read

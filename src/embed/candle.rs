@@ -149,7 +149,7 @@ impl CandleEmbedder {
         self.threads
     }
 
-    /// The integer kernel of the int8 mode on this CPU (`avx512-vnni`, `avx2`, `scalar`).
+    /// The integer kernel of the int8 mode on this CPU (`amx-int8`, `avx512-vnni`, `avx2`, `scalar`).
     pub fn int8_kernel(&self) -> Option<&'static str> {
         match &self.engine {
             Engine::Fused { bert, .. } => bert.int8_kernel().map(|k| k.name()),

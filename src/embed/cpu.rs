@@ -194,7 +194,11 @@ mod tests {
             None => assert!(!has("avx512_bf16")),
         }
         assert_eq!(info.f32_gemm == "avx512f", has("avx512f"));
-        assert_eq!(info.int8 == "avx512-vnni", has("avx512_vnni") && has("avx512vl"));
+        match info.int8 {
+            "amx-int8" => assert!(has("amx_int8") && has("amx_tile")),
+            "avx512-vnni" => assert!(has("avx512_vnni") && has("avx512vl")),
+            _ => assert!(!(has("avx512_vnni") && has("avx512vl"))),
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 use crate::error::Result;
 
+mod amx;
 mod bert;
 mod bf16;
 pub use self::bf16::Kernel as Bf16Kernel;

@@ -9,6 +9,10 @@
 //!   [`OUTLIER`], their product with the float32 weights.
 //!
 //! Kernels, picked at runtime ([`Kernel::detect`]):
+//! - [`Kernel::Amx`] (AMX-INT8 `tdpbusd` on 16-row tiles, 64 inputs per step), where the CPU
+//!   has AMX and Linux grants the tile state. **Unverified**: written without an AMX CPU; its
+//!   test (exact equality with the VNNI kernel, same weights) runs where AMX exists and says SKIP
+//!   elsewhere.
 //! - [`Kernel::Vnni`] (AVX-512 VNNI, `vpdpbusd` on 512-bit registers, 12 rows x 32 channels per
 //!   register tile): `u8 x i8` products summed four at a time straight into `i32`; weights use
 //!   all 8 bits (`wmax = 127`).
@@ -30,6 +34,10 @@ const KG: usize = 4;
 /// Rows of one register tile (VNNI; the AVX2 kernel uses at most [`MR_AVX2`]).
 const MR: usize = 12;
 const MR_AVX2: usize = 4;
+/// Rows of the AMX kernel's tiles and of the tile buffer (>= [`MR`]).
+const TILE_ROWS: usize = 16;
+/// Inputs per AMX step (one 64-byte tile row of `u8`).
+const AMX_K: usize = 64;
 /// Rows quantised and multiplied by one parallel task.
 const ROWS_PER_TASK: usize = 48;
 /// Inputs beyond `±OUTLIER` (BERT's few "massive" activations, mostly on `[CLS]`/`[SEP]`) are
@@ -41,6 +49,7 @@ const OUTLIER: f32 = 6.0;
 /// Which integer kernel runs the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
+    Amx,
     Vnni,
     Avx2,
     Scalar,
@@ -51,6 +60,9 @@ impl Kernel {
     pub fn detect() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
+            if super::amx::usable(super::amx::Feature::Int8) {
+                return Kernel::Amx;
+            }
             if std::is_x86_feature_detected!("avx512vnni")
                 && std::is_x86_feature_detected!("avx512vl")
                 && std::is_x86_feature_detected!("avx512f")
@@ -67,23 +79,35 @@ impl Kernel {
 
     /// Whether this CPU can run the kernel.
     pub fn supported(self) -> bool {
-        match (self, Kernel::detect()) {
-            (Kernel::Scalar, _) => true,
-            (Kernel::Avx2, k) => k != Kernel::Scalar,
-            (Kernel::Vnni, k) => k == Kernel::Vnni,
+        #[cfg(target_arch = "x86_64")]
+        let (vnni, avx2) = (
+            std::is_x86_feature_detected!("avx512vnni")
+                && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx2"),
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+        );
+        #[cfg(not(target_arch = "x86_64"))]
+        let (vnni, avx2) = (false, false);
+        match self {
+            Kernel::Scalar => true,
+            Kernel::Avx2 => avx2,
+            Kernel::Vnni => vnni,
+            Kernel::Amx => super::amx::usable(super::amx::Feature::Int8),
         }
     }
 
     /// Largest quantised weight magnitude (see the module docs).
     pub fn weight_max(self) -> f32 {
         match self {
-            Kernel::Vnni => 127.0,
+            Kernel::Amx | Kernel::Vnni => 127.0,
             Kernel::Avx2 | Kernel::Scalar => 63.0,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            Kernel::Amx => "amx-int8",
             Kernel::Vnni => "avx512-vnni",
             Kernel::Avx2 => "avx2",
             Kernel::Scalar => "scalar",
@@ -99,7 +123,7 @@ pub struct QuantLinear {
     col_sum: Vec<i32>,
     pub out: usize,
     pub inp: usize,
-    /// `inp` rounded up to a multiple of 4.
+    /// `inp` rounded up to a multiple of 4 ([`AMX_K`] for the AMX kernel).
     k_pad: usize,
     /// The kernel the weights were quantised for.
     kernel: Kernel,
@@ -112,7 +136,8 @@ impl QuantLinear {
     pub fn new(weight: &[f32], out: usize, inp: usize, kernel: Kernel) -> QuantLinear {
         let wmax = kernel.weight_max();
         assert_eq!(weight.len(), out * inp);
-        let k_pad = inp.div_ceil(KG) * KG;
+        let step = if kernel == Kernel::Amx { AMX_K } else { KG };
+        let k_pad = inp.div_ceil(step) * step;
         let panels = out.div_ceil(NR);
         let groups = k_pad / KG;
         let mut packed = vec![0i8; panels * NR * k_pad];
@@ -244,8 +269,12 @@ super::kernels::dispatch! {
     pub fn block(dst: &mut [f32], accumulate: bool, buf: &RowBuf, l: &QuantLinear, kernel: Kernel) {
         let rows = buf.scale.len();
         let groups = l.k_pad / KG;
-        let mr_max = if kernel == Kernel::Vnni { MR } else { MR_AVX2 };
-        let mut tile = [[0i32; NR]; MR];
+        let mr_max = match kernel {
+            Kernel::Amx => TILE_ROWS,
+            Kernel::Vnni => MR,
+            _ => MR_AVX2,
+        };
+        let mut tile = [[0i32; NR]; TILE_ROWS];
         for panel in 0..l.out.div_ceil(NR) {
             let b = &l.packed[panel * groups * NR * KG..(panel + 1) * groups * NR * KG];
             let c0 = panel * NR;
@@ -279,8 +308,17 @@ super::kernels::dispatch! {
 
 /// `tile[i][c] = Σ_k a[i][k] * b[k][c]` for `mr` rows of `a` (row stride `lda`) and one packed
 /// panel `b` of `groups` groups.
-fn tile_product(kernel: Kernel, a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut [[i32; NR]; MR]) {
-    assert!((1..=MR).contains(&mr) && a.len() >= mr * lda && lda >= groups * KG);
+fn tile_product(
+    kernel: Kernel,
+    a: &[u8],
+    lda: usize,
+    mr: usize,
+    b: &[i8],
+    groups: usize,
+    tile: &mut [[i32; NR]; TILE_ROWS],
+) {
+    let mr_max = if kernel == Kernel::Amx { TILE_ROWS } else { MR };
+    assert!((1..=mr_max).contains(&mr) && a.len() >= mr * lda && lda >= groups * KG);
     assert!(b.len() >= groups * NR * KG);
     #[cfg(target_arch = "x86_64")]
     {
@@ -290,6 +328,10 @@ fn tile_product(kernel: Kernel, a: &[u8], lda: usize, mr: usize, b: &[i8], group
         // checked by `linear` and the test helpers before any kernel runs.
         unsafe {
             match kernel {
+                Kernel::Amx => {
+                    assert!((groups * KG).is_multiple_of(AMX_K));
+                    return x86::tile_amx(a, lda, mr, b, groups, out);
+                }
                 Kernel::Vnni => {
                     return match mr {
                         1 => x86::tile_vnni::<1>(a, lda, b, groups, out),
@@ -321,7 +363,7 @@ fn tile_product(kernel: Kernel, a: &[u8], lda: usize, mr: usize, b: &[i8], group
     tile_scalar(a, lda, mr, b, groups, tile);
 }
 
-fn tile_scalar(a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut [[i32; NR]; MR]) {
+fn tile_scalar(a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut [[i32; NR]; TILE_ROWS]) {
     for (i, acc) in tile[..mr].iter_mut().enumerate() {
         acc.fill(0);
         let row = &a[i * lda..];
@@ -339,8 +381,47 @@ fn tile_scalar(a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{KG, NR};
+    use super::{AMX_K, KG, NR};
+    use crate::embed::amx::TileConfig;
     use std::arch::x86_64::*;
+
+    /// `mr` (<= 16) rows x 32 channels on AMX: C tiles tmm0/tmm1 (channels 0-15 / 16-31, `i32`,
+    /// zeroed, stored to `out` rows of 32), A tile tmm2 (mr rows x 64 `u8` inputs), B tiles
+    /// tmm3/tmm4 (16 groups of 4 inputs x 16 channels: exactly the packed panel's layout, rows
+    /// 128 bytes apart). UNVERIFIED: never run (no AMX CPU was available when it was written).
+    pub unsafe fn tile_amx(a: *const u8, lda: usize, mr: usize, b: *const i8, groups: usize, out: *mut i32) {
+        let cfg = TileConfig::new(&[mr, mr, mr, 16, 16]);
+        let (c_stride, b_stride) = (NR * 4, NR * KG);
+        let (o0, o1) = (out, out.wrapping_add(16));
+        // SAFETY (all blocks): the caller bounds `a` (mr rows of lda bytes, groups * 4 read per
+        // row), `b` (groups * NR * 4 bytes) and `out` (mr rows of NR i32); every tile load and
+        // store stays inside them; compiled Rust code never uses the tile registers, so their
+        // state carries from one asm block to the next; `tilerelease` ends it.
+        unsafe {
+            std::arch::asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
+            std::arch::asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
+            for k0 in (0..groups * KG).step_by(AMX_K) {
+                let ap = a.add(k0);
+                let b0 = b.add(k0 / KG * NR * KG);
+                let b1 = b0.add(16 * KG);
+                std::arch::asm!(
+                    "tileloadd tmm2, [{a} + {sa}*1]",
+                    "tileloadd tmm3, [{b0} + {sb}*1]",
+                    "tileloadd tmm4, [{b1} + {sb}*1]",
+                    "tdpbusd tmm0, tmm2, tmm3",
+                    "tdpbusd tmm1, tmm2, tmm4",
+                    a = in(reg) ap, sa = in(reg) lda, b0 = in(reg) b0, b1 = in(reg) b1, sb = in(reg) b_stride,
+                    options(nostack, readonly),
+                );
+            }
+            std::arch::asm!(
+                "tilestored [{o0} + {s}*1], tmm0",
+                "tilestored [{o1} + {s}*1], tmm1",
+                "tilerelease",
+                o0 = in(reg) o0, o1 = in(reg) o1, s = in(reg) c_stride, options(nostack),
+            );
+        }
+    }
 
     /// VNNI tile: `R` rows x 32 channels on 512-bit registers, 2R accumulators (R <= 12 of
     /// the 32 zmm registers), the 4-byte activation group broadcast from memory.
@@ -420,7 +501,11 @@ mod tests {
     }
 
     fn kernels() -> Vec<Kernel> {
-        [Kernel::Vnni, Kernel::Avx2, Kernel::Scalar].into_iter().filter(|k| k.supported()).collect()
+        let all = [Kernel::Amx, Kernel::Vnni, Kernel::Avx2, Kernel::Scalar];
+        for k in all.iter().filter(|k| !k.supported()) {
+            eprintln!("SKIP the {} int8 kernel: the CPU lacks it", k.name());
+        }
+        all.into_iter().filter(|k| k.supported()).collect()
     }
 
     /// Odd sizes exercise every row remainder, a partial panel and padded inputs.
@@ -480,7 +565,7 @@ mod speed {
             let reps = 20;
             let flops = 2.0 * (m * n * k) as f64 * reps as f64;
             pool.install(|| {
-                for kernel in [Kernel::Vnni, Kernel::Avx2] {
+                for kernel in [Kernel::Amx, Kernel::Vnni, Kernel::Avx2].into_iter().filter(|k| k.supported()) {
                     let q = QuantLinear::new(&w, n, k, kernel);
                     linear(&mut y, false, &x, &q);
                     let t = std::time::Instant::now();
