@@ -2,8 +2,10 @@
 //! tile-state permission Linux requires, and `ldtilecfg`'s operand.
 //!
 //! **Unverified**: written without an AMX CPU to run it on. Detection is exact (CPUID and the
-//! kernel's answer), so CPUs without AMX never reach a tile instruction; the kernels' tests
-//! compare them with the portable kernels where AMX exists and say SKIP elsewhere.
+//! kernel's answer), so CPUs without AMX never reach a tile instruction. Where AMX exists, each
+//! AMX kernel first checks itself once per process against a verified kernel on a small product
+//! and is only picked if it agrees (a mismatch is logged as an error); the kernels' tests compare
+//! them with the verified kernels where AMX exists and say SKIP elsewhere.
 
 /// The AMX compute extension a kernel needs (besides AMX-TILE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

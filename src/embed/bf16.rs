@@ -49,7 +49,7 @@ impl Kernel {
     pub fn detect() -> Option<Kernel> {
         #[cfg(target_arch = "x86_64")]
         {
-            if crate::embed::amx::usable(crate::embed::amx::Feature::Bf16) {
+            if crate::embed::amx::usable(crate::embed::amx::Feature::Bf16) && amx_self_check() {
                 return Some(Kernel::Amx);
             }
             if std::is_x86_feature_detected!("avx512bf16") && std::is_x86_feature_detected!("avx512f") {
@@ -81,6 +81,31 @@ impl Kernel {
             Kernel::Scalar => "scalar",
         }
     }
+}
+
+/// Whether the (unverified) AMX kernel agrees with the scalar kernel (within float32 rounding:
+/// AMX sums the pairs in its own order) on a small product with every row and input remainder,
+/// once per process. A mismatch is logged as an error and the AMX kernel is not used.
+fn amx_self_check() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        let (m, out, inp) = (37, 70, 70);
+        let x: Vec<f32> = (0..m * inp).map(|i| ((i * 7919) % 1000) as f32 / 300.0 - 1.5).collect();
+        let w: Vec<f32> = (0..out * inp).map(|i| ((i * 104729) % 1000) as f32 / 5000.0 - 0.1).collect();
+        let run = |kernel| {
+            let mut y = vec![0.5f32; m * out];
+            linear(&mut y, true, &x, &Bf16Linear::new(&w, out, inp, kernel));
+            y
+        };
+        let (amx, scalar) = (run(Kernel::Amx), run(Kernel::Scalar));
+        let ok = amx.iter().zip(&scalar).all(|(a, s)| (a - s).abs() <= 1e-5 * (1.0 + s.abs()));
+        if !ok {
+            log::error!(
+                "the AMX bf16 kernel disagrees with the scalar kernel on this CPU: not using it (please report)"
+            );
+        }
+        ok
+    })
 }
 
 /// `x` rounded to bfloat16 (the upper 16 bits of a float32) as `vcvtneps2bf16` does it: round to

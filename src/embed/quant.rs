@@ -60,7 +60,7 @@ impl Kernel {
     pub fn detect() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
-            if super::amx::usable(super::amx::Feature::Int8) {
+            if super::amx::usable(super::amx::Feature::Int8) && amx_self_check() {
                 return Kernel::Amx;
             }
             if std::is_x86_feature_detected!("avx512vnni")
@@ -113,6 +113,31 @@ impl Kernel {
             Kernel::Scalar => "scalar",
         }
     }
+}
+
+/// Whether the (unverified) AMX kernel gives the VNNI kernel's exact integer results on a small
+/// product with every row and input remainder, once per process. A mismatch is logged as an
+/// error and the AMX kernel is not used (the VNNI kernel is, as before AMX support).
+fn amx_self_check() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        if !Kernel::Vnni.supported() {
+            return false;
+        }
+        let (m, out, inp) = (37, 70, 150);
+        let x: Vec<f32> = (0..m * inp).map(|i| ((i * 7919) % 1000) as f32 / 300.0 - 1.5).collect();
+        let w: Vec<f32> = (0..out * inp).map(|i| ((i * 104729) % 1000) as f32 / 5000.0 - 0.1).collect();
+        let run = |kernel| {
+            let mut y = vec![0f32; m * out];
+            linear(&mut y, false, &x, &QuantLinear::new(&w, out, inp, kernel));
+            y
+        };
+        let ok = run(Kernel::Amx) == run(Kernel::Vnni);
+        if !ok {
+            log::error!("the AMX int8 kernel disagrees with the VNNI kernel on this CPU: using VNNI (please report)");
+        }
+        ok
+    })
 }
 
 /// A linear layer with int8 weights, packed for the kernels.
