@@ -103,7 +103,7 @@ _defaults = vdb_core.resolved_settings()
             enum=["float32", "int8", "bf16"],
             title="Embedding precision",
             description=(
-                "float32: the same vectors as sentence-transformers. int8: about twice as fast, cosine >= 0.99. "
+                "float32: the same vectors as sentence-transformers. int8: 1.4-2x as fast, cosine >= 0.99. "
                 "bf16: CPUs with AVX512-BF16 only (fails elsewhere), cosine >= 0.9999."
             ),
         ),

@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["float32", "int8", "bf16"],
         default=None,
         help=(
-            "embedding arithmetic (default: VDB_PRECISION, float32); int8 is ~2x faster, cosine >= 0.99 to float32; "
+            "embedding arithmetic (default: VDB_PRECISION, float32); int8 is 1.4-2x faster, cosine >= 0.99 to float32; "
             "bf16 needs AVX512-BF16, cosine >= 0.9999"
         ),
     )

@@ -34,7 +34,7 @@ pub enum Precision {
     #[default]
     Float32,
     /// Int8 dynamic quantisation of the linear layers (weights per channel, activations per
-    /// token, AVX-512 VNNI or AVX2 integer kernels): about twice as fast, cosine to the float32
+    /// token, AVX-512 VNNI or AVX2 integer kernels): 1.4-2x as fast, cosine to the float32
     /// vectors >= 0.99. Opt-in; a run records it in its model id, so the two never mix.
     Int8,
     /// Bfloat16 linear layers with float32 accumulation (AVX512-BF16 `vdpbf16ps`; AMX
