@@ -147,7 +147,11 @@ fn exp(x: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n built from n's bits: n is a whole number in [-126, 127], so n + 1.5 * 2^23 has the bits
+    // 0x4B40_0000 + n. (A float-to-int `as` cast saturates and checks for NaN, which kept this
+    // loop scalar.)
+    let n_bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
+    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 /// Sum of `v` with 8 independent accumulators (vectorisable, unlike a serial float sum).
