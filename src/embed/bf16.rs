@@ -8,7 +8,8 @@
 //!
 //! Kernels, picked at run time ([`Kernel::detect`]):
 //! - [`Kernel::Amx`] (AMX-BF16 `tdpbf16ps` on tiles of 16 rows x 16 channels, 32 inputs per
-//!   step), where the CPU has AMX and Linux grants the process the tile state. **Unverified**:
+//!   step), where the CPU has AMX and Linux grants the process the tile state, and only after it
+//!   agreed with the scalar kernel on a small product once in the process. **Unverified**:
 //!   written without an AMX CPU to run it on; its test compares it with the scalar kernel where
 //!   AMX exists and says SKIP elsewhere.
 //! - [`Kernel::Avx512Bf16`] (AVX512-BF16, `vdpbf16ps` on 512-bit registers): 12 rows x 32 output
