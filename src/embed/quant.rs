@@ -10,9 +10,10 @@
 //!
 //! Kernels, picked at runtime ([`Kernel::detect`]):
 //! - [`Kernel::Amx`] (AMX-INT8 `tdpbusd` on 16-row tiles, 64 inputs per step), where the CPU
-//!   has AMX and Linux grants the tile state. **Unverified**: written without an AMX CPU; its
-//!   test (exact equality with the VNNI kernel, same weights) runs where AMX exists and says SKIP
-//!   elsewhere.
+//!   has AMX and Linux grants the tile state, and only after it gave the VNNI kernel's exact
+//!   results on a small product once in the process. **Unverified**: written without an AMX CPU;
+//!   its test (exact equality with the VNNI kernel, same weights) runs where AMX exists and says
+//!   SKIP elsewhere.
 //! - [`Kernel::Vnni`] (AVX-512 VNNI, `vpdpbusd` on 512-bit registers, 12 rows x 32 channels per
 //!   register tile): `u8 x i8` products summed four at a time straight into `i32`; weights use
 //!   all 8 bits (`wmax = 127`).
