@@ -46,6 +46,7 @@ test: $(VENV)/.deps test-rust test-python
 lint: $(VENV)/.deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --features python --lib -- -D warnings
 	$(VENV)/bin/ruff format --check python dags tests bench
 	$(VENV)/bin/ruff check python dags tests bench
 

@@ -1,12 +1,19 @@
 """Embedding throughput: vdb_core vs sentence-transformers, in ONE run on the same sentences.
 
-    python bench/embed_bench.py [--sentences 2048] [--rounds 3] [--threads 2] [--no-int8]
+    python bench/embed_bench.py [--sentences 2048] [--rounds 3] [--threads 2] [--no-int8] [--no-bf16]
 
-Alternates the engines (vdb_core float32, vdb_core int8, sentence-transformers) `--rounds` times
-and prints sentences/s of each round, the median ratios to sentence-transformers, the int8 mode's
-cosine to the float32 vectors, and vdb_core's achieved GFLOP/s against the machine's measured
-fp32 matmul peak (numpy sgemm with the same threads). A baseline that is not installed is skipped,
-saying so. Nothing here is a test: the numbers depend on the machine and on what else runs on it.
+Prints where it ran first: the CPU model (``/proc/cpuinfo``) and the kernel each matrix-product
+path uses on it (``vdb_core.cpu_info()``, each engine's ``Embedder.kernels``). Then alternates the
+engines (vdb_core float32, int8 and bf16 where the CPU has AVX512-BF16; sentence-transformers in
+float32 and, where the CPU has bf16, under ``torch.autocast("cpu", dtype=torch.bfloat16)``)
+``--rounds`` times and prints sentences/s of each round, the median and best ratios to
+sentence-transformers float32 and to vdb_core float32 (on a shared machine the best round is the
+least disturbed one), the cosine of each reduced precision to its float32 vectors, and vdb_core's
+achieved GFLOP/s against the peak of the same GEMM code on the same instruction set:
+the best of MiniLM's three linear-layer shapes run by vdb_core's own kernels
+(``vdb_core._native.linear_gflops``; the `gemm` crate for float32). A baseline that is not
+installed is skipped, saying so. Nothing here is a test: the numbers depend on the machine and on
+what else runs on it.
 """
 
 from __future__ import annotations
@@ -29,18 +36,17 @@ def sentences(n: int) -> list[str]:
         return pq.read_table(p, columns=["sentence"]).column("sentence").to_pylist()
 
 
-def matmul_peak_gflops() -> float:
-    import numpy as np
+# MiniLM's linear layers (inputs, outputs): QKV, FFN up, FFN down (the attention output is 384x384).
+SHAPES = [(384, 1152), (384, 1536), (1536, 384)]
 
-    a = np.random.rand(2048, 2048).astype(np.float32)
-    b = np.random.rand(2048, 2048).astype(np.float32)
-    a @ b
-    best = 0.0
-    for _ in range(5):
-        t = time.perf_counter()
-        a @ b
-        best = max(best, 2 * 2048**3 / (time.perf_counter() - t) / 1e9)
-    return best
+
+def gemm_peak(precision: str, tokens: int, threads: int) -> tuple[float, str]:
+    """Best GFLOP/s of vdb_core's own `precision` GEMM over MiniLM's shapes, `tokens` rows."""
+    from vdb_core import _native
+
+    rates = {f"{tokens}x{i}x{o}": _native.linear_gflops(precision, tokens, i, o, threads) for i, o in SHAPES}
+    best = max(rates, key=rates.get)
+    return rates[best], best
 
 
 def flops_per_sentence(tokens: int, layers: int = 6, hidden: int = 384, ffn: int = 1536) -> float:
@@ -57,27 +63,54 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--no-int8", action="store_true", help="skip the int8 mode")
+    ap.add_argument("--no-bf16", action="store_true", help="skip the bf16 modes (vdb_core and torch autocast)")
+    ap.add_argument("--no-st", action="store_true", help="skip sentence-transformers even if installed")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(args.threads))
 
+    import numpy as np
     import vdb_core
 
-    texts = sentences(args.sentences)
-    ours = vdb_core.Embedder(threads=args.threads)
-    engines = {"vdb_core": lambda t=texts: ours.encode(t, batch_size=args.batch_size)}
-    if not args.no_int8:
-        fast = vdb_core.Embedder(threads=args.threads, precision="int8")
-        engines["vdb_core int8"] = lambda t=texts: fast.encode(t, batch_size=args.batch_size)
-    try:
-        import torch
-        from sentence_transformers import SentenceTransformer
+    info = vdb_core.cpu_info()
+    cpu_bf16 = any(f in info["features"] for f in ("avx512_bf16", "amx_bf16"))
+    print(f"CPU: {info['cpu']}; flags: {' '.join(info['features']) or '(none reported)'}")
+    print(f"kernels here: float32 gemm {info['f32_gemm']}, int8 {info['int8']}, bf16 {info['bf16'] or 'none'}")
 
-        torch.set_num_threads(args.threads)
-        st = SentenceTransformer(vdb_core.default_model_dir(), device="cpu")
-        engines["sentence-transformers"] = lambda t=texts: st.encode(t, batch_size=32)
-    except ImportError as e:
-        print(f"sentence-transformers baseline skipped: not installed ({e.name})")
+    texts = sentences(args.sentences)
+    models = {"vdb_core float32": vdb_core.Embedder(threads=args.threads)}
+    if not args.no_int8:
+        models["vdb_core int8"] = vdb_core.Embedder(threads=args.threads, precision="int8")
+    if args.no_bf16:
+        pass
+    elif info["bf16"] is None:
+        print(f"vdb_core bf16 skipped: this CPU has no bf16 kernel ({info['cpu']})")
+    else:
+        models["vdb_core bf16"] = vdb_core.Embedder(threads=args.threads, precision="bf16")
+    for name, m in models.items():
+        print(f"  {name}: kernels {m.kernels}")
+    engines = {k: (lambda t=texts, m=m: m.encode(t, batch_size=args.batch_size)) for k, m in models.items()}
+    st = None
+    if not args.no_st:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(args.threads)
+            st = SentenceTransformer(vdb_core.default_model_dir(), device="cpu")
+            engines["st float32"] = lambda t=texts: st.encode(t, batch_size=32)
+            print(f"  sentence-transformers: torch {torch.__version__}, {torch.get_num_threads()} threads")
+            if cpu_bf16 and not args.no_bf16:
+
+                def st_bf16(t=texts):
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        return st.encode(t, batch_size=32)
+
+                engines["st bf16 autocast"] = st_bf16
+            elif not args.no_bf16:
+                print("sentence-transformers bf16 autocast skipped: the CPU has no bf16 instructions")
+        except ImportError as e:
+            print(f"sentence-transformers baseline skipped: not installed ({e.name})")
 
     for f in engines.values():  # warm-up: first-call allocations, thread pools
         f(texts[:64])
@@ -87,27 +120,47 @@ def main() -> int:
             t = time.perf_counter()
             f()
             rates[name].append(len(texts) / (time.perf_counter() - t))
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f} sentences/s" for k, v in rates.items()))
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " sentences/s")
 
     med = {k: statistics.median(v) for k, v in rates.items()}
-    print(f"\n{len(texts)} sentences, {args.threads} threads, batch {args.batch_size}")
+    best = {k: max(v) for k, v in rates.items()}
+    print(f"\n{len(texts)} sentences, {args.threads} threads, batch {args.batch_size}, CPU {info['cpu']}")
     for k, v in med.items():
-        print(f"  {k:<22} median {v:7.1f} sentences/s")
-    if "sentence-transformers" in med:
-        for k in med:
-            if k.startswith("vdb_core"):
-                print(f"  ratio {k} / sentence-transformers: {med[k] / med['sentence-transformers']:.2f}x")
-    if "vdb_core int8" in engines:
-        cos = (ours.encode(texts) * fast.encode(texts)).sum(axis=1)
-        print(f"  int8 vs float32 cosine: mean {cos.mean():.5f}, min {cos.min():.5f}")
-    if hasattr(ours._native, "token_lengths"):
-        lengths = ours._native.token_lengths(texts)
-        flops = sum(flops_per_sentence(n) for n in lengths)
-        peak = matmul_peak_gflops()
-        achieved = flops / (len(texts) / med["vdb_core"]) / 1e9
+        print(f"  {k:<22} median {v:7.1f}, best {best[k]:7.1f} sentences/s")
+    for base, label in (("st float32", "sentence-transformers float32"), ("vdb_core float32", "vdb_core float32")):
+        if base in med:
+            for k in med:
+                if k != base and not (base.startswith("vdb") and k.startswith("st")):
+                    print(f"  ratio {k} / {label}: median {med[k] / med[base]:.2f}x, best {best[k] / best[base]:.2f}x")
+
+    if "vdb_core bf16" in med and "st bf16 autocast" in med:
+        m, b = med["vdb_core bf16"] / med["st bf16 autocast"], best["vdb_core bf16"] / best["st bf16 autocast"]
+        print(f"  ratio vdb_core bf16 / sentence-transformers bf16 autocast: median {m:.2f}x, best {b:.2f}x")
+
+    ref = models["vdb_core float32"].encode(texts)
+    for k in ("vdb_core int8", "vdb_core bf16"):
+        if k in models:
+            cos = (ref * models[k].encode(texts)).sum(axis=1)
+            print(f"  {k} vs vdb_core float32 cosine: mean {cos.mean():.6f}, min {cos.min():.6f}")
+    if "st bf16 autocast" in engines:
+        a = np.asarray(st.encode(texts, batch_size=32, normalize_embeddings=True), dtype=np.float32)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            b = np.asarray(st.encode(texts, batch_size=32, normalize_embeddings=True), dtype=np.float32)
+        cos = (a * b).sum(axis=1)
+        print(f"  st bf16 autocast vs st float32 cosine: mean {cos.mean():.6f}, min {cos.min():.6f}")
+
+    lengths = models["vdb_core float32"]._native.token_lengths(texts)
+    flops = sum(flops_per_sentence(n) for n in lengths)
+    tokens = args.batch_size * round(sum(lengths) / len(lengths))
+    print(f"  mean tokens {sum(lengths) / len(lengths):.1f}; GEMM peaks measured on {tokens}-row MiniLM shapes")
+    for k, m in models.items():
+        precision = m.precision
+        isa = m.kernels["f32_gemm"] if precision == "float32" else m.kernels[precision]
+        peak, shape = gemm_peak(precision, tokens, args.threads)
+        achieved = flops / (len(texts) / med[k]) / 1e9
         print(
-            f"  mean tokens {sum(lengths) / len(lengths):.1f}; vdb_core {achieved:.1f} GFLOP/s of a measured "
-            f"{peak:.1f} GFLOP/s sgemm peak ({100 * achieved / peak:.0f}%)"
+            f"  {k}: {achieved:.1f} GFLOP/s = {100 * achieved / peak:.0f}% of its own {precision} GEMM peak "
+            f"{peak:.1f} GFLOP/s ({isa}, {shape})"
         )
     return 0
 

@@ -128,10 +128,11 @@ COLLECTION_ASSET = collection_asset(_defaults["collection"])
         "precision": Param(
             _defaults["precision"],
             type="string",
-            enum=["float32", "int8"],
+            enum=["float32", "int8", "bf16"],
             title="Embedding precision",
             description=(
-                "float32: the same vectors as sentence-transformers. int8: about twice as fast, cosine >= 0.99."
+                "float32: the same vectors as sentence-transformers. int8: 1.4-2x as fast, cosine >= 0.99. "
+                "bf16: CPUs with AVX512-BF16 only (fails elsewhere), cosine >= 0.9999."
             ),
         ),
         # Collection layout for large collections and Qdrant clusters (applied when it is created).

@@ -4,7 +4,11 @@
 //! ```text
 //! cargo run --example embed_bench -- [--n 2000] [--threads 2] [--batch-size 32] [--rounds 2]
 //!                                    [--model DIR] [--write-sentences FILE] [--only fused|stock]
+//!                                    [--precisions int8,bf16]
 //! ```
+//!
+//! Prints the CPU model and the kernel each engine's GEMMs use first. `--precisions` adds fused
+//! engines in those precisions (ratios to fused float32 are printed).
 //!
 //! The sentences are generated (deterministic SEC 10-K-style prose, about 45 tokens on average);
 //! `--write-sentences` saves them one per line for `bench/embed_bench_st.py`.
@@ -13,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use vdb_core::embed::model::locate;
-use vdb_core::embed::{CandleEmbedder, Embedder, EncodeOptions, Forward, LoadOptions};
+use vdb_core::embed::{cpu, CandleEmbedder, Embedder, EncodeOptions, Forward, LoadOptions, Precision};
 
 const CLAUSES: &[&str] = &[
     "net revenues increased {p}% to ${m} million compared to the prior fiscal year",
@@ -85,11 +89,20 @@ struct Args {
     model: Option<PathBuf>,
     write_sentences: Option<PathBuf>,
     only: Option<Forward>,
+    precisions: Vec<Precision>,
 }
 
 fn args() -> Args {
-    let mut a =
-        Args { n: 2000, threads: None, batch_size: 32, rounds: 2, model: None, write_sentences: None, only: None };
+    let mut a = Args {
+        n: 2000,
+        threads: None,
+        batch_size: 32,
+        rounds: 2,
+        model: None,
+        write_sentences: None,
+        only: None,
+        precisions: Vec::new(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -100,6 +113,7 @@ fn args() -> Args {
             "--rounds" => a.rounds = value().parse().unwrap(),
             "--model" => a.model = Some(value().into()),
             "--write-sentences" => a.write_sentences = Some(value().into()),
+            "--precisions" => a.precisions = value().split(',').map(|p| p.parse().unwrap()).collect(),
             "--only" => {
                 a.only = Some(match value().as_str() {
                     "fused" => Forward::Fused,
@@ -125,11 +139,18 @@ fn main() {
         Some(f) => vec![f],
         None => vec![Forward::Stock, Forward::Fused],
     };
-    let embedders: Vec<(Forward, CandleEmbedder)> = forwards
+    let mut configs: Vec<(Forward, Precision)> = forwards.iter().map(|&f| (f, Precision::Float32)).collect();
+    configs.extend(a.precisions.iter().filter(|&&p| p != Precision::Float32).map(|&p| (Forward::Fused, p)));
+    let info = cpu::cpu_info();
+    println!("CPU: {}; flags: {}", info.cpu, info.features.join(" "));
+    let embedders: Vec<(String, CandleEmbedder)> = configs
         .iter()
-        .map(|&forward| {
-            let opts = LoadOptions { threads: a.threads, forward, ..LoadOptions::default() };
-            (forward, CandleEmbedder::load_with(&dir, &opts).unwrap())
+        .map(|&(forward, precision)| {
+            let opts = LoadOptions { threads: a.threads, forward, precision, ..LoadOptions::default() };
+            let e = CandleEmbedder::load_with(&dir, &opts).unwrap_or_else(|e| panic!("{forward:?} {precision:?}: {e}"));
+            let label = format!("{forward:?} {}", precision.as_str());
+            println!("{label}: kernels {:?}", e.kernels());
+            (label, e)
         })
         .collect();
     let opts = EncodeOptions { batch_size: a.batch_size, normalize: true };
@@ -152,20 +173,28 @@ fn main() {
     );
     let mut best = vec![0.0f64; embedders.len()];
     for round in 0..a.rounds {
-        for (k, (forward, e)) in embedders.iter().enumerate() {
+        for (k, (label, e)) in embedders.iter().enumerate() {
             let start = Instant::now();
             let out = e.embed(&refs, &opts, None).unwrap();
             let secs = start.elapsed().as_secs_f64();
             assert_eq!(out.len(), refs.len() * e.dim());
             let rate = refs.len() as f64 / secs;
             best[k] = best[k].max(rate);
-            println!("round {round} {forward:?}: {secs:.2} s, {rate:.1} sentences/s");
+            println!("round {round} {label}: {secs:.2} s, {rate:.1} sentences/s");
         }
     }
-    for (k, (forward, _)) in embedders.iter().enumerate() {
-        println!("best {forward:?}: {:.1} sentences/s", best[k]);
+    for (k, (label, _)) in embedders.iter().enumerate() {
+        println!("best {label}: {:.1} sentences/s", best[k]);
     }
-    if embedders.len() == 2 {
-        println!("fused / stock: {:.2}x", best[1] / best[0]);
+    let find = |l: &str| embedders.iter().position(|(label, _)| label == l);
+    if let (Some(s), Some(f)) = (find("Stock float32"), find("Fused float32")) {
+        println!("fused / stock: {:.2}x", best[f] / best[s]);
+    }
+    if let Some(f) = find("Fused float32") {
+        for (k, (label, _)) in embedders.iter().enumerate() {
+            if label.starts_with("Fused") && k != f {
+                println!("{label} / Fused float32: {:.2}x", best[k] / best[f]);
+            }
+        }
     }
 }

@@ -126,7 +126,7 @@ fn int8_vectors_are_close_to_float32() {
     }
 }
 
-/// Every int8 kernel this CPU runs (AVX2 uses 7-bit activations, VNNI 8-bit) stays close.
+/// Every int8 kernel this CPU runs (AVX2 uses 7-bit weights, VNNI and AMX 8-bit) stays close.
 #[test]
 fn every_int8_kernel_is_close_to_float32() {
     let (f32_model, _) = models();
@@ -135,9 +135,9 @@ fn every_int8_kernel_is_close_to_float32() {
     let want = embed(f32_model, &refs);
     let dir = locate(None).unwrap();
     // (The portable kernel gives the AVX2 kernel's numbers exactly: unit-tested in `quant`.)
-    for kernel in [Int8Kernel::Vnni, Int8Kernel::Avx2] {
+    for kernel in [Int8Kernel::Amx, Int8Kernel::Vnni, Int8Kernel::Avx2] {
         if !kernel.supported() {
-            eprintln!("{}: not supported on this CPU, skipped", kernel.name());
+            eprintln!("SKIP every_int8_kernel_is_close_to_float32 for {}: the CPU lacks it", kernel.name());
             continue;
         }
         let opts = LoadOptions { precision: Precision::Int8, int8_kernel: Some(kernel), ..LoadOptions::default() };

@@ -91,3 +91,36 @@ def test_a_bad_precision_is_a_config_error(monkeypatch):
     monkeypatch.setenv("VDB_PRECISION", "int4")
     with pytest.raises(vdb_core.ConfigError, match="VDB_PRECISION"):
         vdb_core.Embedder()
+
+
+def test_cpu_info_and_kernels_name_the_isa(embedder):
+    info = vdb_core.cpu_info()
+    assert info["cpu"] and isinstance(info["features"], list)
+    assert info["f32_gemm"] in ("avx512f", "avx2-fma", "scalar")
+    assert info["int8"] in ("amx-int8", "avx512-vnni", "avx2", "scalar")
+    assert info["bf16"] in ("amx-bf16", "avx512-bf16", None)
+    assert embedder.kernels == {"f32_gemm": info["f32_gemm"], "int8": None, "bf16": None}
+    assert vdb_core.Embedder(precision="int8").kernels["int8"] == info["int8"]
+
+
+def test_bf16_mode_without_avx512_bf16_is_a_config_error_naming_the_cpu():
+    info = vdb_core.cpu_info()
+    if info["bf16"] is not None:
+        pytest.skip(f"this CPU ({info['cpu']}) has {info['bf16']}: bf16 loads instead of failing")
+    with pytest.raises(vdb_core.ConfigError, match="bf16 needs AVX512-BF16 or AMX") as e:
+        vdb_core.Embedder(precision="bf16")
+    assert info["cpu"] in str(e.value) and "use float32 or int8" in str(e.value)
+
+
+def test_bf16_mode_is_opt_in_close_to_float32_and_named(embedder):
+    info = vdb_core.cpu_info()
+    if info["bf16"] is None:
+        pytest.skip(f"CPU lacks avx512_bf16 and amx_bf16 ({info['cpu']})")
+    half = vdb_core.Embedder(precision="bfloat16")
+    assert half.precision == "bf16"
+    assert half.model_id == embedder.model_id + "+bf16"
+    assert half.kernels == {"f32_gemm": info["f32_gemm"], "int8": None, "bf16": info["bf16"]}
+    texts = [i["text"] for i in GOLDEN["items"]]
+    a, b = embedder.encode(texts), half.encode(texts)
+    assert b.shape == a.shape and b.dtype == np.float32
+    assert 0.9999 <= (a * b).sum(axis=1).min() < 1.0

@@ -312,3 +312,19 @@ def test_cli_sample_data_with_duplicates_embeds_each_distinct_text_once(tmp_path
     bad = vdb_cli("sample-data", "--rows", "10", "--duplicate-rate", "1.5", "--out", str(tmp_path / "x.parquet"))
     assert bad.returncode != 0 and "duplicate rate" in bad.stderr
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_cli_bf16_run_records_its_precision_or_fails_naming_the_cpu(tmp_path, sample_parquet):
+    store, run = str(tmp_path / "store"), tmp_path / "run"
+    args = ("ingest", str(sample_parquet), "--store", store, "--run-dir", str(run), "--collection", "c")
+    r = vdb_cli(*args, "--precision", "bf16", "--json")
+    info = vdb_core.cpu_info()
+    if info["bf16"] is None:
+        # No bf16 instructions: a clear configuration error, never a silent float32 run.
+        assert r.returncode != 0 and "bf16 needs AVX512-BF16 or AMX" in r.stderr, r.stderr
+        pytest.skip(f"CPU lacks avx512_bf16 and amx_bf16 ({info['cpu']}): only the refusal was checked")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "manifest.json").read_text())["model"]["model_id"].endswith("+bf16")
+    r = vdb_cli(*args, "--precision", "int8")
+    assert r.returncode != 0
+    assert "+bf16" in r.stderr and "new run directory" in r.stderr

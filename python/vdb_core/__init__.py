@@ -47,6 +47,7 @@ __all__ = [
     "settings",
     "resolved_settings",
     "default_model_dir",
+    "cpu_info",
     "store_target",
     "run_dir",
     "remove_run_dir",
@@ -100,6 +101,13 @@ def default_model_dir() -> str | None:
     return str(Path(spec.origin).parent / "model")
 
 
+def cpu_info() -> dict[str, Any]:
+    """This CPU's name (``cpu``), the kernel each matrix-product path would use on it
+    (``f32_gemm``, ``int8``, ``bf16``: None when the CPU has no bf16 instructions) and the
+    relevant ``/proc/cpuinfo`` flags (``features``)."""
+    return json.loads(_native.cpu_info_json())
+
+
 def _or_setting(value: Any, key: str) -> Any:
     """An explicit argument wins; else the setting in force (environment variable, else default)."""
     return value if value is not None else resolved_settings()[key]
@@ -120,9 +128,9 @@ class Embedder:
     def __init__(
         self, model_dir: PathLike | None = None, threads: int | None = None, precision: str | None = None
     ) -> None:
-        """``precision``: ``"float32"`` (identical to sentence-transformers) or ``"int8"`` (opt-in
-        fast mode); unset arguments fall back to ``VDB_MODEL_DIR`` / ``VDB_THREADS`` /
-        ``VDB_PRECISION``."""
+        """``precision``: ``"float32"`` (identical to sentence-transformers), ``"int8"`` (opt-in
+        fast mode) or ``"bf16"`` (opt-in, CPUs with AVX512-BF16; a ``ConfigError`` elsewhere);
+        unset arguments fall back to ``VDB_MODEL_DIR`` / ``VDB_THREADS`` / ``VDB_PRECISION``."""
         self._native = _native.NativeEmbedder(
             _model_dir(model_dir), _or_setting(threads, "threads"), _or_setting(precision, "precision")
         )
@@ -143,13 +151,22 @@ class Embedder:
 
     @property
     def model_id(self) -> str:
-        """Folder name + weights checksum (+ ``+int8`` in int8 mode), recorded in run manifests."""
+        """Folder name + weights checksum (+ ``+int8`` / ``+bf16`` in those modes), recorded in run
+        manifests."""
         return self._native.model_id
 
     @property
     def precision(self) -> str:
-        """``"float32"`` or ``"int8"``."""
+        """``"float32"``, ``"int8"`` or ``"bf16"``."""
         return self._native.precision
+
+    @property
+    def kernels(self) -> dict[str, str | None]:
+        """The kernels the matrix products run on here: ``f32_gemm`` (``"avx512f"``,
+        ``"avx2-fma"`` or ``"scalar"``; attention, and the linear layers in float32), ``int8``
+        (``"amx-int8"``, ``"avx512-vnni"``, ``"avx2"``, ``"scalar"``; None unless int8) and ``bf16``
+        (``"amx-bf16"`` or ``"avx512-bf16"``; None unless bf16)."""
+        return json.loads(self._native.kernels_json)
 
     def encode(
         self,

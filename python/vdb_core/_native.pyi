@@ -40,9 +40,9 @@ class HandoffError(VdbError):
     """A run directory, manifest or shard file is missing, damaged, locked or from another run."""
 
 class NativeEmbedder:
-    def __init__(
-        self, model_dir: str | None = None, threads: int | None = None, precision: str = "float32"
-    ) -> None: ...
+    def __init__(self, model_dir: str | None = None, threads: int | None = None, precision: str = "float32") -> None:
+        """``precision``: ``"float32"``, ``"int8"`` or ``"bf16"`` (also ``"bfloat16"``); bf16 on a CPU
+        without AVX512-BF16 raises ``ConfigError``."""
     @property
     def dim(self) -> int: ...
     @property
@@ -50,7 +50,11 @@ class NativeEmbedder:
     @property
     def model_id(self) -> str: ...
     @property
-    def precision(self) -> str: ...
+    def precision(self) -> str:
+        """``"float32"``, ``"int8"`` or ``"bf16"``."""
+    @property
+    def kernels_json(self) -> str:
+        """JSON ``{"f32_gemm": str, "int8": str | None, "bf16": str | None}``: the kernels in use."""
     def token_lengths(self, texts: list[str]) -> list[int]: ...
     def encode(
         self, texts: list[str], batch_size: int = 32, normalize: bool = True, progress: Progress = None
@@ -83,6 +87,13 @@ class NativeStore:
     def closed(self) -> bool: ...
 
 def settings_json() -> str: ...
+def cpu_info_json() -> str:
+    """JSON ``{"cpu", "f32_gemm", "int8", "bf16", "features"}`` of the running CPU."""
+
+def linear_gflops(precision: str, m: int, inp: int, out: int, threads: int, reps: int = 10) -> float:
+    """GFLOP/s of one ``m x inp -> m x out`` linear layer in ``precision`` on this CPU's kernels
+    (the forward pass's own GEMM code; best of 3 rounds of ``reps``)."""
+
 def resolved_settings_json() -> str: ...
 def resolve_target(url: str | None = None, api_key: str | None = None, store_path: str | None = None) -> str: ...
 def run_dir(work_dir: str | None, dag_id: str, run_id: str) -> str: ...

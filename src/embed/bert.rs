@@ -12,15 +12,18 @@
 //! 4. `h = GELU(x Wi^T + b)` — bias and GELU in one pass;
 //! 5. `x = LN(x + b + h Wd^T)`.
 //!
-//! GEMMs use the `gemm` crate (what candle's CPU matmul calls) directly on the weights as stored
-//! (`[out, in]`, read transposed through strides) and run on the current rayon pool.
+//! GEMMs use the `gemm` crate (what candle's CPU matmul calls; its AVX-512 kernels where the CPU
+//! has AVX-512F) directly on the weights as stored (`[out, in]`, read transposed through strides)
+//! and run on the current rayon pool. In the opt-in precisions the linear layers run on
+//! [`quant`] (int8) or [`bf16`] kernels instead; attention stays float32.
 
 use rayon::prelude::*;
 
+use super::bf16::{self, Bf16Linear};
 use super::kernels;
 use super::model::ModelFolder;
 use super::quant::{self, Kernel, QuantLinear};
-use super::Precision;
+use super::{cpu, Precision};
 use crate::error::{ErrorKind, Result, VdbError};
 
 /// Rows per parallel task in the row-wise kernels (bias, GELU, layer norm).
@@ -34,12 +37,19 @@ struct Linear {
     inp: usize,
     /// The int8 weights, in [`Precision::Int8`] mode (the product then runs in int8).
     int8: Option<QuantLinear>,
+    /// The bf16 weights, in [`Precision::Bf16`] mode (the product then runs in bf16).
+    bf16: Option<Bf16Linear>,
 }
 
 impl Linear {
     fn quantize(&mut self, kernel: Kernel) {
         self.int8 = Some(QuantLinear::new(&self.weight, self.out, self.inp, kernel));
         // The float weights are not needed any more.
+        self.weight = Vec::new();
+    }
+
+    fn round_to_bf16(&mut self, kernel: bf16::Kernel) {
+        self.bf16 = Some(Bf16Linear::new(&self.weight, self.out, self.inp, kernel));
         self.weight = Vec::new();
     }
 }
@@ -72,8 +82,10 @@ pub struct FusedBert {
     token_type: Vec<f32>,
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
-    /// The integer kernel of the linear layers in int8 mode; `None` = float32.
+    /// The integer kernel of the linear layers in int8 mode.
     int8: Option<Kernel>,
+    /// The bf16 kernel of the linear layers in bf16 mode.
+    bf16: Option<bf16::Kernel>,
 }
 
 /// Activation buffers, grown to the largest batch seen and reused across batches.
@@ -95,8 +107,15 @@ fn grown(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 impl FusedBert {
     /// Takes the weights out of a loaded model folder (names as in `BertModel`, with or without
     /// a `bert.` prefix). In [`Precision::Int8`] the weights of every linear layer are quantised
-    /// (see [`quant`]); embeddings, layer norms and attention stay float32.
-    pub fn load(folder: &ModelFolder, precision: Precision, kernel: Option<Kernel>) -> Result<FusedBert> {
+    /// (see [`quant`]), in [`Precision::Bf16`] rounded to bf16 (see [`bf16`]); embeddings, layer
+    /// norms and attention stay float32. `kernel`/`bf16_kernel`: pin a kernel (tests), else the
+    /// fastest this CPU runs; bf16 on a CPU without bf16 instructions is an error.
+    pub fn load(
+        folder: &ModelFolder,
+        precision: Precision,
+        kernel: Option<Kernel>,
+        bf16_kernel: Option<bf16::Kernel>,
+    ) -> Result<FusedBert> {
         let c = &folder.config;
         let (h, i) = (c.hidden_size, c.intermediate_size);
         let prefix = if folder.weights.keys().any(|k| k.starts_with("bert.")) { "bert." } else { "" };
@@ -108,6 +127,7 @@ impl FusedBert {
                 out,
                 inp,
                 int8: None,
+                bf16: None,
             })
         };
         let norm = |name: &str| -> Result<LayerNorm> {
@@ -125,6 +145,7 @@ impl FusedBert {
                     out: 3 * h,
                     inp: h,
                     int8: None,
+                    bf16: None,
                 },
                 attn_out: linear(&format!("{p}.attention.output.dense"), h, h)?,
                 attn_norm: norm(&format!("{p}.attention.output.LayerNorm"))?,
@@ -134,8 +155,9 @@ impl FusedBert {
             });
         }
         let token_types = t("embeddings.token_type_embeddings.weight", &[c.type_vocab_size, h])?;
-        let int8 = match precision {
-            Precision::Float32 => None,
+        let (mut int8, mut bf16) = (None, None);
+        match precision {
+            Precision::Float32 => {}
             Precision::Int8 => {
                 let kernel = kernel.unwrap_or_else(Kernel::detect);
                 for l in &mut layers {
@@ -143,9 +165,21 @@ impl FusedBert {
                         lin.quantize(kernel);
                     }
                 }
-                Some(kernel)
+                int8 = Some(kernel);
             }
-        };
+            Precision::Bf16 => {
+                let kernel = match bf16_kernel {
+                    Some(k) => k,
+                    None => bf16::Kernel::detect().ok_or_else(cpu::no_bf16_error)?,
+                };
+                for l in &mut layers {
+                    for lin in [&mut l.qkv, &mut l.attn_out, &mut l.up, &mut l.down] {
+                        lin.round_to_bf16(kernel);
+                    }
+                }
+                bf16 = Some(kernel);
+            }
+        }
         Ok(FusedBert {
             hidden: h,
             heads: c.num_attention_heads,
@@ -158,12 +192,18 @@ impl FusedBert {
             embed_norm: norm("embeddings.LayerNorm")?,
             layers,
             int8,
+            bf16,
         })
     }
 
-    /// The integer kernel in int8 mode (`None` in float32).
+    /// The integer kernel in int8 mode (`None` otherwise).
     pub fn int8_kernel(&self) -> Option<Kernel> {
         self.int8
+    }
+
+    /// The bf16 kernel in bf16 mode (`None` otherwise).
+    pub fn bf16_kernel(&self) -> Option<bf16::Kernel> {
+        self.bf16
     }
 
     /// Runs the encoder over `seqs` (token ids, special tokens included) packed one after another
@@ -172,7 +212,6 @@ impl FusedBert {
     pub fn encode<'w>(&self, seqs: &[&[u32]], ws: &'w mut Workspace, threads: usize) -> Result<&'w [f32]> {
         let h = self.hidden;
         let tokens: usize = seqs.iter().map(|s| s.len()).sum();
-        let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
 
         let x = grown(&mut ws.hidden, tokens * h);
         let qkv = grown(&mut ws.qkv, tokens * 3 * h);
@@ -184,18 +223,18 @@ impl FusedBert {
             for row in qkv.chunks_exact_mut(3 * h) {
                 row.copy_from_slice(&layer.qkv.bias);
             }
-            linear(qkv, true, x, &layer.qkv, par);
+            linear(qkv, true, x, &layer.qkv, threads);
             self.attention(seqs, qkv, ctx);
 
             rows(x, h, |r| kernels::add_bias(r, &layer.attn_out.bias));
-            linear(x, true, ctx, &layer.attn_out, par);
+            linear(x, true, ctx, &layer.attn_out, threads);
             self.norm(x, &layer.attn_norm);
 
-            linear(inter, false, x, &layer.up, par);
+            linear(inter, false, x, &layer.up, threads);
             rows(inter, layer.up.out, |r| kernels::bias_gelu(r, &layer.up.bias));
 
             rows(x, h, |r| kernels::add_bias(r, &layer.down.bias));
-            linear(x, true, inter, &layer.down, par);
+            linear(x, true, inter, &layer.down, threads);
             self.norm(x, &layer.out_norm);
         }
         Ok(&ws.hidden[..tokens * h])
@@ -321,37 +360,13 @@ fn rows(x: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
 }
 
 /// `dst = (accumulate ? dst : 0) + x W^T` with `x` of `l.inp` columns and `dst` of `l.out`.
-/// In int8 mode the product runs on the layer's int8 weights.
-fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &Linear, par: gemm::Parallelism) {
+/// In int8 or bf16 mode the product runs on the layer's int8 or bf16 weights.
+fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &Linear, threads: usize) {
     if let Some(q) = &l.int8 {
         return quant::linear(dst, accumulate, x, q);
     }
-    let m = x.len() / l.inp;
-    assert!(dst.len() == m * l.out && x.len() == m * l.inp && l.weight.len() == l.out * l.inp);
-    // SAFETY: the assert above bounds every access: dst is m x out (row stride out), x is
-    // m x inp (row stride inp), W^T is inp x out read from the [out, inp] weight with row
-    // stride 1 and column stride inp.
-    unsafe {
-        gemm::gemm(
-            m,
-            l.out,
-            l.inp,
-            dst.as_mut_ptr(),
-            1,
-            l.out as isize,
-            accumulate,
-            x.as_ptr(),
-            1,
-            l.inp as isize,
-            l.weight.as_ptr(),
-            l.inp as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        );
+    if let Some(b) = &l.bf16 {
+        return bf16::linear(dst, accumulate, x, b);
     }
+    cpu::f32_gemm(dst, accumulate, x, &l.weight, l.out, threads);
 }

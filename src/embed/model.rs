@@ -297,7 +297,7 @@ fn folder_name(dir: &Path) -> String {
 fn validate_config(c: &BertConfig, file: &Path) -> Result<()> {
     let problem = if c.hidden_size == 0 || c.num_attention_heads == 0 {
         Some("hidden_size and num_attention_heads must be positive".to_string())
-    } else if c.hidden_size % c.num_attention_heads != 0 {
+    } else if !c.hidden_size.is_multiple_of(c.num_attention_heads) {
         Some(format!(
             "hidden_size {} is not a multiple of num_attention_heads {}",
             c.hidden_size, c.num_attention_heads

@@ -9,8 +9,14 @@
 //!   [`OUTLIER`], their product with the float32 weights.
 //!
 //! Kernels, picked at runtime ([`Kernel::detect`]):
-//! - [`Kernel::Vnni`] (AVX-512 VNNI, `vpdpbusd` on 256-bit registers): `u8 x i8` products summed
-//!   four at a time straight into `i32`; weights use all 8 bits (`wmax = 127`).
+//! - [`Kernel::Amx`] (AMX-INT8 `tdpbusd` on 16-row tiles, 64 inputs per step), where the CPU
+//!   has AMX and Linux grants the tile state, and only after it gave the VNNI kernel's exact
+//!   results on a small product once in the process. **Unverified**: written without an AMX CPU;
+//!   its test (exact equality with the VNNI kernel, same weights) runs where AMX exists and says
+//!   SKIP elsewhere.
+//! - [`Kernel::Vnni`] (AVX-512 VNNI, `vpdpbusd` on 512-bit registers, 12 rows x 32 channels per
+//!   register tile): `u8 x i8` products summed four at a time straight into `i32`; weights use
+//!   all 8 bits (`wmax = 127`).
 //! - [`Kernel::Avx2`] (`vpmaddubsw` + `vpmaddwd`): `vpmaddubsw` adds pairs of products into
 //!   saturating `i16`, so weights use 7 bits (`wmax = 63`): `2 * 255 * 63 < 32767`, nothing ever
 //!   saturates and the sums are exact. (7-bit activations instead measured worse: cosine 0.972.)
@@ -27,8 +33,12 @@ pub const NR: usize = 32;
 /// Inputs per group (one `i32` lane of `vpdpbusd`).
 const KG: usize = 4;
 /// Rows of one register tile (VNNI; the AVX2 kernel uses at most [`MR_AVX2`]).
-const MR: usize = 6;
+const MR: usize = 12;
 const MR_AVX2: usize = 4;
+/// Rows of the AMX kernel's tiles and of the tile buffer (>= [`MR`]).
+const TILE_ROWS: usize = 16;
+/// Inputs per AMX step (one 64-byte tile row of `u8`).
+const AMX_K: usize = 64;
 /// Rows quantised and multiplied by one parallel task.
 const ROWS_PER_TASK: usize = 48;
 /// Inputs beyond `±OUTLIER` (BERT's few "massive" activations, mostly on `[CLS]`/`[SEP]`) are
@@ -40,6 +50,7 @@ const OUTLIER: f32 = 6.0;
 /// Which integer kernel runs the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
+    Amx,
     Vnni,
     Avx2,
     Scalar,
@@ -50,6 +61,9 @@ impl Kernel {
     pub fn detect() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
+            if super::amx::usable(super::amx::Feature::Int8) && amx_self_check() {
+                return Kernel::Amx;
+            }
             if std::is_x86_feature_detected!("avx512vnni")
                 && std::is_x86_feature_detected!("avx512vl")
                 && std::is_x86_feature_detected!("avx512f")
@@ -66,28 +80,65 @@ impl Kernel {
 
     /// Whether this CPU can run the kernel.
     pub fn supported(self) -> bool {
-        match (self, Kernel::detect()) {
-            (Kernel::Scalar, _) => true,
-            (Kernel::Avx2, k) => k != Kernel::Scalar,
-            (Kernel::Vnni, k) => k == Kernel::Vnni,
+        #[cfg(target_arch = "x86_64")]
+        let (vnni, avx2) = (
+            std::is_x86_feature_detected!("avx512vnni")
+                && std::is_x86_feature_detected!("avx512vl")
+                && std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx2"),
+            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
+        );
+        #[cfg(not(target_arch = "x86_64"))]
+        let (vnni, avx2) = (false, false);
+        match self {
+            Kernel::Scalar => true,
+            Kernel::Avx2 => avx2,
+            Kernel::Vnni => vnni,
+            Kernel::Amx => super::amx::usable(super::amx::Feature::Int8),
         }
     }
 
     /// Largest quantised weight magnitude (see the module docs).
     pub fn weight_max(self) -> f32 {
         match self {
-            Kernel::Vnni => 127.0,
+            Kernel::Amx | Kernel::Vnni => 127.0,
             Kernel::Avx2 | Kernel::Scalar => 63.0,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            Kernel::Amx => "amx-int8",
             Kernel::Vnni => "avx512-vnni",
             Kernel::Avx2 => "avx2",
             Kernel::Scalar => "scalar",
         }
     }
+}
+
+/// Whether the (unverified) AMX kernel gives the VNNI kernel's exact integer results on a small
+/// product with every row and input remainder, once per process. A mismatch is logged as an
+/// error and the AMX kernel is not used (the VNNI kernel is, as before AMX support).
+fn amx_self_check() -> bool {
+    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *OK.get_or_init(|| {
+        if !Kernel::Vnni.supported() {
+            return false;
+        }
+        let (m, out, inp) = (37, 70, 150);
+        let x: Vec<f32> = (0..m * inp).map(|i| ((i * 7919) % 1000) as f32 / 300.0 - 1.5).collect();
+        let w: Vec<f32> = (0..out * inp).map(|i| ((i * 104729) % 1000) as f32 / 5000.0 - 0.1).collect();
+        let run = |kernel| {
+            let mut y = vec![0f32; m * out];
+            linear(&mut y, false, &x, &QuantLinear::new(&w, out, inp, kernel));
+            y
+        };
+        let ok = run(Kernel::Amx) == run(Kernel::Vnni);
+        if !ok {
+            log::error!("the AMX int8 kernel disagrees with the VNNI kernel on this CPU: using VNNI (please report)");
+        }
+        ok
+    })
 }
 
 /// A linear layer with int8 weights, packed for the kernels.
@@ -98,7 +149,7 @@ pub struct QuantLinear {
     col_sum: Vec<i32>,
     pub out: usize,
     pub inp: usize,
-    /// `inp` rounded up to a multiple of 4.
+    /// `inp` rounded up to a multiple of 4 ([`AMX_K`] for the AMX kernel).
     k_pad: usize,
     /// The kernel the weights were quantised for.
     kernel: Kernel,
@@ -111,7 +162,8 @@ impl QuantLinear {
     pub fn new(weight: &[f32], out: usize, inp: usize, kernel: Kernel) -> QuantLinear {
         let wmax = kernel.weight_max();
         assert_eq!(weight.len(), out * inp);
-        let k_pad = inp.div_ceil(KG) * KG;
+        let step = if kernel == Kernel::Amx { AMX_K } else { KG };
+        let k_pad = inp.div_ceil(step) * step;
         let panels = out.div_ceil(NR);
         let groups = k_pad / KG;
         let mut packed = vec![0i8; panels * NR * k_pad];
@@ -243,8 +295,12 @@ super::kernels::dispatch! {
     pub fn block(dst: &mut [f32], accumulate: bool, buf: &RowBuf, l: &QuantLinear, kernel: Kernel) {
         let rows = buf.scale.len();
         let groups = l.k_pad / KG;
-        let mr_max = if kernel == Kernel::Vnni { MR } else { MR_AVX2 };
-        let mut tile = [[0i32; NR]; MR];
+        let mr_max = match kernel {
+            Kernel::Amx => TILE_ROWS,
+            Kernel::Vnni => MR,
+            _ => MR_AVX2,
+        };
+        let mut tile = [[0i32; NR]; TILE_ROWS];
         for panel in 0..l.out.div_ceil(NR) {
             let b = &l.packed[panel * groups * NR * KG..(panel + 1) * groups * NR * KG];
             let c0 = panel * NR;
@@ -278,8 +334,17 @@ super::kernels::dispatch! {
 
 /// `tile[i][c] = Σ_k a[i][k] * b[k][c]` for `mr` rows of `a` (row stride `lda`) and one packed
 /// panel `b` of `groups` groups.
-fn tile_product(kernel: Kernel, a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut [[i32; NR]; MR]) {
-    assert!(mr >= 1 && mr <= MR && a.len() >= mr * lda && lda >= groups * KG);
+fn tile_product(
+    kernel: Kernel,
+    a: &[u8],
+    lda: usize,
+    mr: usize,
+    b: &[i8],
+    groups: usize,
+    tile: &mut [[i32; NR]; TILE_ROWS],
+) {
+    let mr_max = if kernel == Kernel::Amx { TILE_ROWS } else { MR };
+    assert!((1..=mr_max).contains(&mr) && a.len() >= mr * lda && lda >= groups * KG);
     assert!(b.len() >= groups * NR * KG);
     #[cfg(target_arch = "x86_64")]
     {
@@ -289,6 +354,10 @@ fn tile_product(kernel: Kernel, a: &[u8], lda: usize, mr: usize, b: &[i8], group
         // checked by `linear` and the test helpers before any kernel runs.
         unsafe {
             match kernel {
+                Kernel::Amx => {
+                    assert!((groups * KG).is_multiple_of(AMX_K));
+                    return x86::tile_amx(a, lda, mr, b, groups, out);
+                }
                 Kernel::Vnni => {
                     return match mr {
                         1 => x86::tile_vnni::<1>(a, lda, b, groups, out),
@@ -296,7 +365,13 @@ fn tile_product(kernel: Kernel, a: &[u8], lda: usize, mr: usize, b: &[i8], group
                         3 => x86::tile_vnni::<3>(a, lda, b, groups, out),
                         4 => x86::tile_vnni::<4>(a, lda, b, groups, out),
                         5 => x86::tile_vnni::<5>(a, lda, b, groups, out),
-                        _ => x86::tile_vnni::<6>(a, lda, b, groups, out),
+                        6 => x86::tile_vnni::<6>(a, lda, b, groups, out),
+                        7 => x86::tile_vnni::<7>(a, lda, b, groups, out),
+                        8 => x86::tile_vnni::<8>(a, lda, b, groups, out),
+                        9 => x86::tile_vnni::<9>(a, lda, b, groups, out),
+                        10 => x86::tile_vnni::<10>(a, lda, b, groups, out),
+                        11 => x86::tile_vnni::<11>(a, lda, b, groups, out),
+                        _ => x86::tile_vnni::<12>(a, lda, b, groups, out),
                     }
                 }
                 Kernel::Avx2 => {
@@ -314,7 +389,7 @@ fn tile_product(kernel: Kernel, a: &[u8], lda: usize, mr: usize, b: &[i8], group
     tile_scalar(a, lda, mr, b, groups, tile);
 }
 
-fn tile_scalar(a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut [[i32; NR]; MR]) {
+fn tile_scalar(a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut [[i32; NR]; TILE_ROWS]) {
     for (i, acc) in tile[..mr].iter_mut().enumerate() {
         acc.fill(0);
         let row = &a[i * lda..];
@@ -332,33 +407,68 @@ fn tile_scalar(a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{KG, NR};
+    use super::{AMX_K, KG, NR};
+    use crate::embed::amx::TileConfig;
     use std::arch::x86_64::*;
 
-    /// VNNI tile: `R` rows x 32 channels, 24 accumulators (AVX-512VL gives 32 ymm registers).
+    /// `mr` (<= 16) rows x 32 channels on AMX: C tiles tmm0/tmm1 (channels 0-15 / 16-31, `i32`,
+    /// zeroed, stored to `out` rows of 32), A tile tmm2 (mr rows x 64 `u8` inputs), B tiles
+    /// tmm3/tmm4 (16 groups of 4 inputs x 16 channels: exactly the packed panel's layout, rows
+    /// 128 bytes apart). UNVERIFIED: never run (no AMX CPU was available when it was written).
+    pub unsafe fn tile_amx(a: *const u8, lda: usize, mr: usize, b: *const i8, groups: usize, out: *mut i32) {
+        let cfg = TileConfig::new(&[mr, mr, mr, 16, 16]);
+        let (c_stride, b_stride) = (NR * 4, NR * KG);
+        let (o0, o1) = (out, out.wrapping_add(16));
+        // SAFETY (all blocks): the caller bounds `a` (mr rows of lda bytes, groups * 4 read per
+        // row), `b` (groups * NR * 4 bytes) and `out` (mr rows of NR i32); every tile load and
+        // store stays inside them; compiled Rust code never uses the tile registers, so their
+        // state carries from one asm block to the next; `tilerelease` ends it.
+        unsafe {
+            std::arch::asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
+            std::arch::asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
+            for k0 in (0..groups * KG).step_by(AMX_K) {
+                let ap = a.add(k0);
+                let b0 = b.add(k0 / KG * NR * KG);
+                let b1 = b0.add(16 * KG);
+                std::arch::asm!(
+                    "tileloadd tmm2, [{a} + {sa}*1]",
+                    "tileloadd tmm3, [{b0} + {sb}*1]",
+                    "tileloadd tmm4, [{b1} + {sb}*1]",
+                    "tdpbusd tmm0, tmm2, tmm3",
+                    "tdpbusd tmm1, tmm2, tmm4",
+                    a = in(reg) ap, sa = in(reg) lda, b0 = in(reg) b0, b1 = in(reg) b1, sb = in(reg) b_stride,
+                    options(nostack, readonly),
+                );
+            }
+            std::arch::asm!(
+                "tilestored [{o0} + {s}*1], tmm0",
+                "tilestored [{o1} + {s}*1], tmm1",
+                "tilerelease",
+                o0 = in(reg) o0, o1 = in(reg) o1, s = in(reg) c_stride, options(nostack),
+            );
+        }
+    }
+
+    /// VNNI tile: `R` rows x 32 channels on 512-bit registers, 2R accumulators (R <= 12 of
+    /// the 32 zmm registers), the 4-byte activation group broadcast from memory.
     #[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
     pub unsafe fn tile_vnni<const R: usize>(a: *const u8, lda: usize, b: *const i8, groups: usize, out: *mut i32) {
         unsafe {
-            let mut acc = [[_mm256_setzero_si256(); 4]; R];
-            let mut bp = b as *const __m256i;
+            let mut acc = [[_mm512_setzero_si512(); 2]; R];
+            let mut bp = b as *const __m512i;
             for g in 0..groups {
-                let b0 = _mm256_loadu_si256(bp);
-                let b1 = _mm256_loadu_si256(bp.add(1));
-                let b2 = _mm256_loadu_si256(bp.add(2));
-                let b3 = _mm256_loadu_si256(bp.add(3));
-                bp = bp.add(4);
+                let b0 = _mm512_loadu_si512(bp);
+                let b1 = _mm512_loadu_si512(bp.add(1));
+                bp = bp.add(2);
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let av = _mm256_set1_epi32((a.add(r * lda + g * KG) as *const i32).read_unaligned());
-                    acc[0] = _mm256_dpbusd_epi32(acc[0], av, b0);
-                    acc[1] = _mm256_dpbusd_epi32(acc[1], av, b1);
-                    acc[2] = _mm256_dpbusd_epi32(acc[2], av, b2);
-                    acc[3] = _mm256_dpbusd_epi32(acc[3], av, b3);
+                    let av = _mm512_set1_epi32((a.add(r * lda + g * KG) as *const i32).read_unaligned());
+                    acc[0] = _mm512_dpbusd_epi32(acc[0], av, b0);
+                    acc[1] = _mm512_dpbusd_epi32(acc[1], av, b1);
                 }
             }
             for (r, acc) in acc.iter().enumerate() {
-                for (c, v) in acc.iter().enumerate() {
-                    _mm256_storeu_si256(out.add(r * NR + c * 8) as *mut __m256i, *v);
-                }
+                _mm512_storeu_si512(out.add(r * NR) as *mut __m512i, acc[0]);
+                _mm512_storeu_si512(out.add(r * NR + 16) as *mut __m512i, acc[1]);
             }
         }
     }
@@ -417,7 +527,11 @@ mod tests {
     }
 
     fn kernels() -> Vec<Kernel> {
-        [Kernel::Vnni, Kernel::Avx2, Kernel::Scalar].into_iter().filter(|k| k.supported()).collect()
+        let all = [Kernel::Amx, Kernel::Vnni, Kernel::Avx2, Kernel::Scalar];
+        for k in all.iter().filter(|k| !k.supported()) {
+            eprintln!("SKIP the {} int8 kernel: the CPU lacks it", k.name());
+        }
+        all.into_iter().filter(|k| k.supported()).collect()
     }
 
     /// Odd sizes exercise every row remainder, a partial panel and padded inputs.
@@ -477,7 +591,7 @@ mod speed {
             let reps = 20;
             let flops = 2.0 * (m * n * k) as f64 * reps as f64;
             pool.install(|| {
-                for kernel in [Kernel::Vnni, Kernel::Avx2] {
+                for kernel in [Kernel::Amx, Kernel::Vnni, Kernel::Avx2].into_iter().filter(|k| k.supported()) {
                     let q = QuantLinear::new(&w, n, k, kernel);
                     linear(&mut y, false, &x, &q);
                     let t = std::time::Instant::now();

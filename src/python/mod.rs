@@ -134,6 +134,28 @@ fn resolved_settings_json() -> PyResult<String> {
     json(&Settings::from_env().map_err(to_py)?)
 }
 
+/// The CPU's name and the kernel each GEMM path would use on it (JSON).
+#[pyfunction]
+fn cpu_info_json() -> PyResult<String> {
+    json(&crate::embed::cpu::cpu_info())
+}
+
+/// GFLOP/s of one `m x inp -> m x out` linear layer in `precision` on this CPU's kernels.
+#[pyfunction]
+#[pyo3(signature = (precision, m, inp, out, threads, reps=10))]
+fn linear_gflops(
+    py: Python<'_>,
+    precision: &str,
+    m: usize,
+    inp: usize,
+    out: usize,
+    threads: usize,
+    reps: usize,
+) -> PyResult<f64> {
+    let precision: crate::embed::Precision = precision.parse().map_err(to_py)?;
+    work(py, || crate::embed::cpu::linear_gflops(precision, m, inp, out, threads, reps))
+}
+
 #[pyfunction]
 fn settings_json() -> PyResult<String> {
     #[derive(Serialize)]
@@ -236,6 +258,11 @@ impl NativeEmbedder {
     #[getter]
     fn precision(&self) -> &'static str {
         self.inner.precision().as_str()
+    }
+    /// The kernels the GEMMs run on (JSON: f32_gemm, int8, bf16).
+    #[getter]
+    fn kernels_json(&self) -> PyResult<String> {
+        json(&self.inner.kernels())
     }
     /// Tokens per text after truncation (for throughput accounting).
     fn token_lengths(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<usize>> {
@@ -487,6 +514,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeEmbedder>()?;
     m.add_class::<store_handle::NativeStore>()?;
     m.add_function(wrap_pyfunction!(settings_json, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_info_json, m)?)?;
+    m.add_function(wrap_pyfunction!(linear_gflops, m)?)?;
     m.add_function(wrap_pyfunction!(resolved_settings_json, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_target, m)?)?;
     m.add_function(wrap_pyfunction!(run_dir, m)?)?;

@@ -46,7 +46,7 @@ pub fn payload(i: usize) -> Map<String, Value> {
         "year": 2000 + (i % 10) as i64,
         // A date-only value, as the pipeline stores Date32 columns (YYYY-MM-DD).
         "date": format!("{}-{:02}-15", 2000 + i % 10, 1 + i % 12),
-        "flag": i % 4 == 0,
+        "flag": i.is_multiple_of(4),
         "text": format!("sentence number {i}"),
         "row": i,
     }) else {

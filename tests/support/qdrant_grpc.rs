@@ -752,6 +752,7 @@ fn update_ok(start: Instant) -> pb::PointsOperationResponse {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the search request's fields, as the handlers have them
 fn search_edge(
     shard: &qe::EdgeShard,
     vector: Vec<f32>,
