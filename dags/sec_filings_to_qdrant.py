@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import vdb_core
 from airflow.sdk import Param, dag, get_current_context, task
-from vdb_core.airflow import current_run_dir, describe, resolve_target, task_progress
+from vdb_core.airflow import current_run_dir, describe, fit_shard_rows, max_map_length, resolve_target, task_progress
 
 log = logging.getLogger(__name__)
 _defaults = vdb_core.resolved_settings()
@@ -116,13 +116,26 @@ def sec_filings_to_qdrant():
         run_dir = current_run_dir()
         info = vdb_core.inspect(p["input_path"], p["text_column"], p["id_columns"], p["payload_columns"])
         log.info("input %s: %d rows, %d row groups", info["path"], info["rows"], info["row_groups"])
+        # One mapped embed/load task per shard, and Airflow fails a plan that maps to more than
+        # [core] max_map_length tasks: raise the shard size instead of failing the run.
+        limit = max_map_length()
+        shard_rows = fit_shard_rows(info["rows"], p["shard_rows"], limit)
+        if shard_rows != p["shard_rows"]:
+            log.warning(
+                "shard_rows %d would plan more than %d shards ([core] max_map_length) for %d rows: using %d. "
+                "For smaller shards raise AIRFLOW__CORE__MAX_MAP_LENGTH on every Airflow component.",
+                p["shard_rows"],
+                limit,
+                info["rows"],
+                shard_rows,
+            )
         summary = vdb_core.plan(
             run_dir,
             p["input_path"],
             text_column=p["text_column"],
             id_columns=p["id_columns"],
             payload_columns=p["payload_columns"],
-            shard_rows=p["shard_rows"],
+            shard_rows=shard_rows,
             strict=p["strict"],
             progress=task_progress(log),
         )
@@ -137,7 +150,8 @@ def sec_filings_to_qdrant():
         )
         return summary["shards"]
 
-    @task(retries=3, map_index_template="shard {{ task.op_kwargs['shard'] }}")
+    # CPU-bound: the pool's slots are the cluster's embed capacity (cores / VDB_THREADS per worker).
+    @task(retries=3, pool="vdb_embed", map_index_template="shard {{ task.op_kwargs['shard'] }}")
     def embed(shard: int) -> dict:
         p = get_current_context()["params"]
         run_dir = current_run_dir()
