@@ -105,3 +105,17 @@ def test_scheduler_run_triggered_over_rest(airflow_env, sample_parquet, tmp_path
         state = stack.wait_run(DAG_ID, run_id)
         assert state == "success", f"run ended {state}; see {stack.logs}"
     assert vdb_core.count("rest", target=vdb_core.store_target(store_path=tmp_path / "store")) == 600
+
+
+def test_fit_shard_rows_keeps_a_plan_within_max_map_length():
+    from vdb_core.airflow import fit_shard_rows
+
+    assert fit_shard_rows(600, 100, 1024) == 100
+    assert fit_shard_rows(102_400, 100, 1024) == 100  # exactly 1024 shards
+    assert fit_shard_rows(102_401, 100, 1024) == 101
+    assert fit_shard_rows(100_000_000, 20_000, 1024) == 97_657
+    for rows in (1, 1023, 1025, 1_000_007, 100_000_000):
+        shard_rows = fit_shard_rows(rows, 100, 1024)
+        assert shard_rows >= 100 and -(-rows // shard_rows) <= 1024
+    with pytest.raises(ValueError):
+        fit_shard_rows(10, 100, 0)

@@ -373,22 +373,20 @@ def test_init_service_creates_the_embed_pool(tmp_path, env_from_example, airflow
     """Runs airflow-init's `airflow pools set` line, as Compose resolves it, against the test's
     PostgreSQL: afterwards the pool the DAG's embed task uses exists with the documented size."""
     from airflow_stack import AIRFLOW, airflow_cli
+    from conftest import EMBED_POOL
 
     script = _resolved_services(tmp_path, env_from_example)["airflow-init"]["command"][-1]
     lines = [line for line in script.splitlines() if "airflow pools set" in line and not line.lstrip().startswith("#")]
     assert len(lines) == 1, lines
     command = lines[0][lines[0].index("airflow pools set") :]  # without the image's /entrypoint wrapper
     env = {**airflow_env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{airflow_env['PATH']}"}
-    subprocess.run([AIRFLOW, "pools", "delete", "vdb_embed"], env=env, capture_output=True, timeout=120)
-    assert "vdb_embed" not in airflow_cli(env, "pools", "list", "-o", "plain").stdout
+    subprocess.run([AIRFLOW, "pools", "delete", EMBED_POOL], env=env, capture_output=True, timeout=120)
+    assert EMBED_POOL not in airflow_cli(env, "pools", "list", "-o", "plain").stdout
     result = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    pools = json.loads(airflow_cli(env, "pools", "get", "vdb_embed", "-o", "json").stdout)
+    pools = json.loads(airflow_cli(env, "pools", "get", EMBED_POOL, "-o", "json").stdout)
     assert len(pools) == 1 and int(pools[0]["slots"]) == int(_env_keys(ENV_EXAMPLE)["VDB_EMBED_POOL_SLOTS"])
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(ROOT / "dags"), include_examples=False).dags["sec_filings_to_qdrant"]
-    assert dag.get_task("embed").pool == pools[0]["pool"]
+    assert pools[0]["pool"] == EMBED_POOL  # the DAG's embed task runs in it (tests/test_dags.py)
 
 
 def test_upstream_images_are_pinned():
