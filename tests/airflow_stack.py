@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,22 @@ def worker_hostname() -> str:
     return os.environ[WORKER_HOSTNAME_VAR]
 
 
+def free_port() -> int:
+    """A TCP port free right now on the loopback (other sessions' stacks may run on this machine)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def with_api_port(env: dict, port: int) -> dict[str, str]:
+    """``env`` with the api-server (and the execution API the workers call) on ``port``."""
+    return {
+        **env,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+    }
+
+
 def base_env(home: Path, postgres_url: str, port: int) -> dict[str, str]:
     """Environment of every component of a test stack (LocalExecutor unless overridden)."""
     env = {
@@ -40,15 +57,15 @@ def base_env(home: Path, postgres_url: str, port: int) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        # The log server of task-running components: not the fixed 8793 another session may hold.
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "VDB_WORK_DIR": str(home / "vdb"),
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("QDRANT_URL", None)
-    return env
+    return with_api_port(env, port)
 
 
 def airflow_cli(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

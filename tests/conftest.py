@@ -101,9 +101,9 @@ EMBED_POOL = "vdb_embed"
 def airflow_env(tmp_path_factory, postgres_url):
     """Environment of an Airflow stack on the test database: migrated, with the embed pool
     (2 slots: this machine's cores, one thread per embed task)."""
-    from airflow_stack import airflow_cli, base_env
+    from airflow_stack import airflow_cli, base_env, free_port
 
-    env = base_env(tmp_path_factory.mktemp("airflow_home"), postgres_url, port=18080)
+    env = base_env(tmp_path_factory.mktemp("airflow_home"), postgres_url, port=free_port())
     airflow_cli(env, "db", "migrate")
     airflow_cli(env, "pools", "set", EMBED_POOL, "2", "vdb_core embed tasks (tests)")
     return env
