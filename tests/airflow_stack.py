@@ -85,6 +85,7 @@ class AirflowStack:
         self.procs: dict[str, subprocess.Popen] = {}
         self.killed: set[str] = set()
         self.token: str | None = None
+        self.runs: list[tuple[str, str]] = []  # (dag_id, run_id) triggered through this stack
 
     # -- processes ---------------------------------------------------------------------------------
 
@@ -118,6 +119,7 @@ class AirflowStack:
                 raise AssertionError(f"{name} exited with {proc.returncode}:\n{tail}")
 
     def stop(self) -> None:
+        self._fail_unfinished_runs()
         alive = [p for p in self.procs.values() if p.poll() is None]
         for p in alive:
             try:
@@ -135,6 +137,16 @@ class AirflowStack:
             except ProcessLookupError:
                 pass
             p.wait()
+
+    def _fail_unfinished_runs(self) -> None:
+        """A test that failed mid-run must not leave a running DAG run in the shared database for the
+        next stack's scheduler to pick up."""
+        for dag_id, run_id in self.runs:
+            try:
+                if self.run_state(dag_id, run_id) not in ("success", "failed"):
+                    self.api("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"state": "failed"})
+            except (OSError, KeyError):
+                pass  # the api-server is gone: nothing more to do
 
     def __enter__(self) -> AirflowStack:
         return self
@@ -184,6 +196,7 @@ class AirflowStack:
 
     def trigger(self, dag_id: str, conf: dict) -> str:
         run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+        self.runs.append((dag_id, run["dag_run_id"]))
         return run["dag_run_id"]
 
     def run_state(self, dag_id: str, run_id: str) -> str:
