@@ -37,6 +37,8 @@ from vdb_core.airflow import (
     current_run_dir,
     describe,
     fail_fast,
+    fit_shard_rows,
+    max_map_length,
     on_dag_failure,
     resolve_input,
     resolve_target,
@@ -194,13 +196,26 @@ def sec_filings_to_qdrant():
         run_dir = current_run_dir()
         info = vdb_core.inspect(input_path, p["text_column"], p["id_columns"], p["payload_columns"])
         log.info("input %s: %d rows, %d row groups", info["path"], info["rows"], info["row_groups"])
+        # One mapped embed/load task per shard, and Airflow fails a plan that maps to more than
+        # [core] max_map_length tasks: raise the shard size instead of failing the run.
+        limit = max_map_length()
+        shard_rows = fit_shard_rows(info["rows"], p["shard_rows"], limit)
+        if shard_rows != p["shard_rows"]:
+            log.warning(
+                "shard_rows %d would plan more than %d shards ([core] max_map_length) for %d rows: using %d. "
+                "For smaller shards raise AIRFLOW__CORE__MAX_MAP_LENGTH on every Airflow component.",
+                p["shard_rows"],
+                limit,
+                info["rows"],
+                shard_rows,
+            )
         summary = vdb_core.plan(
             run_dir,
             input_path,
             text_column=p["text_column"],
             id_columns=p["id_columns"],
             payload_columns=p["payload_columns"],
-            shard_rows=p["shard_rows"],
+            shard_rows=shard_rows,
             strict=p["strict"],
             progress=task_progress(log),
         )
@@ -218,6 +233,8 @@ def sec_filings_to_qdrant():
     # Mapped tasks do not take their doc from the docstring: doc_md is given explicitly.
     @task(
         retries=3,
+        # CPU-bound: the pool's slots are the cluster's embed capacity (cores / VDB_THREADS per worker).
+        pool="vdb_embed",
         execution_timeout=timedelta(hours=4),
         map_index_template="shard {{ task.op_kwargs['shard'] }}",
         doc_md="Embeds one shard with all-MiniLM-L6-v2 (the `precision` Param) into an embedded-shard "

@@ -1,4 +1,5 @@
-"""Shared fixtures: generated data, the model, the test-support Qdrant gRPC server, Postgres."""
+"""Shared fixtures: generated data, the model, the test-support Qdrant gRPC server, Postgres, a
+migrated Airflow metadata database."""
 
 from __future__ import annotations
 
@@ -90,6 +91,22 @@ def postgres_url():
     yield f"postgresql+psycopg2://{user}@127.0.0.1:5432/{name}"
     admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+#: The Airflow pool the DAG's embed task runs in (created by docker-compose.yml's airflow-init).
+EMBED_POOL = "vdb_embed"
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory, postgres_url):
+    """Environment of an Airflow stack on the test database: migrated, with the embed pool
+    (2 slots: this machine's cores, one thread per embed task)."""
+    from airflow_stack import airflow_cli, base_env, free_port
+
+    env = base_env(tmp_path_factory.mktemp("airflow_home"), postgres_url, port=free_port())
+    airflow_cli(env, "db", "migrate")
+    airflow_cli(env, "pools", "set", EMBED_POOL, "2", "vdb_core embed tasks (tests)")
+    return env
 
 
 def vdb_cli(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,35 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 import vdb_core
 import yaml
-from conftest import ROOT, QdrantTestServer
+from airflow_stack import AIRFLOW, AirflowStack
+from conftest import EMBED_POOL, ROOT, QdrantTestServer
 
 pytestmark = pytest.mark.airflow
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAG_ID = "sec_filings_to_qdrant"
-
-
-@pytest.fixture(scope="module")
-def airflow_env(tmp_path_factory, postgres_url):
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres_url,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__API__PORT": "18080",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": "http://127.0.0.1:18080/execution/",
-        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "VDB_WORK_DIR": str(home / "vdb"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("QDRANT_URL", None)
-    subprocess.run([AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    return env
 
 
 def _dagbag():
@@ -72,6 +46,8 @@ def test_dagbag_imports_without_errors():
         "cleanup",
     }
     assert dag.get_task("restore_indexing").trigger_rule == "all_done"
+    # Embedding is CPU-bound: its slots come from one pool (sized to the cluster's cores / VDB_THREADS).
+    assert dag.get_task("embed").pool == EMBED_POOL
     assert dag.get_task("embed").retries >= 1 and dag.get_task("load").retries >= 1
     assert set(dag.params.keys()) >= {
         "input_path",
@@ -362,83 +338,26 @@ def _age(path: Path, days: float) -> None:
         os.utime(p, (t, t))
 
 
-def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-    deadline = time.time() + 20
-    for p in procs:
-        try:
-            p.wait(max(0.1, deadline - time.time()))
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-
-
-def _api(method: str, url: str, body: dict | None = None, token: str | None = None) -> dict:
-    req = urllib.request.Request(
-        url,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})},
-    )
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read() or b"{}")
-
-
 def test_scheduler_run_triggered_over_rest(airflow_env, sample_parquet, tmp_path):
     env = {**airflow_env, "VDB_STORE_PATH": str(tmp_path / "store")}
-    base = "http://127.0.0.1:18080"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    procs = [
-        _start([AIRFLOW, "api-server", "--port", "18080"], env, logs / "api.log"),
-        _start([AIRFLOW, "scheduler"], env, logs / "scheduler.log"),
-        _start([AIRFLOW, "dag-processor"], env, logs / "dag-processor.log"),
-    ]
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                if _api("GET", f"{base}/api/v2/monitor/health").get("metadatabase", {}).get("status") == "healthy":
-                    break
-            except OSError:
-                pass
-            assert time.time() < deadline, "api-server did not become healthy"
-            time.sleep(2)
-        pw_file = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-        users = json.loads(pw_file.read_text())
-        user, password = next(iter(users.items()))
-        token = _api("POST", f"{base}/auth/token", {"username": user, "password": password})["access_token"]
-        while True:  # the dag-processor must have parsed the DAG
-            try:
-                _api("PATCH", f"{base}/api/v2/dags/{DAG_ID}", {"is_paused": False}, token)
-                break
-            except urllib.error.HTTPError as e:
-                assert e.code == 404 and time.time() < deadline, f"DAG not registered: {e}"
-                time.sleep(2)
-        run = _api(
-            "POST",
-            f"{base}/api/v2/dags/{DAG_ID}/dagRuns",
-            {
-                "logical_date": None,
-                "conf": {"input_path": str(sample_parquet), "collection": "rest", "shard_rows": 300},
-            },
-            token,
-        )
-        run_id = run["dag_run_id"]
-        deadline = time.time() + 600
-        state = None
-        while time.time() < deadline:
-            state = _api("GET", f"{base}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", token=token)["state"]
-            if state in ("success", "failed"):
-                break
-            time.sleep(3)
-        assert state == "success", f"run ended {state}; see {logs}"
-    finally:
-        _stop(procs)
+    with AirflowStack(env, tmp_path / "logs") as stack:
+        stack.start_core()
+        stack.wait_ready(DAG_ID)
+        run_id = stack.trigger(DAG_ID, {"input_path": str(sample_parquet), "collection": "rest", "shard_rows": 300})
+        state = stack.wait_run(DAG_ID, run_id)
+        assert state == "success", f"run ended {state}; see {stack.logs}"
     assert vdb_core.count("rest", target=vdb_core.store_target(store_path=tmp_path / "store")) == 600
+
+
+def test_fit_shard_rows_keeps_a_plan_within_max_map_length():
+    from vdb_core.airflow import fit_shard_rows
+
+    assert fit_shard_rows(600, 100, 1024) == 100
+    assert fit_shard_rows(102_400, 100, 1024) == 100  # exactly 1024 shards
+    assert fit_shard_rows(102_401, 100, 1024) == 101
+    assert fit_shard_rows(100_000_000, 20_000, 1024) == 97_657
+    for rows in (1, 1023, 1025, 1_000_007, 100_000_000):
+        shard_rows = fit_shard_rows(rows, 100, 1024)
+        assert shard_rows >= 100 and -(-rows // shard_rows) <= 1024
+    with pytest.raises(ValueError):
+        fit_shard_rows(10, 100, 0)

@@ -41,6 +41,7 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer",
     "airflow-worker",
     "airflow-cli",
+    "flower",
 }
 # Airflow 3 cannot run without these (the dag-processor is a separate, mandatory component).
 REQUIRED_AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor"}
@@ -231,9 +232,9 @@ def test_hadolint_ignores_are_justified():
 
 
 @needs_compose
-@pytest.mark.parametrize("profile", [None, "celery"])
-def test_compose_config_valid_with_env_example(tmp_path, env_from_example, profile):
-    args = ["--profile", profile] if profile else []
+@pytest.mark.parametrize("profiles", [(), ("celery",), ("celery", "flower")])
+def test_compose_config_valid_with_env_example(tmp_path, env_from_example, profiles):
+    args = [arg for profile in profiles for arg in ("--profile", profile)]
     result = _run_compose(tmp_path, env_from_example, *args, "config", "-q")
     assert result.returncode == 0, result.stderr
 
@@ -249,14 +250,11 @@ def test_compose_config_valid_without_any_env_file(tmp_path, empty_env):
 @needs_compose
 def test_compose_resolved_model(tmp_path, env_from_example):
     """The model Compose itself resolves (anchors, merges, interpolation): what `up` would run."""
-    result = _run_compose(tmp_path, env_from_example, "--profile", "celery", "config", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    config = json.loads(result.stdout)
-    services = config["services"]
+    services = _resolved_services(tmp_path, env_from_example)
     env_values = _env_keys(ENV_EXAMPLE)
 
     airflow = {name: svc for name, svc in services.items() if name in AIRFLOW_SERVICES}
-    assert REQUIRED_AIRFLOW_SERVICES <= set(airflow)
+    assert AIRFLOW_SERVICES == set(airflow)
     assert {svc["image"] for svc in airflow.values()} == {env_values["VDB_IMAGE"]}
 
     for name, svc in airflow.items():
@@ -298,6 +296,15 @@ def test_compose_resolved_model(tmp_path, env_from_example):
 # --------------------------------------------------------------------------------------------------
 
 
+def _resolved_services(tmp_path: Path, env_file: Path) -> dict:
+    """Every service of every profile, as Compose resolves them (anchors, merges, interpolation)."""
+    result = _run_compose(
+        tmp_path, env_file, "--profile", "celery", "--profile", "flower", "config", "--format", "json"
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["services"]
+
+
 def test_exactly_one_service_builds_and_it_is_an_airflow_service():
     services = _compose_raw()["services"]
     builders = [name for name, svc in services.items() if "build" in svc]
@@ -309,7 +316,7 @@ def test_exactly_one_service_builds_and_it_is_an_airflow_service():
 
 def test_every_airflow_service_runs_the_same_image():
     services = _compose_raw()["services"]
-    present = {name for name in services if name.startswith("airflow-")}
+    present = {name for name in services if name.startswith("airflow-") or name in AIRFLOW_SERVICES}
     assert present <= AIRFLOW_SERVICES, f"unknown Airflow services: {present - AIRFLOW_SERVICES}"
     assert REQUIRED_AIRFLOW_SERVICES <= present
     images = {name: services[name].get("image") for name in present}
@@ -338,10 +345,60 @@ def test_celery_pieces_are_behind_a_profile():
     services = _compose_raw()["services"]
     for name in ("redis", "airflow-worker"):
         assert services[name].get("profiles") == ["celery"], name
+    assert services["flower"].get("profiles") == ["flower"]
     default = {name for name, svc in services.items() if not svc.get("profiles")}
     for name in default:
         deps = services[name].get("depends_on") or {}
-        assert not {"redis", "airflow-worker"} & set(deps), f"{name} depends on a celery-profile service"
+        assert not {"redis", "airflow-worker", "flower"} & set(deps), f"{name} depends on a profile service"
+
+
+@needs_compose
+def test_celery_profile_workers_scale_on_one_image(tmp_path, env_from_example):
+    """CeleryExecutor wiring as Compose resolves it: Redis broker, Postgres result backend, workers that
+    `--scale airflow-worker=N` can multiply, Flower, and the CPU sizing variables."""
+    services = _resolved_services(tmp_path, env_from_example)
+    env_values = _env_keys(ENV_EXAMPLE)
+    worker, flower = services["airflow-worker"], services["flower"]
+    assert worker["command"] == ["celery", "worker"] and flower["command"] == ["celery", "flower"]
+    for name, svc in (("airflow-worker", worker), ("flower", flower)):
+        assert "build" not in svc, name
+        assert svc["image"] == services["airflow-scheduler"]["image"] == env_values["VDB_IMAGE"], name
+        assert "redis" in svc["depends_on"], name
+    # Scaling: N copies need no fixed name and no host port.
+    assert "container_name" not in worker and not worker.get("ports")
+    assert [(p["host_ip"], p["published"], p["target"]) for p in flower["ports"]] == [("127.0.0.1", "5555", 5555)]
+    user, password, db = (env_values[k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
+    for name in ("airflow-scheduler", "airflow-worker", "flower"):
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", name
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+postgresql://{user}:{password}@postgres/{db}", name
+        assert env["VDB_THREADS"] == env_values["VDB_THREADS"], name
+    assert worker["environment"]["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == env_values["VDB_WORKER_CONCURRENCY"]
+    # The documented sizing: a worker's task slots x threads per task = its cores (2 by default).
+    slots, threads = int(env_values["VDB_WORKER_CONCURRENCY"]), int(env_values["VDB_THREADS"])
+    assert slots * threads == 2 and int(env_values["VDB_EMBED_POOL_SLOTS"]) == slots
+
+
+@needs_compose
+@pytest.mark.airflow
+def test_init_service_creates_the_embed_pool(tmp_path, env_from_example, airflow_env):
+    """Runs airflow-init's `airflow pools set` line, as Compose resolves it, against the test's
+    PostgreSQL: afterwards the pool the DAG's embed task uses exists with the documented size."""
+    from airflow_stack import AIRFLOW, airflow_cli
+    from conftest import EMBED_POOL
+
+    script = _resolved_services(tmp_path, env_from_example)["airflow-init"]["command"][-1]
+    lines = [line for line in script.splitlines() if "airflow pools set" in line and not line.lstrip().startswith("#")]
+    assert len(lines) == 1, lines
+    command = lines[0][lines[0].index("airflow pools set") :]  # without the image's /entrypoint wrapper
+    env = {**airflow_env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{airflow_env['PATH']}"}
+    subprocess.run([AIRFLOW, "pools", "delete", EMBED_POOL], env=env, capture_output=True, timeout=120)
+    assert EMBED_POOL not in airflow_cli(env, "pools", "list", "-o", "plain").stdout
+    result = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    pools = json.loads(airflow_cli(env, "pools", "get", EMBED_POOL, "-o", "json").stdout)
+    assert len(pools) == 1 and int(pools[0]["slots"]) == int(_env_keys(ENV_EXAMPLE)["VDB_EMBED_POOL_SLOTS"])
+    assert pools[0]["pool"] == EMBED_POOL  # the DAG's embed task runs in it (tests/test_dags.py)
 
 
 def test_upstream_images_are_pinned():

@@ -472,3 +472,31 @@ def on_dag_failure(context: Mapping[str, Any]) -> None:
     callback = _user_callback()
     if callback is not None:
         callback(context)
+
+
+#: Airflow's default ``[core] max_map_length``: the most mapped task instances one XCom may expand to.
+DEFAULT_MAX_MAP_LENGTH = 1024
+
+
+def max_map_length() -> int:
+    """``[core] max_map_length`` as this task process sees it. The api-server enforces it when the
+    plan task pushes its shard list, so every Airflow component should share the setting."""
+    try:
+        from airflow.sdk.configuration import conf
+    except ImportError:  # no Airflow, or a layout without the task SDK's config
+        return DEFAULT_MAX_MAP_LENGTH
+    return conf.getint("core", "max_map_length", fallback=DEFAULT_MAX_MAP_LENGTH)
+
+
+def fit_shard_rows(rows: int, shard_rows: int, max_shards: int) -> int:
+    """Rows per shard for an input of ``rows`` rows so that the plan has at most ``max_shards``
+    shards: ``shard_rows`` itself when that already fits, else the smallest size that does.
+
+    ``rows`` is the input's row count; invalid rows are dropped before shards are cut, so the plan
+    never has more shards than ``ceil(rows / result)``. The result only depends on its arguments,
+    so a retried plan task asks for the same plan as the first try."""
+    if max_shards < 1:
+        raise ValueError(f"max_shards must be at least 1, got {max_shards}")
+    if rows <= shard_rows * max_shards:
+        return shard_rows
+    return -(-rows // max_shards)
