@@ -32,6 +32,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "VDB_THREADS", default: "0", help: "Embedding threads; 0 = the CPUs this process may use." },
     Setting { env: "VDB_REUSE", default: "1", help: "1: embed each distinct text once and reuse vectors the collection already holds for the same text and model; 0: embed every row." },
     Setting { env: "VDB_PRECISION", default: "float32", help: "Embedding arithmetic: float32 (identical to sentence-transformers), int8 (opt-in, 1.4-2x faster, cosine >= 0.99) or bf16 (opt-in, CPUs with AVX512-BF16, cosine >= 0.9999)." },
+    Setting { env: "VDB_AMX", default: "0", help: "1: let int8 and bf16 use the AMX kernels on CPUs that have AMX (not yet verified on an AMX machine; each checks itself against a verified kernel first)." },
     Setting { env: "VDB_DATA_ROOT", default: "", help: "Folder that DAG input paths must resolve under (`..` and symlinks out of it are refused); empty = no restriction." },
     Setting { env: "VDB_REQUIRE_SERVER", default: "0", help: "1 = a Qdrant server is required: a DAG task fails when the Airflow connection qdrant_default is not defined, instead of falling back to QDRANT_URL or the embedded store." },
     Setting { env: "VDB_RUN_RETENTION_DAYS", default: "7", help: "The maintenance DAG deletes run directories nothing touched for this many days (failed runs stay resumable until then)." },

@@ -7,6 +7,23 @@
 //! and is only picked if it agrees (a mismatch is logged as an error); the kernels' tests compare
 //! them with the verified kernels where AMX exists and say SKIP elsewhere.
 
+/// Whether the AMX kernels may be picked (`VDB_AMX=1`). Off by default until they have run on an
+/// AMX machine: the self-check guards against wrong numbers, not against a fault in an untried
+/// tile instruction, which would kill the process. Tests use [`usable`] directly.
+pub fn enabled() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        let on = matches!(
+            std::env::var("VDB_AMX").map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+            Ok("1" | "true" | "yes" | "on")
+        );
+        if !on && (usable(Feature::Bf16) || usable(Feature::Int8)) {
+            log::info!("this CPU has AMX; its kernels are not verified yet and stay off unless VDB_AMX=1");
+        }
+        on
+    })
+}
+
 /// The AMX compute extension a kernel needs (besides AMX-TILE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feature {

@@ -50,7 +50,10 @@ impl Kernel {
     pub fn detect() -> Option<Kernel> {
         #[cfg(target_arch = "x86_64")]
         {
-            if crate::embed::amx::usable(crate::embed::amx::Feature::Bf16) && amx_self_check() {
+            if crate::embed::amx::enabled()
+                && crate::embed::amx::usable(crate::embed::amx::Feature::Bf16)
+                && amx_self_check()
+            {
                 return Some(Kernel::Amx);
             }
             if std::is_x86_feature_detected!("avx512bf16") && std::is_x86_feature_detected!("avx512f") {

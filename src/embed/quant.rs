@@ -61,7 +61,7 @@ impl Kernel {
     pub fn detect() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
-            if super::amx::usable(super::amx::Feature::Int8) && amx_self_check() {
+            if super::amx::enabled() && super::amx::usable(super::amx::Feature::Int8) && amx_self_check() {
                 return Kernel::Amx;
             }
             if std::is_x86_feature_detected!("avx512vnni")
