@@ -299,7 +299,12 @@ def test_compose_resolved_model(tmp_path, env_from_example):
 def _resolved_services(tmp_path: Path, env_file: Path) -> dict:
     """Every service of every profile, as Compose resolves them (anchors, merges, interpolation)."""
     result = _run_compose(
-        tmp_path, env_file, "--profile", "celery", "--profile", "flower", "config", "--format", "json"
+        tmp_path,
+        env_file,
+        *("--profile", "celery", "--profile", "flower", "--profile", "debug"),
+        "config",
+        "--format",
+        "json",
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["services"]
