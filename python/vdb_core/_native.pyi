@@ -138,17 +138,3 @@ def ingest(
     collection_options: str = "{}",
     progress: Progress = None,
 ) -> str: ...
-def search(
-    target: str,
-    collection: str,
-    query: str,
-    embedder: NativeEmbedder,
-    limit: int = 10,
-    filter: str = "[]",
-    params: str = "{}",
-) -> str: ...
-def search_vector(
-    target: str, collection: str, vector: list[float], limit: int, filter: str, params: str = "{}"
-) -> str: ...
-def retrieve(target: str, collection: str, ids: list[str]) -> str: ...
-def count(target: str, collection: str) -> int: ...

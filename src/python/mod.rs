@@ -16,7 +16,7 @@ use crate::handoff::RunDir;
 use crate::pipeline::{self, IngestOptions, PlanOptions};
 use crate::progress::{Bar, LogLines, Progress, Silent};
 use crate::source::ColumnMapping;
-use crate::store::{self, Condition, LoadOptions, StoreTarget};
+use crate::store::{self, LoadOptions, StoreTarget};
 
 /// The Python exception hierarchy (module `vdb_core._native`, re-exported by `vdb_core`).
 mod store_handle;
@@ -433,62 +433,9 @@ fn ingest(
     json(&r)
 }
 
-#[pyfunction]
-#[pyo3(signature = (target, collection, query, embedder, limit=10, filter="[]".to_string(), params="{}".to_string()))]
-#[allow(clippy::too_many_arguments)]
-fn search(
-    py: Python<'_>,
-    target: String,
-    collection: String,
-    query: String,
-    embedder: &NativeEmbedder,
-    limit: usize,
-    filter: String,
-    params: String,
-) -> PyResult<String> {
-    let f: Vec<Condition> = parse("filter", &filter)?;
-    let params: store::SearchParams = parse("search parameters", &params)?;
-    let r = with_store(py, &target, |s| {
-        pipeline::search_text(embedder.inner.as_ref(), s, &collection, &query, limit, &f, &params)
-    })?;
-    json(&r)
-}
 
-#[pyfunction]
-#[pyo3(signature = (target, collection, vector, limit, filter, params="{}".to_string()))]
-fn search_vector(
-    py: Python<'_>,
-    target: String,
-    collection: String,
-    vector: Vec<f32>,
-    limit: usize,
-    filter: String,
-    params: String,
-) -> PyResult<String> {
-    let f: Vec<Condition> = parse("filter", &filter)?;
-    let params: store::SearchParams = parse("search parameters", &params)?;
-    let r = with_store(py, &target, |s| s.search_with(&collection, &vector, limit, &f, &params))?;
-    json(&r)
-}
 
-#[pyfunction]
-fn retrieve(py: Python<'_>, target: String, collection: String, ids: Vec<String>) -> PyResult<String> {
-    let ids = ids
-        .iter()
-        .map(|s| {
-            uuid::Uuid::parse_str(s)
-                .map_err(|e| VdbError::new(ErrorKind::InvalidConfig, format!("bad point id {s:?}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(to_py)?;
-    let r = with_store(py, &target, |s| s.retrieve(&collection, &ids))?;
-    json(&r)
-}
 
-#[pyfunction]
-fn count(py: Python<'_>, target: String, collection: String) -> PyResult<u64> {
-    with_store(py, &target, |s| s.count(&collection))
-}
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -531,9 +478,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sync, m)?)?;
     m.add_function(wrap_pyfunction!(report_summary, m)?)?;
     m.add_function(wrap_pyfunction!(ingest, m)?)?;
-    m.add_function(wrap_pyfunction!(search, m)?)?;
-    m.add_function(wrap_pyfunction!(search_vector, m)?)?;
-    m.add_function(wrap_pyfunction!(retrieve, m)?)?;
-    m.add_function(wrap_pyfunction!(count, m)?)?;
     Ok(())
 }

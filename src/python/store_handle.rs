@@ -9,6 +9,11 @@ use crate::error::{ErrorKind, VdbError};
 use crate::pipeline;
 use crate::store::{self, Condition, SearchParams, StoreTarget, VectorStore};
 
+/// A search's filter (JSON list of conditions) and parameters (JSON object).
+fn query_options(filter: &str, params: &str) -> PyResult<(Vec<Condition>, SearchParams)> {
+    Ok((parse("filter", filter)?, parse("search parameters", params)?))
+}
+
 #[pyclass(frozen, name = "NativeStore", module = "vdb_core._native")]
 pub struct NativeStore {
     /// `None` once closed.
@@ -60,8 +65,7 @@ impl NativeStore {
         filter: String,
         params: String,
     ) -> PyResult<String> {
-        let f: Vec<Condition> = parse("filter", &filter)?;
-        let p: SearchParams = parse("search parameters", &params)?;
+        let (f, p) = query_options(&filter, &params)?;
         json(&self.with(py, |s| s.search_with(&collection, &vector, limit, &f, &p))?)
     }
 
@@ -77,8 +81,7 @@ impl NativeStore {
         filter: String,
         params: String,
     ) -> PyResult<String> {
-        let f: Vec<Condition> = parse("filter", &filter)?;
-        let p: SearchParams = parse("search parameters", &params)?;
+        let (f, p) = query_options(&filter, &params)?;
         let e = embedder.inner.as_ref();
         json(&self.with(py, |s| pipeline::search_text(e, s, &collection, &query, limit, &f, &p))?)
     }
