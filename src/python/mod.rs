@@ -433,10 +433,6 @@ fn ingest(
     json(&r)
 }
 
-
-
-
-
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
