@@ -72,9 +72,7 @@ pub fn ingest(
     let mut report = verify(run, store, &opts.collection)?;
     if !opts.sync_scope.is_empty() {
         let synced = sync(run, store, &opts.collection, &opts.sync_scope)?;
-        report.deleted_points = synced.deleted_points;
-        report.sync_scope = synced.scope;
-        report.collection_count = store.count(&opts.collection)?;
+        report.record_sync(&synced.scope, synced.deleted_points, store.count(&opts.collection)?);
     }
     Ok(IngestResult { run_dir: run.path.display().to_string(), report, wall_seconds: started.elapsed().as_secs_f64() })
 }

@@ -115,9 +115,7 @@ pub fn sync(run: &RunDir, store: &dyn VectorStore, collection: &str, scope: &[St
     // The run report says what the sync did.
     if let Ok(bytes) = std::fs::read(run.report_path()) {
         if let Ok(mut report) = serde_json::from_slice::<Report>(&bytes) {
-            report.deleted_points = deleted;
-            report.sync_scope = scope.to_vec();
-            report.collection_count = store.count(collection)?;
+            report.record_sync(scope, deleted, store.count(collection)?);
             if let Some(st) = m.steps.get("sync") {
                 report.steps.insert("sync".into(), st.clone());
             }

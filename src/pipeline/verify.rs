@@ -55,6 +55,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// What a sync step did, and the collection's size after it.
+    pub fn record_sync(&mut self, scope: &[String], deleted: u64, collection_count: u64) {
+        self.sync_scope = scope.to_vec();
+        self.deleted_points = deleted;
+        self.collection_count = collection_count;
+    }
+
     /// A few lines for people (task log, CLI).
     pub fn summary(&self) -> String {
         let mut s = format!(
