@@ -16,7 +16,6 @@ reused, and the ratio reuse-off / reuse-on. `--unique --repeat 0` makes every se
 from __future__ import annotations
 
 import argparse
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -25,16 +24,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import vdb_core
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def next_year(year1: Path, fresh: Path, out: Path, repeat: float) -> None:
@@ -63,7 +52,8 @@ def main() -> int:
     ap.add_argument("--precision", choices=["float32", "int8", "bf16"], default=None)
     a = ap.parse_args()
 
-    print(f"CPU: {cpu_model()}; vdb_core {vdb_core.__version__}")
+    cpu = vdb_core.cpu_info()
+    print(f"CPU: {cpu['cpu']} ({', '.join(cpu['features'])}); kernels {cpu}; vdb_core {vdb_core.__version__}")
     embedder = vdb_core.Embedder(threads=a.threads, precision=a.precision)
     print(f"model {embedder.model_id}, precision {embedder.precision}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,7 +13,6 @@ the per-query time of each path and the ratio.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
@@ -33,16 +32,6 @@ QUERIES = [
 ]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=20_000)
@@ -50,7 +39,8 @@ def main() -> int:
     ap.add_argument("--per-call-queries", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
-    print(f"CPU: {cpu_model()}; vdb_core {vdb_core.__version__}")
+    cpu = vdb_core.cpu_info()
+    print(f"CPU: {cpu['cpu']} ({', '.join(cpu['features'])}); kernels {cpu}; vdb_core {vdb_core.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         data = d / "sample.parquet"
