@@ -53,7 +53,8 @@ def main() -> int:
     a = ap.parse_args()
 
     cpu = vdb_core.cpu_info()
-    print(f"CPU: {cpu['cpu']} ({', '.join(cpu['features'])}); kernels {cpu}; vdb_core {vdb_core.__version__}")
+    kernels = ", ".join(f"{k} {cpu[k]}" for k in ("f32_gemm", "int8", "bf16"))
+    print(f"CPU: {cpu['cpu']} ({', '.join(cpu['features'])}); kernels: {kernels}; vdb_core {vdb_core.__version__}")
     embedder = vdb_core.Embedder(threads=a.threads, precision=a.precision)
     print(f"model {embedder.model_id}, precision {embedder.precision}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,7 +40,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
     cpu = vdb_core.cpu_info()
-    print(f"CPU: {cpu['cpu']} ({', '.join(cpu['features'])}); kernels {cpu}; vdb_core {vdb_core.__version__}")
+    kernels = ", ".join(f"{k} {cpu[k]}" for k in ("f32_gemm", "int8", "bf16"))
+    print(f"CPU: {cpu['cpu']} ({', '.join(cpu['features'])}); kernels: {kernels}; vdb_core {vdb_core.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         data = d / "sample.parquet"
