@@ -258,34 +258,12 @@ def test_cli_ingest_search_count(tmp_path, sample_parquet):
 
 def test_cli_int8_run_records_its_precision_and_refuses_to_mix(tmp_path, sample_parquet):
     store, run = str(tmp_path / "store"), tmp_path / "run"
-    r = vdb_cli(
-        "ingest",
-        str(sample_parquet),
-        "--store",
-        store,
-        "--run-dir",
-        str(run),
-        "--collection",
-        "c",
-        "--precision",
-        "int8",
-        "--json",
-    )
+    args = ("ingest", str(sample_parquet), "--store", store, "--run-dir", str(run), "--collection", "c")
+    r = vdb_cli(*args, "--precision", "int8", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads((run / "manifest.json").read_text())["model"]["model_id"].endswith("+int8")
     # Resuming the same run in float32 would mix two kinds of vectors: refused, naming both.
-    r = vdb_cli(
-        "ingest",
-        str(sample_parquet),
-        "--store",
-        store,
-        "--run-dir",
-        str(run),
-        "--collection",
-        "c",
-        "--precision",
-        "float32",
-    )
+    r = vdb_cli(*args, "--precision", "float32")
     assert r.returncode != 0
     assert "+int8" in r.stderr and "new run directory" in r.stderr
     r = vdb_cli("ingest", str(sample_parquet), "--store", store, "--precision", "fp16")
