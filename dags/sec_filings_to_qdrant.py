@@ -115,6 +115,16 @@ COLLECTION_ASSET = collection_asset(_defaults["collection"])
             title="Recreate collection",
             description="Drop the collection first (all its points are deleted).",
         ),
+        "rebuild": Param(
+            False,
+            type="boolean",
+            title="Rebuild (blue/green)",
+            description=(
+                "Build a new collection from this input and switch the collection name (a Qdrant alias) to it "
+                "after verify; searches see the old data until then, and a failed run changes nothing. The "
+                "previous collection is kept until the next rebuild. Excludes Recreate and Sync scope."
+            ),
+        ),
         "strict": Param(
             False,
             type="boolean",
@@ -192,6 +202,8 @@ def sec_filings_to_qdrant():
         in the run directory. Returns the shard numbers the mapped tasks expand over. The input path
         must resolve under `VDB_DATA_ROOT` when that is set."""
         p = get_current_context()["params"]
+        if p["rebuild"] and (p["recreate"] or p["sync_scope"]):
+            raise vdb_core.ConfigError("the rebuild Param excludes recreate and sync_scope: set one of them")
         input_path = resolve_input(p["input_path"])
         run_dir = current_run_dir()
         info = vdb_core.inspect(input_path, p["text_column"], p["id_columns"], p["payload_columns"])
@@ -254,6 +266,7 @@ def sec_filings_to_qdrant():
             collection=p["collection"],
             target=resolve_target(),
             recreate=p["recreate"],
+            rebuild=p["rebuild"],
             progress=task_progress(log),
         )
         log.info(
@@ -271,7 +284,7 @@ def sec_filings_to_qdrant():
     @fail_fast
     def ensure_collection() -> dict:
         """Creates the collection (cosine, the model's size) with its payload indexes, or checks the
-        existing one matches; defers indexing for the bulk load."""
+        existing one matches; defers indexing for the bulk load. A rebuild creates a new collection."""
         p = get_current_context()["params"]
         target = resolve_target()
         options = vdb_core.collection_options(
@@ -283,7 +296,12 @@ def sec_filings_to_qdrant():
             quantization=p["quantization"],
         )
         r = vdb_core.ensure_collection(
-            current_run_dir(), p["collection"], target=target, recreate=p["recreate"], options=options
+            current_run_dir(),
+            p["collection"],
+            target=target,
+            recreate=p["recreate"],
+            rebuild=p["rebuild"],
+            options=options,
         )
         log.info(
             "collection %r %s at %s; payload indexes %s", r["collection"], r["outcome"], describe(target), r["indexes"]
@@ -361,6 +379,26 @@ def sec_filings_to_qdrant():
         log.info("sync by %s: %d scopes, %d points deleted", ", ".join(r["scope"]), r["scopes"], r["deleted_points"])
         return r
 
+    @task(execution_timeout=timedelta(minutes=15))
+    @fail_fast
+    def switch() -> dict:
+        """With the `rebuild` Param: points the collection name (a Qdrant alias) at the collection this
+        run built, in one atomic step, after verify passed; the previous collection is kept, older
+        ones are deleted. Without it: nothing to do."""
+        p = get_current_context()["params"]
+        r = vdb_core.switch(current_run_dir(), p["collection"], target=resolve_target())
+        if r["switched"]:
+            log.info(
+                "%r now names %r (before: %s); old collections deleted: %s",
+                r["alias"],
+                r["collection"],
+                r["previous"] or "none",
+                r["deleted"] or "none",
+            )
+        else:
+            log.info("not a rebuild: nothing to switch")
+        return r
+
     @task(outlets=[COLLECTION_ASSET], execution_timeout=timedelta(minutes=5))
     def publish(counts: dict) -> None:
         """Updates the asset `qdrant://qdrant_default/<default collection>` (DAGs scheduled on it run
@@ -384,9 +422,10 @@ def sec_filings_to_qdrant():
     loaded = load.expand(shard=shards)
     verified = verify()
     synced = sync()
-    embedded >> ensure_collection() >> loaded >> restore_indexing() >> verified >> synced >> cleanup()
+    switched = switch()
+    embedded >> ensure_collection() >> loaded >> restore_indexing() >> verified >> synced >> switched >> cleanup()
     loaded >> verified  # a failed load fails the run (restore_indexing alone would let verify run)
-    synced >> publish(verified)  # the asset event comes once the collection holds this input
+    switched >> publish(verified)  # the asset event comes once the collection holds this input
 
 
 sec_filings_to_qdrant()

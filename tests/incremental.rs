@@ -1,7 +1,8 @@
 //! Incremental ingestion on both stores, with the real model and the real Qdrant engine (embedded,
 //! and behind the gRPC test server): each distinct text is embedded once, ever (duplicate rows of a
 //! run share one computed vector; a text the collection already holds is taken from it), and a
-//! sync deletes exactly what a filing no longer has.
+//! sync deletes exactly what a filing no longer has; a blue/green rebuild switches the name only
+//! after verify, keeps the previous collection, and leaves the name alone when it fails.
 
 #[path = "support/qdrant_grpc.rs"]
 mod qdrant_grpc;
@@ -16,7 +17,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use uuid::Uuid;
 use vdb_core::embed::{self, Embedder, EncodeOptions};
 use vdb_core::handoff::RunDir;
-use vdb_core::pipeline::{self, IngestOptions, PlanOptions};
+use vdb_core::pipeline::{self, EnsureMode, IngestOptions, PlanOptions};
 use vdb_core::progress::Silent;
 use vdb_core::store::{self, CollectionSpec, Distance, StoreTarget, VectorStore, TEXT_KEY};
 use vdb_core::ErrorKind;
@@ -60,7 +61,7 @@ fn options(input: &Path, reuse: bool) -> IngestOptions {
             reuse,
         },
         collection: COLLECTION.into(),
-        recreate: false,
+        mode: EnsureMode::Keep,
         collection_options: Default::default(),
         encode: EncodeOptions::default(),
         load: Default::default(),
@@ -182,13 +183,13 @@ fn scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
         &RunDir::at(work.join("run1")),
         s.as_ref(),
         "other_model",
-        false,
+        EnsureMode::Keep,
         &Default::default(),
     )
     .unwrap_err();
     assert_eq!(err.kind, ErrorKind::CollectionMismatch, "{err}");
     // Recreate replaces it.
-    o.recreate = true;
+    o.mode = EnsureMode::Recreate;
     let r5 = pipeline::ingest(&RunDir::at(work.join("run5")), &o, embedder, s.as_ref(), &Silent).unwrap().report;
     assert_eq!((r5.collection_count, r5.texts_embedded), (150, 60));
 }
@@ -236,7 +237,7 @@ fn sync_scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
     for &i in &planned.shards {
         pipeline::embed_shard(&stopped, i, embedder, &o.encode, None, &Silent).unwrap();
     }
-    pipeline::ensure_collection(&stopped, s.as_ref(), "sync", false, &Default::default()).unwrap();
+    pipeline::ensure_collection(&stopped, s.as_ref(), "sync", EnsureMode::Keep, &Default::default()).unwrap();
     for &i in &planned.shards {
         pipeline::load_shard(&stopped, i, s.as_ref(), "sync", &o.load, &Silent).unwrap();
     }
@@ -272,5 +273,154 @@ fn server_store_sync_deletes_exactly_what_a_filing_lost() {
         qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv")).unwrap();
     let embedder = embed::open(None, Some(2), Default::default()).unwrap();
     sync_scenario(&StoreTarget::Server { url: server.url(), api_key: None }, dir.path(), embedder.as_ref());
+    server.stop();
+}
+
+/// The collection `name` answers from (through its alias), by its points' filing ids.
+fn filings_behind(s: &dyn VectorStore, name: &str) -> HashSet<String> {
+    s.search(name, &[0.05; 384], 1000, &[])
+        .unwrap()
+        .into_iter()
+        .map(|h| h.payload["filing_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn generations(s: &dyn VectorStore, name: &str) -> Vec<String> {
+    s.collections().unwrap().into_iter().filter(|c| pipeline::rebuild::is_generation_of(c, name)).collect()
+}
+
+/// Blue/green: rebuild 1 makes the name an alias; rebuild 2, step by step, is invisible to searches
+/// until its switch; rebuild 3 deletes generation 1 and keeps 2; a rebuild whose verify fails
+/// leaves the name alone; the first rebuild of a plain collection replaces it.
+fn rebuild_scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
+    let s = store::open(target).unwrap();
+    let input = |name: &str, filing: &str, n: usize, offset: usize| {
+        let p = work.join(format!("{name}.parquet"));
+        write_filing(&p, filing, &(0..n).map(|i| sentence(i + offset)).collect::<Vec<_>>());
+        p
+    };
+    let mut o = options(&input("v1", "v1", 30, 0), true);
+    o.collection = "rb".into();
+    o.mode = EnsureMode::Rebuild;
+    let r1 = pipeline::ingest(&RunDir::at(work.join("rb1")), &o, embedder, s.as_ref(), &Silent).unwrap().report;
+    let gen1 = r1.built_collection.clone().expect("a rebuild names the collection it built");
+    assert!(pipeline::rebuild::is_generation_of(&gen1, "rb"), "{gen1}");
+    assert!(r1.switched && r1.previous_collection.is_none());
+    assert_eq!((r1.collection.as_str(), r1.collection_count), ("rb", 30));
+    assert_eq!(s.aliases().unwrap(), vec![("rb".to_string(), gen1.clone())]);
+    assert_eq!(filings_behind(s.as_ref(), "rb"), HashSet::from(["v1".to_string()]));
+
+    // Rebuild 2, step by step: searches of "rb" answer from generation 1 until the switch.
+    let v1_only = HashSet::from(["v1".to_string()]);
+    o.plan.input = input("v2", "v2", 40, 20);
+    let run2 = RunDir::at(work.join("rb2"));
+    let planned = pipeline::plan(&run2, &o.plan, &Silent).unwrap();
+    let source = pipeline::VectorSource { store: s.as_ref(), collection: "rb", replaces: true };
+    let mut embedded = 0;
+    for &i in &planned.shards {
+        embedded += pipeline::embed_shard(&run2, i, embedder, &o.encode, Some(source), &Silent).unwrap().texts_embedded;
+    }
+    assert_eq!(embedded, 30, "the 10 texts generation 1 has are taken from it");
+    let ensured =
+        pipeline::ensure_collection(&run2, s.as_ref(), "rb", EnsureMode::Rebuild, &Default::default()).unwrap();
+    let gen2 = ensured.collection.clone();
+    assert!(gen2 != gen1 && pipeline::rebuild::is_generation_of(&gen2, "rb"), "{gen2}");
+    assert_eq!(filings_behind(s.as_ref(), "rb"), v1_only);
+    for &i in &planned.shards {
+        pipeline::load_shard(&run2, i, s.as_ref(), "rb", &o.load, &Silent).unwrap();
+        assert_eq!(s.count("rb").unwrap(), 30, "searches see the old collection while the new one loads");
+    }
+    assert_eq!(s.count(&gen2).unwrap(), 40);
+    pipeline::finish_load(Some(&run2), s.as_ref(), "rb").unwrap();
+    let err = pipeline::switch(&run2, s.as_ref(), "rb").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Handoff, "no switch before verify: {err}");
+    let report = pipeline::verify(&run2, s.as_ref(), "rb").unwrap();
+    assert_eq!((report.points_verified, report.switched), (40, false));
+    assert_eq!(filings_behind(s.as_ref(), "rb"), v1_only);
+    let sw = pipeline::switch(&run2, s.as_ref(), "rb").unwrap();
+    assert_eq!((sw.collection.as_deref(), sw.previous.as_deref()), (Some(gen2.as_str()), Some(gen1.as_str())));
+    assert_eq!(filings_behind(s.as_ref(), "rb"), HashSet::from(["v2".to_string()]));
+    assert_eq!(s.count(&gen1).unwrap(), 30, "the previous collection is kept");
+    let written: pipeline::Report = serde_json::from_slice(&std::fs::read(run2.report_path()).unwrap()).unwrap();
+    assert_eq!((written.switched, written.previous_collection.as_deref()), (true, Some(gen1.as_str())));
+    // Switching again changes nothing.
+    let again = pipeline::switch(&run2, s.as_ref(), "rb").unwrap();
+    assert_eq!((again.previous.as_deref(), again.deleted.len()), (Some(gen1.as_str()), 0));
+    assert_eq!(s.count("rb").unwrap(), 40);
+
+    // Rebuild 3: generation 1 goes, generation 2 (now the previous one) stays.
+    o.plan.input = input("v3", "v3", 25, 50);
+    let r3 = pipeline::ingest(&RunDir::at(work.join("rb3")), &o, embedder, s.as_ref(), &Silent).unwrap().report;
+    let gen3 = r3.built_collection.clone().unwrap();
+    assert_eq!(r3.previous_collection.as_deref(), Some(gen2.as_str()));
+    let mut expected = vec![gen2.clone(), gen3.clone()];
+    expected.sort();
+    assert_eq!(generations(s.as_ref(), "rb"), expected);
+    assert_eq!(s.count("rb").unwrap(), 25);
+
+    // A rebuild whose verify fails (a point went missing) never switches.
+    o.plan.input = input("v4", "v4", 35, 70);
+    let run4 = RunDir::at(work.join("rb4"));
+    let planned = pipeline::plan(&run4, &o.plan, &Silent).unwrap();
+    for &i in &planned.shards {
+        pipeline::embed_shard(&run4, i, embedder, &o.encode, Some(source), &Silent).unwrap();
+    }
+    let gen4 = pipeline::ensure_collection(&run4, s.as_ref(), "rb", EnsureMode::Rebuild, &Default::default())
+        .unwrap()
+        .collection;
+    for &i in &planned.shards {
+        pipeline::load_shard(&run4, i, s.as_ref(), "rb", &o.load, &Silent).unwrap();
+    }
+    pipeline::finish_load(Some(&run4), s.as_ref(), "rb").unwrap();
+    s.delete(&gen4, &ids_of("v4", 1)).unwrap();
+    assert_eq!(pipeline::verify(&run4, s.as_ref(), "rb").unwrap_err().kind, ErrorKind::Store);
+    assert!(pipeline::switch(&run4, s.as_ref(), "rb").is_err());
+    assert_eq!(filings_behind(s.as_ref(), "rb"), HashSet::from(["v3".to_string()]));
+    assert_eq!(s.aliases().unwrap(), vec![("rb".to_string(), gen3.clone())]);
+
+    // A plain ingest into the name adds to the collection it names (no collection "rb" appears).
+    o.mode = EnsureMode::Keep;
+    o.plan.input = input("extra", "extra", 5, 200);
+    let r = pipeline::ingest(&RunDir::at(work.join("rb-extra")), &o, embedder, s.as_ref(), &Silent).unwrap().report;
+    assert_eq!((r.collection_count, s.count(&gen3).unwrap()), (30, 30));
+    assert!(!s.collections().unwrap().contains(&"rb".to_string()));
+    // A rebuild run directory refuses a plain ensure, and the flags exclude each other.
+    let err = pipeline::ensure_collection(&run4, s.as_ref(), "rb", EnsureMode::Keep, &Default::default()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RunMismatch, "{err}");
+    assert_eq!(EnsureMode::from_flags(true, true).unwrap_err().kind, ErrorKind::InvalidConfig);
+    o.mode = EnsureMode::Rebuild;
+    o.sync_scope = vec!["filing_id".into()];
+    let err = pipeline::ingest(&RunDir::at(work.join("rb-sync")), &o, embedder, s.as_ref(), &Silent).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidConfig, "{err}");
+    o.sync_scope.clear();
+
+    // The first rebuild of a collection made by a plain ingest replaces it with an alias.
+    o.collection = "plain".into();
+    o.mode = EnsureMode::Keep;
+    o.plan.input = input("p1", "p1", 10, 0);
+    pipeline::ingest(&RunDir::at(work.join("plain1")), &o, embedder, s.as_ref(), &Silent).unwrap();
+    assert!(s.collections().unwrap().contains(&"plain".to_string()));
+    o.mode = EnsureMode::Rebuild;
+    o.plan.input = input("p2", "p2", 12, 5);
+    let r = pipeline::ingest(&RunDir::at(work.join("plain2")), &o, embedder, s.as_ref(), &Silent).unwrap().report;
+    assert_eq!((r.texts_embedded, r.collection_count), (7, 12), "5 texts reused from the plain collection");
+    assert!(!s.collections().unwrap().contains(&"plain".to_string()));
+    assert_eq!(filings_behind(s.as_ref(), "plain"), HashSet::from(["p2".to_string()]));
+}
+
+#[test]
+fn embedded_store_rebuild_switches_only_after_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
+    rebuild_scenario(&StoreTarget::Embedded { path: dir.path().join("store") }, dir.path(), embedder.as_ref());
+}
+
+#[test]
+fn server_store_rebuild_switches_only_after_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv")).unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
+    rebuild_scenario(&StoreTarget::Server { url: server.url(), api_key: None }, dir.path(), embedder.as_ref());
     server.stop();
 }

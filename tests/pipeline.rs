@@ -5,7 +5,7 @@ use std::path::Path;
 
 use vdb_core::embed::{self, EncodeOptions};
 use vdb_core::handoff::{Manifest, RunDir, ShardState};
-use vdb_core::pipeline::{self, IngestOptions, PlanOptions};
+use vdb_core::pipeline::{self, EnsureMode, IngestOptions, PlanOptions};
 use vdb_core::progress::Silent;
 use vdb_core::store::{self, LoadOptions, StoreTarget};
 use vdb_core::ErrorKind;
@@ -20,7 +20,7 @@ fn options(input: &Path) -> IngestOptions {
             reuse: true,
         },
         collection: "sec".into(),
-        recreate: false,
+        mode: EnsureMode::Keep,
         collection_options: Default::default(),
         encode: EncodeOptions::default(),
         load: LoadOptions { batch_size: 50, ..Default::default() },
@@ -44,7 +44,7 @@ fn ingest_resume_and_rerun_give_exactly_one_point_per_row() {
     pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, None, &Silent).unwrap();
     {
         let s = store::open(&target).unwrap();
-        let e = pipeline::ensure_collection(&run, s.as_ref(), "sec", false, &Default::default()).unwrap();
+        let e = pipeline::ensure_collection(&run, s.as_ref(), "sec", EnsureMode::Keep, &Default::default()).unwrap();
         assert_eq!(e.dim, 384);
         assert!(e.indexes.contains(&"form_type".to_string()) && e.indexes.contains(&"fiscal_year".to_string()));
         pipeline::load_shard(&run, 0, s.as_ref(), "sec", &opts.load, &Silent).unwrap();

@@ -25,6 +25,7 @@ fn ensure_mismatch_and_recreate() {
     let tmp = tempfile::tempdir().unwrap();
     let s = store(tmp.path());
     contract::ensure_and_mismatch(&s, "c1");
+    contract::aliases(&s, "al");
     let err = s.ensure_collection(&spec("c1", DIM), false).unwrap_err();
     // The error names the directory, for a person to find it.
     assert!(err.to_string().contains(&tmp.path().join("c1").display().to_string()), "{err}");

@@ -64,6 +64,7 @@ fn ensure_mismatch_and_recreate() {
     contract::ensure_and_mismatch(&s, "c1");
     let err = s.ensure_collection(&spec("c1", DIM), false).unwrap_err();
     assert!(err.to_string().contains(&server.url()), "{err}");
+    contract::aliases(&s, "al");
     // Payload indexes were created with the collection.
     assert_eq!(payload_index_fields(&server.url(), "c1"), ["company", "date", "year"]);
 }
@@ -352,7 +353,8 @@ fn real_qdrant_contract() {
             client = client.api_key(k.clone());
         }
         let client = client.build().unwrap();
-        for name in ["vdb_contract_c1", "vdb_contract_c", "vdb_contract_bulk"] {
+        for name in ["vdb_contract_c1", "vdb_contract_c", "vdb_contract_bulk", "vdb_contract_al_a", "vdb_contract_al_b"]
+        {
             if client.collection_exists(name).await.unwrap() {
                 client.delete_collection(name).await.unwrap();
             }
@@ -364,4 +366,5 @@ fn real_qdrant_contract() {
     contract::filters(&s, "vdb_contract_c");
     contract::retrieve(&s, "vdb_contract_c");
     contract::bulk_mode(&s, "vdb_contract_bulk", 1_000, 32);
+    contract::aliases(&s, "vdb_contract_al");
 }

@@ -42,6 +42,7 @@ def test_dagbag_imports_without_errors():
         "restore_indexing",
         "verify",
         "sync",
+        "switch",
         "publish",
         "cleanup",
     }
@@ -61,6 +62,7 @@ def test_dagbag_imports_without_errors():
         "model_dir",
     }
     assert dag.params.get_param("recreate").schema["type"] == "boolean"
+    assert dag.params.get_param("rebuild").schema["type"] == "boolean"
     assert dag.params.get_param("shard_rows").schema["type"] == "integer"
     assert dag.params.get_param("input_path").description
     assert dag.catchup is False
@@ -136,6 +138,29 @@ def test_dags_test_into_the_embedded_store(airflow_env, sample_parquet, tmp_path
     log = out.stdout + out.stderr
     assert "texts embedded 0 of" in log, log[-3000:]
     assert "0 added, 0 updated, 600 unchanged" in log, log[-3000:]
+
+
+def test_dags_test_rebuild_switches_the_name_after_verify(airflow_env, sample_parquet, tmp_path):
+    """Two blue/green rebuilds through the DAG: the first makes the name an alias of a new
+    collection, the second builds another from a smaller input (embedding nothing: every text is in
+    the live collection) and switches; the previous collection is kept."""
+    env = {**airflow_env, "VDB_STORE_PATH": str(tmp_path / "store")}
+    dags_test(env, DAG_ID, {"input_path": str(sample_parquet), "collection": "dagrb", "rebuild": True})
+    with vdb_core.Store(store_path=tmp_path / "store") as store:
+        first = store.aliases()["dagrb"]
+        assert first.startswith("dagrb__v") and store.count("dagrb") == 600
+    table = pq.read_table(sample_parquet)
+    smaller = tmp_path / "smaller.parquet"
+    pq.write_table(table.slice(0, 450), smaller)
+    out = dags_test(env, DAG_ID, {"input_path": str(smaller), "collection": "dagrb", "rebuild": True})
+    log = out.stdout + out.stderr
+    assert "texts embedded 0 of" in log, log[-3000:]
+    assert "now names" in log, log[-3000:]
+    with vdb_core.Store(store_path=tmp_path / "store") as store:
+        second = store.aliases()["dagrb"]
+        assert second != first and store.count("dagrb") == 450
+        assert {first, second} <= set(store.collections()), "the previous collection is kept"
+        assert store.count(first) == 600
 
 
 def test_dags_test_into_the_server_and_search_dag(airflow_env, sample_parquet, tmp_path):

@@ -256,6 +256,25 @@ def test_cli_ingest_search_count(tmp_path, sample_parquet):
     assert json.loads(r.stdout) == {"count": 600}
 
 
+def test_cli_rebuild_switches_the_name_and_excludes_recreate(tmp_path, sample_parquet, qdrant_server):
+    args = ("ingest", str(sample_parquet), "--qdrant-url", qdrant_server.url, "--collection", "rb", "--json")
+    first = vdb_cli(*args, "--rebuild")
+    assert first.returncode == 0, first.stderr
+    r1 = json.loads(first.stdout)["report"]
+    assert r1["switched"] and r1["built_collection"].startswith("rb__v") and r1["previous_collection"] is None
+    second = vdb_cli(*args, "--rebuild")
+    assert second.returncode == 0, second.stderr
+    r2 = json.loads(second.stdout)["report"]
+    assert r2["previous_collection"] == r1["built_collection"] and r2["texts_embedded"] == 0
+    with vdb_core.Store(qdrant_url=qdrant_server.url) as store:
+        assert store.aliases()["rb"] == r2["built_collection"]
+        assert store.count("rb") == 600
+    human = vdb_cli(*args[:-1], "--rebuild")
+    assert human.returncode == 0 and '"rb" now names' in human.stdout, human.stdout
+    both = vdb_cli(*args, "--rebuild", "--recreate")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
 def test_cli_int8_run_records_its_precision_and_refuses_to_mix(tmp_path, sample_parquet):
     store, run = str(tmp_path / "store"), tmp_path / "run"
     args = ("ingest", str(sample_parquet), "--store", store, "--run-dir", str(run), "--collection", "c")

@@ -60,6 +60,7 @@ __all__ = [
     "load_shard",
     "finish_load",
     "verify",
+    "switch",
     "sync",
     "ingest",
     "report_summary",
@@ -279,13 +280,14 @@ def embed_shard(
     collection: str | None = None,
     target: Target | None = None,
     recreate: bool = False,
+    rebuild: bool = False,
     progress: Progress = None,
 ) -> dict[str, Any]:
     """Compute the vectors of the distinct texts one planned shard provides (skipped when already
     done). With ``collection``, vectors the collection already holds for the same text and model
     (in ``target``, default: the configured store) are taken from it instead of computed; a
-    collection of another model is refused unless ``recreate``. Returns ``{shard, rows, texts,
-    texts_embedded, done_now, seconds}``."""
+    collection of another model is refused unless the run replaces it (``recreate`` or
+    ``rebuild``). Returns ``{shard, rows, texts, texts_embedded, done_now, seconds}``."""
     return json.loads(
         _native.embed_shard(
             os.fspath(run_dir),
@@ -295,6 +297,7 @@ def embed_shard(
             _target(target) if collection is not None else None,
             collection,
             recreate,
+            rebuild,
             progress,
         )
     )
@@ -330,13 +333,16 @@ def ensure_collection(
     *,
     target: Target | None = None,
     recreate: bool = False,
+    rebuild: bool = False,
     options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Create (or check) the collection with payload indexes, and defer indexing for the load.
-    ``options``: :func:`collection_options`, applied when the collection is created."""
+    ``options``: :func:`collection_options`, applied when the collection is created. ``recreate``
+    empties an existing collection; ``rebuild`` creates a new collection for this run (the result's
+    ``collection``) that :func:`switch` puts behind the name after verify."""
     return json.loads(
         _native.ensure_collection(
-            os.fspath(run_dir), _target(target), collection, recreate, json.dumps(dict(options or {}))
+            os.fspath(run_dir), _target(target), collection, recreate, rebuild, json.dumps(dict(options or {}))
         )
     )
 
@@ -396,6 +402,14 @@ def sync(run_dir: PathLike, collection: str, scope: Sequence[str], *, target: Ta
     return json.loads(_native.sync(os.fspath(run_dir), _target(target), collection, list(scope)))
 
 
+def switch(run_dir: PathLike, collection: str, *, target: Target | None = None) -> dict[str, Any]:
+    """After a verified rebuild: point the name ``collection`` (a Qdrant alias) at the collection
+    this run built, in one atomic step. The collection it named before is kept; older generations
+    are deleted. Refused before verify; a no-op for a run that is not a rebuild. Returns
+    ``{switched, alias, collection, previous, deleted, seconds}``."""
+    return json.loads(_native.switch(os.fspath(run_dir), _target(target), collection))
+
+
 def report_summary(report: Mapping[str, Any]) -> str:
     """A few human lines about a run report."""
     return _native.report_summary(json.dumps(dict(report)))
@@ -414,6 +428,7 @@ def ingest(
     shard_rows: int | None = None,
     strict: bool = False,
     recreate: bool = False,
+    rebuild: bool = False,
     reuse: bool | None = None,
     sync_scope: Sequence[str] | None = None,
     collection_options: Mapping[str, Any] | None = None,
@@ -426,7 +441,9 @@ def ingest(
     With ``reuse`` (default ``VDB_REUSE``, on) each distinct text is embedded once, and texts the
     collection already holds (same model) are not embedded again. With ``sync_scope`` (columns such
     as ``["filing_id"]``), after a successful verify the points of every scope value in this input
-    that the input no longer has are deleted (see :func:`sync`)."""
+    that the input no longer has are deleted (see :func:`sync`). With ``rebuild``, the run builds
+    a new collection and switches the name ``collection`` to it only after verify (blue/green; see
+    :func:`switch`): searches see the old data until then, and a failed run changes nothing."""
     emb = embedder if embedder is not None else Embedder()
     return json.loads(
         _native.ingest(
@@ -444,6 +461,7 @@ def ingest(
             _load_options(upsert_batch_size, upsert_parallel, 6, 200),
             list(sync_scope or []),
             json.dumps(dict(collection_options or {})),
+            rebuild,
             progress,
         )
     )
@@ -543,7 +561,12 @@ class Store:
         return self._embedder
 
     def collections(self) -> list[str]:
+        """Collection names, sorted (aliases are not collections: see :meth:`aliases`)."""
         return self._native.collections()
+
+    def aliases(self) -> dict[str, str]:
+        """Aliases and the collection each names (a rebuild makes the collection name one)."""
+        return dict(self._native.aliases())
 
     def count(self, collection: str | None = None) -> int:
         """Exact number of points."""

@@ -101,6 +101,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         shard_rows=args.shard_rows,
         strict=args.strict,
         recreate=args.recreate,
+        rebuild=args.rebuild,
         sync_scope=_split(args.sync_scope),
         collection_options=vdb_core.collection_options(
             shard_number=args.shard_number,
@@ -255,7 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
             "bf16 needs AVX512-BF16, cosine >= 0.9999"
         ),
     )
-    sp.add_argument("--recreate", action="store_true", help="drop and recreate the collection first")
+    mode = sp.add_mutually_exclusive_group()
+    mode.add_argument("--recreate", action="store_true", help="drop and recreate the collection first")
+    mode.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="blue/green: build a new collection and switch the name (a Qdrant alias) to it after verify; "
+        "searches see the old data until then, the previous collection is kept until the next rebuild",
+    )
     g = sp.add_argument_group("collection layout (applied when the collection is created; Qdrant's names)")
     g.add_argument("--shard-number", type=int, default=None, help="shards (a Qdrant cluster; server only)")
     g.add_argument("--replication-factor", type=int, default=None, help="copies of each shard (server only)")

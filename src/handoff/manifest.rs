@@ -151,6 +151,9 @@ pub struct Manifest {
     /// Set by the sync step: (scope columns, points deleted).
     #[serde(default)]
     pub synced: Option<(Vec<String>, u64)>,
+    /// A blue/green rebuild: set by ensure-collection, completed by the switch.
+    #[serde(default)]
+    pub rebuild: Option<crate::pipeline::rebuild::RebuildState>,
 }
 
 impl Manifest {

@@ -38,9 +38,9 @@ pub struct EmbedResult {
 pub struct VectorSource<'a> {
     pub store: &'a dyn VectorStore,
     pub collection: &'a str,
-    /// The run will recreate the collection: a collection of another model is no error then (it
-    /// is replaced), it just has nothing to reuse.
-    pub recreate: bool,
+    /// The run replaces the collection (recreate, or a rebuild): a collection of another model is
+    /// no error then, it just has nothing to reuse.
+    pub replaces: bool,
 }
 
 /// Refuse to mix two models in one run.
@@ -78,7 +78,7 @@ fn lookup(source: &VectorSource<'_>, model_id: &str, keys: &[String]) -> Result<
         return Ok(found);
     }
     if let Some(other) = store.collection_model(collection)?.filter(|m| m != model_id) {
-        if source.recreate {
+        if source.replaces {
             return Ok(found);
         }
         return Err(VdbError::new(

@@ -16,11 +16,12 @@ use crate::error::{ErrorKind, Result, VdbError};
 use crate::handoff::ids::{vector_key, TextHash};
 use crate::handoff::shard::{self, ID, PLANNED_COLUMNS, TEXT, VECTOR_SHARD};
 use crate::handoff::{Manifest, RunDir, ShardState};
+use crate::pipeline::rebuild::{build_target, generation_name, RebuildState};
 use crate::progress::{peak_rss_mib, Progress};
 use crate::source::values::{formatter, json_value};
 use crate::store::{
-    CollectionOptions, CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions, PointRecord, VectorStore,
-    TEXT_KEY,
+    validate_collection_name, CollectionOptions, CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions,
+    PointRecord, VectorStore, TEXT_KEY,
 };
 
 /// Payload fields people filter SEC sentences by; indexed when they are payload columns.
@@ -85,18 +86,72 @@ pub struct EnsureResult {
     pub indexes: Vec<String>,
 }
 
-/// Create/check the collection and put it in bulk mode (indexing deferred) for the load.
+/// How `ensure` treats an existing collection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnsureMode {
+    /// Use it (its model and vector size must match).
+    #[default]
+    Keep,
+    /// Drop its points and start empty.
+    Recreate,
+    /// Build a fresh collection beside it; the switch step points the name at it after verify
+    /// (see [`super::rebuild`]).
+    Rebuild,
+}
+
+impl EnsureMode {
+    /// The mode of the `recreate` / `rebuild` flags of the front ends (at most one of them).
+    pub fn from_flags(recreate: bool, rebuild: bool) -> Result<EnsureMode> {
+        match (recreate, rebuild) {
+            (true, true) => Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                "recreate and rebuild exclude each other: recreate empties the collection now, rebuild builds a \
+                 new one and switches to it after verify",
+            )),
+            (true, false) => Ok(EnsureMode::Recreate),
+            (false, true) => Ok(EnsureMode::Rebuild),
+            (false, false) => Ok(EnsureMode::Keep),
+        }
+    }
+
+    /// The existing collection is replaced (by `recreate` now, or by a rebuild's switch): a
+    /// collection of another model is no error, it has nothing to give.
+    pub fn replaces(self) -> bool {
+        self != EnsureMode::Keep
+    }
+}
+
+/// Create/check the collection and put it in bulk mode (indexing deferred) for the load. In a
+/// rebuild, the collection is this run's own new one (the result names it).
 pub fn ensure_collection(
     run: &RunDir,
     store: &dyn VectorStore,
     collection: &str,
-    recreate: bool,
+    mode: EnsureMode,
     options: &CollectionOptions,
 ) -> Result<EnsureResult> {
     let m = Manifest::read(run)?;
-    let spec = collection_spec(run, &m, collection, options)?;
-    let outcome = store.ensure_collection(&spec, recreate)?;
-    store.set_bulk_mode(collection, true)?;
+    let name = match (&m.rebuild, mode) {
+        (Some(_), EnsureMode::Rebuild) => build_target(&m, collection, run)?,
+        (None, EnsureMode::Rebuild) => {
+            validate_collection_name(collection)?;
+            generation_name(collection)
+        }
+        (Some(r), _) => {
+            let msg = format!(
+                "run {} is a rebuild of '{}' (into '{}'): run its ensure step with rebuild, or use a new run directory",
+                run.path.display(),
+                r.alias,
+                r.collection
+            );
+            return Err(VdbError::new(ErrorKind::RunMismatch, msg));
+        }
+        (None, _) => collection.to_string(),
+    };
+    let spec = collection_spec(run, &m, &name, options)?;
+    let outcome = store.ensure_collection(&spec, mode == EnsureMode::Recreate)?;
+    store.set_bulk_mode(&name, true)?;
     let target = (store.describe(), collection.to_string());
     Manifest::update(run, |m| {
         if outcome == EnsureOutcome::Recreated {
@@ -105,11 +160,22 @@ pub fn ensure_collection(
                 s.state = ShardState::Embedded;
             }
         }
+        if mode == EnsureMode::Rebuild && m.rebuild.is_none() {
+            m.rebuild = Some(RebuildState {
+                alias: collection.to_string(),
+                collection: name.clone(),
+                switched: false,
+                previous: None,
+            });
+        }
         m.target = Some(target);
         Ok(())
     })?;
+    if mode == EnsureMode::Rebuild {
+        log::info!("rebuild of '{collection}' into the new collection '{name}' at {}", store.describe());
+    }
     Ok(EnsureResult {
-        collection: collection.to_string(),
+        collection: name.clone(),
         outcome,
         dim: spec.dim,
         indexes: spec.payload_indexes.iter().map(|(f, _)| f.clone()).collect(),
@@ -124,9 +190,15 @@ pub fn ensure_collection(
 /// A run whose plan never finished has no manifest: nothing is recorded then.
 pub fn finish_load(run: Option<&RunDir>, store: &dyn VectorStore, collection: &str) -> Result<()> {
     let started = Instant::now();
+    let run = run.filter(|r| r.manifest_path().is_file());
+    let target = match run {
+        Some(r) => build_target(&Manifest::read(r)?, collection, r)?,
+        None => collection.to_string(),
+    };
+    let collection = target.as_str();
     store.set_bulk_mode(collection, false)?;
     let seconds = started.elapsed().as_secs_f64();
-    if let Some(run) = run.filter(|r| r.manifest_path().is_file()) {
+    if let Some(run) = run {
         let points = store.count(collection)?;
         Manifest::update(run, |m| {
             m.add_step("index", seconds, points, peak_rss_mib());
@@ -281,6 +353,7 @@ pub fn load_shard(
             format!("shard {index} is not embedded yet: run the embed step first"),
         ));
     }
+    let collection = &build_target(&m, collection, run)?;
     let _lock = run.lock(&format!("shard-{index:05}"), Duration::from_secs(3600))?;
     let points = shard_points(run, &m, index)?;
     progress.start(&format!("load shard {index}"), points.len() as u64);

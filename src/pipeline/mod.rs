@@ -7,6 +7,7 @@
 pub mod embed;
 pub mod load;
 pub mod plan;
+pub mod rebuild;
 pub mod sync;
 pub mod verify;
 
@@ -15,13 +16,14 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use embed::{embed_shard, EmbedResult, VectorSource};
-pub use load::{ensure_collection, finish_load, load_shard, EnsureResult, LoadResult, ShardResult};
+pub use load::{ensure_collection, finish_load, load_shard, EnsureMode, EnsureResult, LoadResult, ShardResult};
 pub use plan::{plan, PlanOptions, PlanSummary};
+pub use rebuild::{switch, SwitchResult};
 pub use sync::{sync, SyncResult};
 pub use verify::{verify, Report};
 
 use crate::embed::{Embedder, EncodeOptions};
-use crate::error::Result;
+use crate::error::{ErrorKind, Result, VdbError};
 use crate::handoff::RunDir;
 use crate::progress::Progress;
 use crate::store::{CollectionOptions, Condition, Hit, LoadOptions, SearchParams, VectorStore};
@@ -30,7 +32,8 @@ use crate::store::{CollectionOptions, Condition, Hit, LoadOptions, SearchParams,
 pub struct IngestOptions {
     pub plan: PlanOptions,
     pub collection: String,
-    pub recreate: bool,
+    /// Keep, recreate, or rebuild (blue/green) the collection.
+    pub mode: EnsureMode,
     /// Layout of the collection when this run creates it.
     pub collection_options: CollectionOptions,
     pub encode: EncodeOptions,
@@ -55,12 +58,18 @@ pub fn ingest(
     progress: &dyn Progress,
 ) -> Result<IngestResult> {
     let started = Instant::now();
+    if opts.mode == EnsureMode::Rebuild && !opts.sync_scope.is_empty() {
+        return Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            "a rebuild builds a collection holding exactly this input: there is nothing for sync_scope to delete; use one or the other",
+        ));
+    }
     let planned = plan(run, &opts.plan, progress)?;
-    let source = VectorSource { store, collection: &opts.collection, recreate: opts.recreate };
+    let source = VectorSource { store, collection: &opts.collection, replaces: opts.mode.replaces() };
     for &i in &planned.shards {
         embed_shard(run, i, embedder, &opts.encode, Some(source), progress)?;
     }
-    ensure_collection(run, store, &opts.collection, opts.recreate, &opts.collection_options)?;
+    ensure_collection(run, store, &opts.collection, opts.mode, &opts.collection_options)?;
     let loaded: Result<()> = planned
         .shards
         .iter()
@@ -73,6 +82,12 @@ pub fn ingest(
     if !opts.sync_scope.is_empty() {
         let synced = sync(run, store, &opts.collection, &opts.sync_scope)?;
         report.record_sync(&synced.scope, synced.deleted_points, store.count(&opts.collection)?);
+    }
+    if opts.mode == EnsureMode::Rebuild {
+        let switched = switch(run, store, &opts.collection)?;
+        if let Some(built) = &switched.collection {
+            report.record_switch(built, switched.previous.as_deref(), store.count(&opts.collection)?);
+        }
     }
     Ok(IngestResult { run_dir: run.path.display().to_string(), report, wall_seconds: started.elapsed().as_secs_f64() })
 }

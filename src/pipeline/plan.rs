@@ -264,6 +264,7 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
         target: old.as_ref().and_then(|m| m.target.clone()),
         verified: false,
         synced: None,
+        rebuild: old.as_ref().and_then(|m| m.rebuild.clone()),
         steps: old.map(|m| m.steps).unwrap_or_default(),
     };
     let seconds = started.elapsed().as_secs_f64();

@@ -41,6 +41,16 @@ pub fn sync(run: &RunDir, store: &dyn VectorStore, collection: &str, scope: &[St
         return Err(VdbError::new(ErrorKind::InvalidConfig, "sync needs at least one scope column"));
     }
     let m = Manifest::read(run)?;
+    if let Some(r) = &m.rebuild {
+        return Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "run {} is a rebuild: collection '{}' holds exactly this input, there is nothing to sync",
+                run.path.display(),
+                r.collection
+            ),
+        ));
+    }
     if !m.verified {
         return Err(VdbError::new(
             ErrorKind::Handoff,

@@ -14,6 +14,7 @@ use crate::handoff::ids::vector_key;
 use crate::handoff::manifest::{Skipped, StepStats};
 use crate::handoff::shard::{self, ID};
 use crate::handoff::{Manifest, RunDir, ShardState};
+use crate::pipeline::rebuild::build_target;
 use crate::progress::{format_duration, peak_rss_mib};
 use crate::store::{VectorStore, TEXT_KEY};
 
@@ -50,6 +51,14 @@ pub struct Report {
     pub model: Option<String>,
     pub target: Option<String>,
     pub collection: String,
+    /// A rebuild: the collection this run built (what `collection` names after the switch).
+    #[serde(default)]
+    pub built_collection: Option<String>,
+    /// A rebuild, after the switch: the collection `collection` named before (kept).
+    #[serde(default)]
+    pub previous_collection: Option<String>,
+    #[serde(default)]
+    pub switched: bool,
     pub steps: std::collections::BTreeMap<String, StepStats>,
     pub peak_rss_mib: f64,
 }
@@ -59,6 +68,14 @@ impl Report {
     pub fn record_sync(&mut self, scope: &[String], deleted: u64, collection_count: u64) {
         self.sync_scope = scope.to_vec();
         self.deleted_points = deleted;
+        self.collection_count = collection_count;
+    }
+
+    /// What the switch of a rebuild did, and the size of what the name now stands for.
+    pub fn record_switch(&mut self, built: &str, previous: Option<&str>, collection_count: u64) {
+        self.built_collection = Some(built.to_string());
+        self.previous_collection = previous.map(str::to_string);
+        self.switched = true;
         self.collection_count = collection_count;
     }
 
@@ -100,6 +117,17 @@ impl Report {
                 st.peak_rss_mib
             );
         }
+        if let Some(built) = &self.built_collection {
+            s += &if self.switched {
+                format!(
+                    "rebuild: {:?} now names {built:?} (before: {})\n",
+                    self.collection,
+                    self.previous_collection.as_deref().map_or("none".to_string(), |p| format!("{p:?}"))
+                )
+            } else {
+                format!("rebuild: built {built:?}; {:?} switches to it after verify\n", self.collection)
+            };
+        }
         s += &format!("sample search {}", if self.sample_search_ok { "ok" } else { "FAILED" });
         s
     }
@@ -110,6 +138,9 @@ impl Report {
 pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result<Report> {
     let started = Instant::now();
     let m = Manifest::read(run)?;
+    // A rebuild checks the collection it built (the name still answers from the old one).
+    let name = collection;
+    let collection = &build_target(&m, name, run)?;
     let not_loaded: Vec<usize> = m.shards.iter().filter(|s| s.state != ShardState::Loaded).map(|s| s.index).collect();
     if !not_loaded.is_empty() {
         return Err(VdbError::new(
@@ -164,7 +195,10 @@ pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
         sample_search_ok: sample_ok,
         model: m.model.as_ref().map(|x| x.model_id.clone()),
         target: Some(store.describe()),
-        collection: collection.to_string(),
+        collection: name.to_string(),
+        built_collection: m.rebuild.as_ref().map(|r| r.collection.clone()),
+        previous_collection: m.rebuild.as_ref().and_then(|r| r.previous.clone()),
+        switched: m.rebuild.as_ref().is_some_and(|r| r.switched),
         peak_rss_mib: steps.values().map(|s| s.peak_rss_mib).fold(0.0, f64::max),
         steps,
     };

@@ -297,7 +297,7 @@ impl NativeEmbedder {
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, shard, embedder, batch_size=32, target=None, collection=None, recreate=false, progress=None))]
+#[pyo3(signature = (run_dir, shard, embedder, batch_size=32, target=None, collection=None, recreate=false, rebuild=false, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn embed_shard(
     py: Python<'_>,
@@ -308,14 +308,16 @@ fn embed_shard(
     target: Option<String>,
     collection: Option<String>,
     recreate: bool,
+    rebuild: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
+    let replaces = pipeline::EnsureMode::from_flags(recreate, rebuild).map_err(to_py)?.replaces();
     let p = self::progress(progress, 10.0)?;
     let opts = EncodeOptions { batch_size: batch_size.max(1), normalize: true };
     let run = RunDir::at(run_dir);
     let r = match (target, collection) {
         (Some(target), Some(collection)) => with_store(py, &target, |store| {
-            let source = pipeline::VectorSource { store, collection: &collection, recreate };
+            let source = pipeline::VectorSource { store, collection: &collection, replaces };
             pipeline::embed_shard(&run, shard, embedder.inner.as_ref(), &opts, Some(source), p.as_ref())
         })?,
         _ => work(py, || pipeline::embed_shard(&run, shard, embedder.inner.as_ref(), &opts, None, p.as_ref()))?,
@@ -335,18 +337,19 @@ fn with_store<T: Send>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, target, collection, recreate, options="{}".to_string()))]
+#[pyo3(signature = (run_dir, target, collection, recreate, rebuild=false, options="{}".to_string()))]
 fn ensure_collection(
     py: Python<'_>,
     run_dir: PathBuf,
     target: String,
     collection: String,
     recreate: bool,
+    rebuild: bool,
     options: String,
 ) -> PyResult<String> {
     let o: store::CollectionOptions = parse("collection options", &options)?;
-    let r =
-        with_store(py, &target, |s| pipeline::ensure_collection(&RunDir::at(run_dir), s, &collection, recreate, &o))?;
+    let mode = pipeline::EnsureMode::from_flags(recreate, rebuild).map_err(to_py)?;
+    let r = with_store(py, &target, |s| pipeline::ensure_collection(&RunDir::at(run_dir), s, &collection, mode, &o))?;
     json(&r)
 }
 
@@ -388,13 +391,19 @@ fn sync(py: Python<'_>, run_dir: PathBuf, target: String, collection: String, sc
 }
 
 #[pyfunction]
+fn switch(py: Python<'_>, run_dir: PathBuf, target: String, collection: String) -> PyResult<String> {
+    let r = with_store(py, &target, |s| pipeline::switch(&RunDir::at(run_dir), s, &collection))?;
+    json(&r)
+}
+
+#[pyfunction]
 fn report_summary(report: String) -> PyResult<String> {
     let r: pipeline::Report = parse("report", &report)?;
     Ok(r.summary())
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, sync_scope=Vec::new(), collection_options="{}".to_string(), progress=None))]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, sync_scope=Vec::new(), collection_options="{}".to_string(), rebuild=false, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn ingest(
     py: Python<'_>,
@@ -412,8 +421,10 @@ fn ingest(
     load_options: String,
     sync_scope: Vec<String>,
     collection_options: String,
+    rebuild: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
+    let mode = pipeline::EnsureMode::from_flags(recreate, rebuild).map_err(to_py)?;
     let collection_options: store::CollectionOptions = parse("collection options", &collection_options)?;
     let mapping: ColumnMapping = parse("column mapping", &mapping)?;
     let load: LoadOptions = parse("load options", &load_options)?;
@@ -421,7 +432,7 @@ fn ingest(
     let opts = IngestOptions {
         plan: PlanOptions { input, mapping, shard_rows, strict, reuse },
         collection,
-        recreate,
+        mode,
         collection_options,
         encode: EncodeOptions { batch_size: batch_size.max(1), normalize: true },
         load,
@@ -472,6 +483,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(finish_load, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(sync, m)?)?;
+    m.add_function(wrap_pyfunction!(switch, m)?)?;
     m.add_function(wrap_pyfunction!(report_summary, m)?)?;
     m.add_function(wrap_pyfunction!(ingest, m)?)?;
     Ok(())

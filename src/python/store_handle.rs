@@ -51,6 +51,10 @@ impl NativeStore {
         self.with(py, |s| s.collections())
     }
 
+    fn aliases(&self, py: Python<'_>) -> PyResult<Vec<(String, String)>> {
+        self.with(py, |s| s.aliases())
+    }
+
     fn count(&self, py: Python<'_>, collection: String) -> PyResult<u64> {
         self.with(py, |s| s.count(&collection))
     }

@@ -6,6 +6,7 @@
 //! <root>/<collection>/vdb.lock          OS lock file, held while this process has the collection open
 //! <root>/<collection>/collection.json   what ensure_collection was asked for (dim, distance, indexes)
 //! <root>/<collection>/shard/            the qdrant-edge shard (WAL + segments)
+//! <root>/.aliases.json                  aliases: {"alias": "collection"}, replaced atomically
 //! ```
 //!
 //! `collection.json` is written last when a collection is created, so its presence means "the
@@ -19,6 +20,10 @@
 //! [`EmbeddedStore::close`]). A second opener, in this or another process, waits up to the lock
 //! timeout, then fails with a `Locked` error naming the directory.
 //!
+//! **Aliases** work as on a Qdrant server: every operation accepts an alias for the collection it
+//! names (resolved on each call, so other processes see a switch at once); switching one is a single
+//! atomic file replace under `.aliases.lock`.
+//!
 //! **Indexing.** qdrant-edge has no background optimiser. Outside bulk mode every `upsert` ends with
 //! an optimisation pass (cheap when nothing is planned). In bulk mode the points go into the
 //! appendable segment unindexed, and each time it holds a full segment's worth
@@ -28,7 +33,7 @@
 //! is built once per point, in bounded memory, spread over the load instead of one pass over the
 //! whole collection at the end.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,6 +67,11 @@ const LOCK_FILE: &str = "vdb.lock";
 const META_FILE: &str = "collection.json";
 const SHARD_DIR: &str = "shard";
 const META_FORMAT: u32 = 1;
+const ALIASES_FILE: &str = ".aliases.json";
+const ALIASES_LOCK: &str = ".aliases.lock";
+/// How long deleting a collection waits for a process that has it open (a reader keeps it open
+/// until it closes its store): the caller decides what a `Locked` error means.
+const DELETE_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Segments of a collection and how many of its points an HNSW index covers (the others are in
 /// segments too small to index, searched exactly).
@@ -177,10 +187,56 @@ impl EmbeddedStore {
         &self.root
     }
 
-    /// Flush and close a collection and release its lock (no-op if this store has not opened it).
+    /// Flush and close a collection (or the one an alias names) and release its lock (no-op if
+    /// this store has not opened it).
     pub fn close(&self, collection: &str) {
-        let handle = self.handles.lock().remove(collection);
+        let name = self.resolve(collection).unwrap_or_else(|_| collection.to_string());
+        let handle = self.handles.lock().remove(&name);
         drop(handle);
+    }
+
+    fn read_aliases(&self) -> Result<BTreeMap<String, String>> {
+        let p = self.root.join(ALIASES_FILE);
+        match fs::read(&p) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                VdbError::new(ErrorKind::Store, format!("alias file {} is damaged: {e}", p.display())).with_file(&p)
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(VdbError::io(&p, "cannot read", e)),
+        }
+    }
+
+    /// Read-modify-write of the alias file under its lock.
+    fn update_aliases<T>(&self, f: impl FnOnce(&mut BTreeMap<String, String>) -> Result<T>) -> Result<T> {
+        let _lock = FileLock::acquire(&self.root.join(ALIASES_LOCK), self.lock_timeout)?;
+        let mut aliases = self.read_aliases()?;
+        let before = aliases.clone();
+        let out = f(&mut aliases)?;
+        if aliases != before {
+            let bytes = serde_json::to_vec_pretty(&aliases)
+                .map_err(|e| VdbError::internal(format!("cannot serialise aliases: {e}")))?;
+            write_bytes_atomic(&self.root.join(ALIASES_FILE), &bytes)?;
+        }
+        Ok(out)
+    }
+
+    /// Whether `name` is a complete collection (not an alias).
+    fn is_collection(&self, name: &str) -> bool {
+        let handle = self.handles.lock().get(name).cloned();
+        if let Some(h) = handle {
+            return h.state.read().open.is_some();
+        }
+        // Not opened by us: the metadata file, written last on create, says whether it is complete.
+        self.collection_dir(name).join(META_FILE).is_file()
+    }
+
+    /// The collection `name` stands for: itself, or the one the alias `name` points to.
+    fn resolve(&self, name: &str) -> Result<String> {
+        validate_collection_name(name)?;
+        if self.is_collection(name) {
+            return Ok(name.to_string());
+        }
+        Ok(self.read_aliases()?.remove(name).unwrap_or_else(|| name.to_string()))
     }
 
     fn collection_dir(&self, name: &str) -> PathBuf {
@@ -190,7 +246,8 @@ impl EmbeddedStore {
     /// The locked handle for a collection, opening (and locking) it on first use. The map lock is
     /// held while waiting for the OS lock, so threads of this store queue behind each other too.
     fn handle(&self, name: &str) -> Result<Arc<Handle>> {
-        validate_collection_name(name)?;
+        let resolved = self.resolve(name)?;
+        let name = resolved.as_str();
         let mut handles = self.handles.lock();
         if let Some(h) = handles.get(name) {
             return Ok(h.clone());
@@ -220,10 +277,11 @@ impl EmbeddedStore {
 
     /// The handle of an existing collection, or a `Store` error saying it does not exist.
     fn existing(&self, name: &str) -> Result<Arc<Handle>> {
-        if !self.collection_exists(name)? {
-            return Err(missing(name, &self.collection_dir(name)));
+        let resolved = self.resolve(name)?;
+        if !self.is_collection(&resolved) {
+            return Err(missing(name, &self.collection_dir(&resolved)));
         }
-        self.handle(name)
+        self.handle(&resolved)
     }
 }
 
@@ -450,7 +508,8 @@ impl VectorStore for EmbeddedStore {
     }
 
     fn ensure_collection(&self, spec: &CollectionSpec, recreate: bool) -> Result<EnsureOutcome> {
-        validate_collection_name(&spec.name)?;
+        // Through an alias: the collection it names.
+        let spec = &CollectionSpec { name: self.resolve(&spec.name)?, ..spec.clone() };
         spec.options.validate()?;
         let server_only = spec.options.server_only();
         if !server_only.is_empty() {
@@ -523,20 +582,69 @@ impl VectorStore for EmbeddedStore {
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| validate_collection_name(n).is_ok() && self.collection_exists(n).unwrap_or(false))
+            .filter(|n| validate_collection_name(n).is_ok() && self.is_collection(n))
             .collect();
         names.sort();
         Ok(names)
     }
 
     fn collection_exists(&self, collection: &str) -> Result<bool> {
+        let name = self.resolve(collection)?;
+        Ok(self.is_collection(&name))
+    }
+
+    fn aliases(&self) -> Result<Vec<(String, String)>> {
+        Ok(self.read_aliases()?.into_iter().collect())
+    }
+
+    fn switch_alias(&self, alias: &str, collection: &str) -> Result<Option<String>> {
+        validate_collection_name(alias)?;
         validate_collection_name(collection)?;
-        let handle = self.handles.lock().get(collection).cloned();
-        if let Some(h) = handle {
-            return Ok(h.state.read().open.is_some());
+        self.update_aliases(|aliases| {
+            if !self.is_collection(collection) {
+                return Err(missing(collection, &self.collection_dir(collection)));
+            }
+            if self.is_collection(alias) {
+                return Err(VdbError::new(
+                    ErrorKind::Store,
+                    format!(
+                        "cannot name an alias '{alias}': a collection of that name exists in the embedded store at {}",
+                        self.root.display()
+                    ),
+                ));
+            }
+            Ok(aliases.insert(alias.to_string(), collection.to_string()))
+        })
+    }
+
+    fn delete_collection(&self, collection: &str) -> Result<bool> {
+        validate_collection_name(collection)?;
+        if !self.is_collection(collection) {
+            return Ok(false);
         }
-        // Not opened by us: the metadata file, written last on create, says whether it is complete.
-        Ok(self.collection_dir(collection).join(META_FILE).is_file())
+        // No alias may lead to a collection being deleted.
+        self.update_aliases(|aliases| {
+            aliases.retain(|_, c| c != collection);
+            Ok(())
+        })?;
+        self.close(collection);
+        let dir = self.collection_dir(collection);
+        let _lock =
+            FileLock::acquire(&dir.join(LOCK_FILE), DELETE_LOCK_TIMEOUT.min(self.lock_timeout)).map_err(|e| match e
+                .kind
+            {
+                ErrorKind::Locked => VdbError::new(
+                    ErrorKind::Locked,
+                    format!("cannot delete collection {}: another process has it open ({})", dir.display(), e.message),
+                )
+                .with_file(&dir),
+                _ => e,
+            })?;
+        // The metadata file goes first: from then on the collection does not exist.
+        let meta = dir.join(META_FILE);
+        fs::remove_file(&meta).map_err(|e| VdbError::io(&meta, "cannot remove", e))?;
+        fs::remove_dir_all(&dir).map_err(|e| VdbError::io(&dir, "cannot remove", e))?;
+        Ok(true)
     }
 
     fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions) -> Result<u64> {

@@ -287,6 +287,20 @@ pub trait VectorStore: Send + Sync {
     /// Delete points by id (ids not in the collection are no error); returns the number of ids.
     fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<u64>;
 
+    /// Aliases (alias, collection it names), sorted by alias. Every operation that takes a
+    /// collection name accepts an alias in its place.
+    fn aliases(&self) -> Result<Vec<(String, String)>>;
+
+    /// Point `alias` at `collection` in one atomic step (creating the alias, or moving it: readers
+    /// see the old collection or the new one, never neither); returns the collection it named
+    /// before. As in Qdrant, an alias cannot have the name of a collection, and `collection` must
+    /// exist.
+    fn switch_alias(&self, alias: &str, collection: &str) -> Result<Option<String>>;
+
+    /// Delete a collection (by its own name, not an alias) with its points, and the aliases that
+    /// name it. Returns whether it existed.
+    fn delete_collection(&self, collection: &str) -> Result<bool>;
+
     /// Give back what this store holds for `collection` between operations (the embedded store's
     /// file lock, so other processes can use the collection); the next operation takes it again.
     fn release(&self, _collection: &str) {}
@@ -298,6 +312,11 @@ pub fn open(target: &StoreTarget) -> Result<Box<dyn VectorStore>> {
         StoreTarget::Server { url, api_key } => Ok(Box::new(server::ServerStore::connect(url, api_key.as_deref())?)),
         StoreTarget::Embedded { path } => Ok(Box::new(embedded::EmbeddedStore::open(path)?)),
     }
+}
+
+/// The collection `name` stands for: the one the alias `name` points to, or `name` itself.
+pub fn resolve_alias(store: &dyn VectorStore, name: &str) -> Result<String> {
+    Ok(store.aliases()?.into_iter().find(|(a, _)| a == name).map_or_else(|| name.to_string(), |(_, c)| c))
 }
 
 /// Collection names become directory names (embedded) and URL path segments (server): keep them to

@@ -7,7 +7,11 @@
 //! URL and the collection. Any other error is the server's answer (`Store`), not retried.
 //!
 //! Only documented client calls are used (create/get/update/delete collection, create field index,
-//! upsert, count, query, get), so the store works against any Qdrant 1.x server.
+//! aliases, upsert, count, query, get), so the store works against any Qdrant 1.x server.
+//!
+//! Aliases: Qdrant resolves an alias in point operations (upsert, query, count, get, scroll,
+//! delete) itself; collection management (info, update, field indexes) is sent to the collection
+//! the alias names, resolved here, so nothing depends on how a server version treats aliases there.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -156,18 +160,41 @@ impl ServerStore {
     }
 
     fn info_with(&self, policy: RetryPolicy, collection: &str) -> Result<Option<pb::CollectionInfo>> {
-        let exists = self.call_with(policy, "collection_exists", collection, |c| {
-            let name = collection.to_string();
-            async move { c.collection_exists(name).await }
-        })?;
-        if !exists {
-            return Ok(None);
-        }
+        let name = if self.physical_exists(policy, collection)? {
+            collection.to_string()
+        } else {
+            match self.alias_target(collection)? {
+                Some(target) => target,
+                None => return Ok(None),
+            }
+        };
         let info = self.call_with(policy, "collection_info", collection, |c| {
-            let name = collection.to_string();
+            let name = name.clone();
             async move { c.collection_info(name).await }
         })?;
         Ok(info.result)
+    }
+
+    /// Whether a collection (not an alias) of this name exists.
+    fn physical_exists(&self, policy: RetryPolicy, collection: &str) -> Result<bool> {
+        self.call_with(policy, "collection_exists", collection, |c| {
+            let name = collection.to_string();
+            async move { c.collection_exists(name).await }
+        })
+    }
+
+    /// The collection the alias `alias` points to, if it is one.
+    fn alias_target(&self, alias: &str) -> Result<Option<String>> {
+        Ok(self.aliases()?.into_iter().find(|(a, _)| a == alias).map(|(_, c)| c))
+    }
+
+    /// The collection `name` stands for: itself, or the one the alias `name` points to.
+    fn resolve(&self, name: &str) -> Result<String> {
+        validate_collection_name(name)?;
+        if self.physical_exists(self.retry, name)? {
+            return Ok(name.to_string());
+        }
+        Ok(self.alias_target(name)?.unwrap_or_else(|| name.to_string()))
     }
 
     fn missing(&self, collection: &str) -> VdbError {
@@ -657,6 +684,8 @@ impl VectorStore for ServerStore {
                 format!("collection '{}': vector size must be at least 1", spec.name),
             ));
         }
+        // Through an alias: the collection it names.
+        let spec = &CollectionSpec { name: self.resolve(&spec.name)?, ..spec.clone() };
         let wanted = format!("size {} / {}", spec.dim, spec.distance.name());
         self.dims.lock().remove(&spec.name);
         let outcome = match self.info(&spec.name)? {
@@ -710,11 +739,42 @@ impl VectorStore for ServerStore {
     }
 
     fn collection_exists(&self, collection: &str) -> Result<bool> {
+        let name = self.resolve(collection)?;
+        self.physical_exists(self.retry, &name)
+    }
+
+    fn aliases(&self) -> Result<Vec<(String, String)>> {
+        let resp = self.call("list_aliases", "*", |c| async move { c.list_aliases().await })?;
+        let mut aliases: Vec<(String, String)> =
+            resp.aliases.into_iter().map(|a| (a.alias_name, a.collection_name)).collect();
+        aliases.sort();
+        Ok(aliases)
+    }
+
+    fn switch_alias(&self, alias: &str, collection: &str) -> Result<Option<String>> {
+        validate_collection_name(alias)?;
         validate_collection_name(collection)?;
-        self.call("collection_exists", collection, |c| {
+        let previous = self.alias_target(alias)?;
+        // One `create_alias` action both creates and moves an alias, atomically: Qdrant applies a
+        // change of aliases under its collections lock (storage `update_aliases`, Qdrant 1.x).
+        self.call("create_alias", collection, |c| {
+            let req = pb::CreateAliasBuilder::new(collection, alias);
+            async move { c.create_alias(req).await }
+        })?;
+        Ok(previous)
+    }
+
+    fn delete_collection(&self, collection: &str) -> Result<bool> {
+        validate_collection_name(collection)?;
+        if !self.physical_exists(self.retry, collection)? {
+            return Ok(false);
+        }
+        self.dims.lock().remove(collection);
+        let resp = self.call("delete_collection", collection, |c| {
             let name = collection.to_string();
-            async move { c.collection_exists(name).await }
-        })
+            async move { c.delete_collection(name).await }
+        })?;
+        Ok(resp.result)
     }
 
     fn upsert(&self, collection: &str, points: Vec<PointRecord>, opts: &LoadOptions) -> Result<u64> {
@@ -811,7 +871,7 @@ impl VectorStore for ServerStore {
     /// 1.16, and a crashed run left `m=0`), Qdrant's default 16 is restored: collections made by
     /// `ensure_collection` use the default.
     fn set_bulk_mode(&self, collection: &str, bulk: bool) -> Result<()> {
-        validate_collection_name(collection)?;
+        let collection = &self.resolve(collection)?;
         let Some(info) = self.info(collection)? else {
             if bulk {
                 return Err(self.missing(collection));

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use serde_json::json;
-use vdb_core::store::{Condition, EnsureOutcome, LoadOptions, SearchParams, VectorStore};
+use vdb_core::store::{CollectionSpec, Condition, EnsureOutcome, LoadOptions, SearchParams, VectorStore};
 use vdb_core::ErrorKind;
 
 use super::data::*;
@@ -236,4 +236,60 @@ pub fn bulk_mode(store: &dyn VectorStore, name: &str, n: usize, dim: usize) {
         .unwrap();
     assert_eq!(hits[0].id, id(4).to_string());
     assert!(hits.iter().all(|h| h.payload["year"] == json!(2004)));
+}
+
+/// Aliases: every operation accepts one for its collection; a switch moves it at once; a collection
+/// name cannot be an alias; deleting a collection takes its aliases with it. Collections
+/// `<prefix>_a`, `<prefix>_b` and alias `<prefix>`.
+pub fn aliases(store: &dyn VectorStore, prefix: &str) {
+    let (alias, a, b) = (prefix.to_string(), format!("{prefix}_a"), format!("{prefix}_b"));
+    let mut spec_a = spec(&a, DIM);
+    spec_a.model = Some("model-a".into());
+    store.ensure_collection(&spec_a, false).unwrap();
+    store.upsert(&a, points(0..10, DIM), &opts()).unwrap();
+    store.ensure_collection(&spec(&b, DIM), false).unwrap();
+    store.upsert(&b, points(0..20, DIM), &opts()).unwrap();
+    assert!(!store.aliases().unwrap().iter().any(|(x, _)| *x == alias));
+    assert!(!store.collection_exists(&alias).unwrap());
+
+    assert_eq!(store.switch_alias(&alias, &a).unwrap(), None);
+    assert!(store.aliases().unwrap().contains(&(alias.clone(), a.clone())));
+    assert!(store.collection_exists(&alias).unwrap());
+    assert!(!store.collections().unwrap().contains(&alias), "an alias is not listed as a collection");
+    assert_eq!(store.count(&alias).unwrap(), 10);
+    assert_eq!(store.collection_model(&alias).unwrap().as_deref(), Some("model-a"));
+    let hits = store.search(&alias, &vector(3, DIM), 1, &[]).unwrap();
+    assert_eq!(hits[0].id, id(3).to_string());
+    assert_eq!(store.retrieve(&alias, &[id(4)]).unwrap().len(), 1);
+    assert_eq!(store.scroll_ids(&alias, &[]).unwrap().len(), 10);
+    // Writes and collection management through the alias reach the collection it names.
+    store.upsert(&alias, points(10..12, DIM), &opts()).unwrap();
+    assert_eq!(store.count(&a).unwrap(), 12);
+    assert_eq!(
+        store.ensure_collection(&CollectionSpec { name: alias.clone(), ..spec_a.clone() }, false).unwrap(),
+        EnsureOutcome::Existed
+    );
+    store.set_bulk_mode(&alias, true).unwrap();
+    store.set_bulk_mode(&alias, false).unwrap();
+    assert!(!store.collections().unwrap().contains(&alias), "ensure through an alias made no collection");
+
+    // Switch: the name answers from the other collection at once.
+    assert_eq!(store.switch_alias(&alias, &b).unwrap(), Some(a.clone()));
+    assert_eq!(store.count(&alias).unwrap(), 20);
+    assert_eq!(store.count(&a).unwrap(), 12, "the previous collection is untouched");
+
+    // A missing target, or an alias with a collection's name: refused, nothing changes.
+    assert!(store.switch_alias(&alias, &format!("{prefix}_missing")).is_err());
+    assert!(store.switch_alias(&a, &b).is_err());
+    assert_eq!(store.count(&alias).unwrap(), 20);
+    assert_eq!(store.count(&a).unwrap(), 12);
+
+    // Deleting the collection takes its alias along; deleting by alias or twice deletes nothing.
+    assert!(!store.delete_collection(&alias).unwrap());
+    assert!(store.delete_collection(&b).unwrap());
+    assert!(!store.delete_collection(&b).unwrap());
+    assert!(!store.collection_exists(&b).unwrap());
+    assert!(!store.aliases().unwrap().iter().any(|(x, _)| *x == alias));
+    assert!(!store.collection_exists(&alias).unwrap());
+    assert_eq!(store.count(&a).unwrap(), 12);
 }

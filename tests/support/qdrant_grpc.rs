@@ -5,7 +5,8 @@
 //!
 //! It speaks the same protocol as a Qdrant server (qdrant-client's generated server traits), for the
 //! subset a loader and its tests use: health check; collections create / get / list / delete /
-//! update (HNSW and optimiser settings) / exists; points upsert / delete / get / count / search /
+//! update (HNSW and optimiser settings) / exists; aliases (create, move, rename, delete, list,
+//! resolved by every collection and point operation except `exists`, as in Qdrant); points upsert / delete / get / count / search /
 //! query (nearest or scroll-like) / scroll / create and delete field index. Filters support
 //! must / should / must_not, match (keyword, integer, bool, any, except, text), range, is_empty,
 //! is_null, has_id and nested filters. Everything else answers `Unimplemented`.
@@ -13,11 +14,12 @@
 //! Differences from a real server, deliberately kept: a single local shard per collection; updates
 //! are applied synchronously (every upsert behaves like `wait=true`); no background optimiser (search
 //! is exact over plain segments). Collections persist under the storage directory
-//! (`<storage>/collections/<name>/`), so a server restarted on the same directory finds them again.
+//! (`<storage>/collections/<name>/`, aliases in `<storage>/aliases.json`), so a server restarted on
+//! the same directory finds them again.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -165,6 +167,9 @@ pub async fn serve(
 pub struct Engine {
     dir: PathBuf,
     collections: RwLock<HashMap<String, Arc<Coll>>>,
+    /// alias -> collection, persisted in `<storage>/aliases.json`.
+    aliases: RwLock<BTreeMap<String, String>>,
+    aliases_file: PathBuf,
 }
 
 struct Coll {
@@ -206,11 +211,31 @@ impl Engine {
             collections
                 .insert(name, Arc::new(Coll { dir: path, shard: RwLock::new(Some(shard)), metadata: Mutex::new(()) }));
         }
-        Ok(Engine { dir, collections: RwLock::new(collections) })
+        let aliases_file = storage.join("aliases.json");
+        let aliases = match std::fs::read(&aliases_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Engine { dir, collections: RwLock::new(collections), aliases: RwLock::new(aliases), aliases_file })
     }
 
+    /// A collection by its name or by an alias of it.
     fn get(&self, name: &str) -> Result<Arc<Coll>, Status> {
-        self.collections.read().unwrap().get(name).cloned().ok_or_else(|| not_found(name))
+        let colls = self.collections.read().unwrap();
+        if let Some(c) = colls.get(name) {
+            return Ok(c.clone());
+        }
+        let target = self.aliases.read().unwrap().get(name).cloned();
+        target.and_then(|t| colls.get(&t).cloned()).ok_or_else(|| not_found(name))
+    }
+
+    fn save_aliases(&self, aliases: &BTreeMap<String, String>) -> Result<(), Status> {
+        let tmp = self.aliases_file.with_extension("json.tmp");
+        let bytes = serde_json::to_vec(aliases).map_err(|e| Status::internal(e.to_string()))?;
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, &self.aliases_file))
+            .map_err(|e| Status::internal(e.to_string()))
     }
 }
 
@@ -937,6 +962,9 @@ impl Collections for Service {
             if colls.contains_key(&name) {
                 return Err(Status::invalid_argument(format!("Wrong input: Collection `{name}` already exists!")));
             }
+            if engine.aliases.read().unwrap().contains_key(&name) {
+                return Err(Status::invalid_argument(format!("Wrong input: Alias with name `{name}` already exists!")));
+            }
             let dir = engine.dir.join(&name);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir).map_err(|e| Status::internal(e.to_string()))?;
@@ -992,6 +1020,14 @@ impl Collections for Service {
         let existed = tokio::task::spawn_blocking(move || -> Result<bool, Status> {
             let removed = engine.collections.write().unwrap().remove(&name);
             let Some(c) = removed else { return Ok(false) };
+            // As in Qdrant: the collection's aliases go with it.
+            let mut aliases = engine.aliases.write().unwrap();
+            let before = aliases.len();
+            aliases.retain(|_, target| *target != name);
+            if aliases.len() != before {
+                engine.save_aliases(&aliases)?;
+            }
+            drop(aliases);
             // Wait for in-flight operations, close (flush) the shard, then delete its files.
             c.shard.write().unwrap().take();
             std::fs::remove_dir_all(&c.dir).map_err(|e| Status::internal(e.to_string()))?;
@@ -1002,19 +1038,73 @@ impl Collections for Service {
         done(pb::CollectionOperationResponse { result: existed, time: elapsed(start) })
     }
 
-    async fn update_aliases(&self, _r: Request<pb::ChangeAliases>) -> R<pb::CollectionOperationResponse> {
-        unimplemented("aliases")
+    /// All actions of one request are applied together or not at all, under the collections lock
+    /// (Qdrant's storage `update_aliases`): a reader sees the aliases before or after, never between.
+    async fn update_aliases(&self, r: Request<pb::ChangeAliases>) -> R<pb::CollectionOperationResponse> {
+        use pb::alias_operations::Action;
+        let start = Instant::now();
+        let colls = self.engine.collections.read().unwrap();
+        let mut aliases = self.engine.aliases.write().unwrap();
+        let mut next = aliases.clone();
+        for action in r.into_inner().actions.into_iter().filter_map(|a| a.action) {
+            match action {
+                Action::CreateAlias(a) => {
+                    check_name(&a.alias_name)?;
+                    if !colls.contains_key(&a.collection_name) {
+                        return Err(not_found(&a.collection_name));
+                    }
+                    if colls.contains_key(&a.alias_name) {
+                        return Err(Status::invalid_argument(format!(
+                            "Wrong input: Collection `{}` already exists!",
+                            a.alias_name
+                        )));
+                    }
+                    next.insert(a.alias_name, a.collection_name);
+                }
+                Action::DeleteAlias(a) => {
+                    if next.remove(&a.alias_name).is_none() {
+                        return Err(Status::not_found(format!("Not found: Alias {} does not exists!", a.alias_name)));
+                    }
+                }
+                Action::RenameAlias(a) => {
+                    let Some(target) = next.remove(&a.old_alias_name) else {
+                        return Err(Status::not_found(format!(
+                            "Not found: Alias {} does not exists!",
+                            a.old_alias_name
+                        )));
+                    };
+                    next.insert(a.new_alias_name, target);
+                }
+            }
+        }
+        self.engine.save_aliases(&next)?;
+        *aliases = next;
+        done(pb::CollectionOperationResponse { result: true, time: elapsed(start) })
     }
 
     async fn list_collection_aliases(
         &self,
-        _r: Request<pb::ListCollectionAliasesRequest>,
+        r: Request<pb::ListCollectionAliasesRequest>,
     ) -> R<pb::ListAliasesResponse> {
-        done(pb::ListAliasesResponse { aliases: vec![], time: 0.0 })
+        let start = Instant::now();
+        let name = r.into_inner().collection_name;
+        let aliases = self.engine.aliases.read().unwrap();
+        let aliases = aliases
+            .iter()
+            .filter(|(_, c)| **c == name)
+            .map(|(a, c)| pb::AliasDescription { alias_name: a.clone(), collection_name: c.clone() })
+            .collect();
+        done(pb::ListAliasesResponse { aliases, time: elapsed(start) })
     }
 
     async fn list_aliases(&self, _r: Request<pb::ListAliasesRequest>) -> R<pb::ListAliasesResponse> {
-        done(pb::ListAliasesResponse { aliases: vec![], time: 0.0 })
+        let start = Instant::now();
+        let aliases = self.engine.aliases.read().unwrap();
+        let aliases = aliases
+            .iter()
+            .map(|(a, c)| pb::AliasDescription { alias_name: a.clone(), collection_name: c.clone() })
+            .collect();
+        done(pb::ListAliasesResponse { aliases, time: elapsed(start) })
     }
 
     async fn collection_cluster_info(
