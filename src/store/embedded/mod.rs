@@ -9,6 +9,9 @@
 //! <root>/.aliases.json                  aliases: {"alias": "collection"}, replaced atomically
 //! ```
 //!
+//! The collection files and the segment policy are in [`collection`], conversions to qdrant-edge's
+//! types in [`convert`].
+//!
 //! `collection.json` is written last when a collection is created, so its presence means "the
 //! collection exists and is complete"; a `shard/` without it is debris from an interrupted create and
 //! is replaced by the next `ensure_collection`.
@@ -48,30 +51,24 @@ use crate::error::{ErrorKind, VdbError};
 use crate::handoff::atomic::write_bytes_atomic;
 use crate::handoff::rundir::FileLock;
 
+mod collection;
+mod convert;
+
+pub use collection::DEFAULT_SEGMENT_POINTS;
+use collection::*;
+use convert::*;
+
 /// How long an opener waits for another holder of a collection's lock by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Points per indexed segment in a bulk load (see the module docs): one default shard (20,000 rows)
-/// per segment, so each load task indexes what it loaded. Measured on 200,000 sample sentences
-/// against indexing everything at the end (`examples/segment_bench.rs`): 2.98x less load + index
-/// time, peak RSS 695 vs 1,794 MiB, search recall@10 within the spread between two builds (README,
-/// Benchmarks). Small segments build fewer of Qdrant's
-/// per-payload-value graph links: a filter value with only a few thousand points in a segment is
-/// searched exactly there instead.
-pub const DEFAULT_SEGMENT_POINTS: usize = 20_000;
-
-/// Qdrant's default: segments with fewer vector bytes are searched exactly, without HNSW.
-const QDRANT_INDEXING_THRESHOLD_KB: usize = 10_000;
-
 const LOCK_FILE: &str = "vdb.lock";
-const META_FILE: &str = "collection.json";
-const SHARD_DIR: &str = "shard";
-const META_FORMAT: u32 = 1;
 const ALIASES_FILE: &str = ".aliases.json";
 const ALIASES_LOCK: &str = ".aliases.lock";
 /// How long deleting a collection waits for a process that has it open (a reader keeps it open
 /// until it closes its store): the caller decides what a `Locked` error means.
 const DELETE_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Points per page when scrolling for keys.
+const SCROLL_PAGE: usize = 1024;
 
 /// Segments of a collection and how many of its points an HNSW index covers (the others are in
 /// segments too small to index, searched exactly).
@@ -101,37 +98,6 @@ struct Handle {
 struct State {
     open: Option<OpenShard>,
     bulk: bool,
-}
-
-struct OpenShard {
-    shard: qe::EdgeShard,
-    meta: CollectionMeta,
-}
-
-impl OpenShard {
-    /// Points in the shard that no HNSW index covers yet (the appendable segment and small
-    /// segments below Qdrant's indexing threshold).
-    fn unindexed_points(&self) -> usize {
-        let info = self.shard.info();
-        info.points_count.saturating_sub(info.indexed_vectors_count)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct CollectionMeta {
-    format: u32,
-    name: String,
-    dim: usize,
-    distance: Distance,
-    payload_indexes: Vec<(String, IndexKind)>,
-    /// Bulk mode (optimisation deferred), persisted so that the load tasks of a DAG run, each in
-    /// its own process, all see the mode the ensure step set, and the index is built once at the end.
-    #[serde(default)]
-    bulk: bool,
-    /// The model whose vectors the collection holds ([`MODEL_KEY`]); absent in collections made
-    /// before models were recorded (the first ensure with a model records it).
-    #[serde(default)]
-    model: Option<String>,
 }
 
 impl EmbeddedStore {
@@ -296,210 +262,9 @@ fn missing(name: &str, dir: &Path) -> VdbError {
     .with_file(dir)
 }
 
-/// Open the shard of a complete collection, if there is one.
-fn load_existing(dir: &Path, name: &str, segment_points: usize) -> Result<Option<OpenShard>> {
-    let meta_path = dir.join(META_FILE);
-    let meta: CollectionMeta = match fs::read(&meta_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            VdbError::new(ErrorKind::Store, format!("collection metadata {} is damaged: {e}", meta_path.display()))
-                .with_file(&meta_path)
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(VdbError::io(&meta_path, "cannot read", e)),
-    };
-    if meta.name != name || meta.format != META_FORMAT {
-        return Err(VdbError::new(
-            ErrorKind::Store,
-            format!(
-                "collection metadata {} describes '{}' (format {}), expected '{name}' (format {META_FORMAT})",
-                meta_path.display(),
-                meta.name,
-                meta.format
-            ),
-        )
-        .with_file(&meta_path));
-    }
-    let shard_dir = dir.join(SHARD_DIR);
-    let shard = qe::EdgeShard::load(&shard_dir, None).map_err(|e| edge_err(&shard_dir, "open", e))?;
-    // Collections created before the segment policy (or with another segment size) get it now.
-    let optimizers = optimizers_config(meta.dim, segment_points);
-    if shard.config().optimizers != optimizers {
-        shard.set_optimizers_config(optimizers).map_err(|e| edge_err(&shard_dir, "configure", e))?;
-    }
-    Ok(Some(OpenShard { shard, meta }))
-}
-
-/// Optimiser settings of the segment policy. A full segment (at least `segment_points` vectors)
-/// is at least `max_segment_size`, so Qdrant's merge and indexing optimisers never combine it with
-/// another segment (which would rebuild its graph), and it is always past the indexing threshold.
-fn optimizers_config(dim: usize, segment_points: usize) -> qe::EdgeOptimizersConfig {
-    let segment_kb = (segment_points.saturating_mul(dim).saturating_mul(std::mem::size_of::<f32>()) / 1024).max(1);
-    qe::EdgeOptimizersConfig {
-        max_segment_size: Some(segment_kb),
-        indexing_threshold: Some(segment_kb.min(QDRANT_INDEXING_THRESHOLD_KB)),
-        ..Default::default()
-    }
-}
-
 fn edge_err(path: &Path, what: &str, e: qe::OperationError) -> VdbError {
     VdbError::new(ErrorKind::Store, format!("embedded qdrant at {}: {what} failed: {e}", path.display()))
         .with_file(path)
-}
-
-fn edge_distance(d: Distance) -> qe::Distance {
-    match d {
-        Distance::Cosine => qe::Distance::Cosine,
-        Distance::Dot => qe::Distance::Dot,
-        Distance::Euclid => qe::Distance::Euclid,
-    }
-}
-
-fn schema_type(kind: IndexKind) -> qe::PayloadSchemaType {
-    match kind {
-        IndexKind::Keyword => qe::PayloadSchemaType::Keyword,
-        IndexKind::Integer => qe::PayloadSchemaType::Integer,
-        IndexKind::Float => qe::PayloadSchemaType::Float,
-        IndexKind::Datetime => qe::PayloadSchemaType::Datetime,
-    }
-}
-
-fn index_name(kind: IndexKind) -> &'static str {
-    match kind {
-        IndexKind::Keyword => "keyword",
-        IndexKind::Integer => "integer",
-        IndexKind::Float => "float",
-        IndexKind::Datetime => "datetime",
-    }
-}
-
-fn describe_vectors(dim: usize, distance: Distance) -> String {
-    format!("size {dim} / {}", distance.name())
-}
-
-fn save_meta(dir: &Path, meta: &CollectionMeta) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(meta)
-        .map_err(|e| VdbError::internal(format!("cannot serialise collection metadata: {e}")))?;
-    write_bytes_atomic(&dir.join(META_FILE), &bytes)
-}
-
-fn create_index(shard: &qe::EdgeShard, dir: &Path, field: &str, kind: IndexKind) -> Result<()> {
-    let field_name: qe::JsonPath = field.parse().map_err(|()| {
-        VdbError::new(ErrorKind::InvalidConfig, format!("payload index field {field:?} is not a valid payload key"))
-            .with_column(field)
-    })?;
-    let op = qe::UpdateOperation::FieldIndexOperation(qe::FieldIndexOperations::CreateIndex(qe::CreateIndex {
-        field_name,
-        field_schema: Some(qe::PayloadFieldSchema::FieldType(schema_type(kind))),
-    }));
-    shard.update(op).map_err(|e| edge_err(dir, &format!("creating the payload index on '{field}'"), e))
-}
-
-/// Create a fresh collection in `dir` (whose lock the caller holds).
-fn create_collection(dir: &Path, spec: &CollectionSpec, segment_points: usize) -> Result<OpenShard> {
-    let shard_dir = dir.join(SHARD_DIR);
-    let meta_path = dir.join(META_FILE);
-    match fs::remove_file(&meta_path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(VdbError::io(&meta_path, "cannot remove", e)),
-    }
-    if shard_dir.exists() {
-        fs::remove_dir_all(&shard_dir).map_err(|e| VdbError::io(&shard_dir, "cannot remove the old shard", e))?;
-    }
-    fs::create_dir_all(&shard_dir).map_err(|e| VdbError::io(&shard_dir, "cannot create", e))?;
-
-    // qdrant-edge gives every new appendable segment the indexes listed in payload_index.json, so
-    // segments created after an optimisation pass keep the payload indexes too.
-    let schema: serde_json::Map<String, Value> =
-        spec.payload_indexes.iter().map(|(f, k)| (f.clone(), Value::String(index_name(*k).to_string()))).collect();
-    let schema_file = serde_json::json!({ "schema": schema });
-    write_bytes_atomic(&shard_dir.join("payload_index.json"), schema_file.to_string().as_bytes())?;
-
-    let o = &spec.options;
-    let mut config = qe::EdgeConfig::builder()
-        .vector(qe::DEFAULT_VECTOR_NAME, qe::EdgeVectorParams::builder(spec.dim, edge_distance(spec.distance)).build())
-        .optimizers(optimizers_config(spec.dim, segment_points))
-        .build();
-    config.on_disk_payload = o.on_disk_payload;
-    if let Some(v) = config.vectors.get_mut(qe::DEFAULT_VECTOR_NAME) {
-        v.on_disk = Some(o.on_disk);
-    }
-    config.quantization_config = o.quantization.map(|q| match q {
-        Quantization::Int8 => serde_json::from_value(serde_json::json!({
-            "scalar": { "type": "int8", "quantile": 0.99, "always_ram": true }
-        }))
-        .expect("a valid scalar quantization config"),
-    });
-    let shard = qe::EdgeShard::new(&shard_dir, config).map_err(|e| edge_err(&shard_dir, "create", e))?;
-    for (field, kind) in &spec.payload_indexes {
-        create_index(&shard, &shard_dir, field, *kind)?;
-    }
-    shard.flush();
-    let meta = CollectionMeta {
-        format: META_FORMAT,
-        name: spec.name.clone(),
-        dim: spec.dim,
-        distance: spec.distance,
-        payload_indexes: spec.payload_indexes.clone(),
-        bulk: false,
-        model: spec.model.clone(),
-    };
-    save_meta(dir, &meta)?;
-    Ok(OpenShard { shard, meta })
-}
-
-/// The edge filter for our conditions, built as Qdrant's REST filter JSON (which qdrant-edge's
-/// `Filter` deserialises), so the mapping reads like the Qdrant documentation.
-fn edge_filter(filter: &[Condition]) -> Result<Option<qe::Filter>> {
-    if filter.is_empty() {
-        return Ok(None);
-    }
-    validate_conditions(filter)?;
-    let must: Vec<Value> = filter
-        .iter()
-        .map(|c| match c {
-            Condition::Equals { field, value } => {
-                serde_json::json!({ "key": field, "match": { "value": value } })
-            }
-            Condition::Qdrant { filter } => filter.clone(),
-            Condition::Range { field, gte, lte } => {
-                let mut range = serde_json::Map::new();
-                if let Some(v) = gte {
-                    range.insert("gte".into(), serde_json::json!(v));
-                }
-                if let Some(v) = lte {
-                    range.insert("lte".into(), serde_json::json!(v));
-                }
-                serde_json::json!({ "key": field, "range": range })
-            }
-        })
-        .collect();
-    let f: qe::Filter = serde_json::from_value(serde_json::json!({ "must": must }))
-        .map_err(|e| VdbError::new(ErrorKind::InvalidConfig, format!("Qdrant filter: {e}")))?;
-    Ok(Some(f))
-}
-
-fn search_params(p: &SearchParams) -> Option<qe::SearchParams> {
-    (*p != SearchParams::default()).then(|| qe::SearchParams {
-        hnsw_ef: p.hnsw_ef.map(|e| e as usize),
-        exact: p.exact,
-        ..Default::default()
-    })
-}
-
-fn edge_id(id: &Uuid) -> qe::PointId {
-    qe::PointId::Uuid(*id)
-}
-
-pub(crate) fn id_string(id: &qe::PointId) -> String {
-    match id {
-        qe::PointId::NumId(n) => n.to_string(),
-        qe::PointId::Uuid(u) => u.hyphenated().to_string(),
-    }
-}
-
-fn payload_map(p: Option<qe::Payload>) -> Map<String, Value> {
-    p.map(|p| p.0).unwrap_or_default()
 }
 
 impl VectorStore for EmbeddedStore {
@@ -895,28 +660,5 @@ impl VectorStore for EmbeddedStore {
                 })
                 .collect())
         })
-    }
-}
-
-/// Points per page when scrolling for keys.
-const SCROLL_PAGE: usize = 1024;
-
-/// A payload selector returning only `field`.
-fn payload_fields(field: &str) -> Result<qe::WithPayloadInterface> {
-    let path: qe::JsonPath = field.parse().map_err(|()| {
-        VdbError::new(ErrorKind::InvalidConfig, format!("{field:?} is not a valid payload key")).with_column(field)
-    })?;
-    Ok(qe::WithPayloadInterface::Fields(vec![path]))
-}
-
-/// The unnamed dense vector of a record.
-fn dense(v: Option<qe::VectorStructInternal>) -> Option<Vec<f32>> {
-    match v? {
-        qe::VectorStructInternal::Single(d) => Some(d),
-        qe::VectorStructInternal::Named(mut m) => match m.remove(qe::DEFAULT_VECTOR_NAME)? {
-            qe::VectorInternal::Dense(d) => Some(d),
-            _ => None,
-        },
-        _ => None,
     }
 }

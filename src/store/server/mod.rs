@@ -4,7 +4,9 @@
 //! one retry loop: transient failures (the server is unreachable, restarting, overloaded or slow:
 //! gRPC `Unavailable`, `DeadlineExceeded`, `ResourceExhausted`, and connection errors) are retried
 //! with exponential backoff; when the attempts run out the error is `StoreUnavailable`, naming the
-//! URL and the collection. Any other error is the server's answer (`Store`), not retried.
+//! URL and the collection. Any other error is the server's answer (`Store`), not retried
+//! ([`retry`]). Conversions to and from Qdrant's protobuf types are in [`convert`], bulk mode
+//! (deferred HNSW indexing during a load) in [`bulk`].
 //!
 //! Only documented client calls are used (create/get/update/delete collection, create field index,
 //! aliases, upsert, count, query, get), so the store works against any Qdrant 1.x server.
@@ -32,43 +34,19 @@ use tonic::Code;
 use super::*;
 use crate::error::{ErrorKind, VdbError};
 
-/// Qdrant's default HNSW `m`; what bulk mode restores when it cannot know the original value (see
-/// [`ServerStore::set_bulk_mode`]).
-pub const DEFAULT_HNSW_M: u64 = 16;
+mod bulk;
+mod convert;
+mod retry;
 
-/// Collection metadata key that holds the HNSW `m` to restore after a bulk load. It is written in
-/// the same request that sets `m=0` and cleared by the restore, so any process (another Airflow
-/// task, another worker) can end a bulk load that one process began.
-pub const BULK_M_KEY: &str = "vdb_core_bulk_original_m";
+pub use bulk::{BULK_M_KEY, DEFAULT_HNSW_M};
+use convert::*;
+pub use retry::RetryPolicy;
+use retry::*;
 
 /// Per-request timeout. Generous: an upsert of a large batch with `wait=true` on a busy server may
 /// take a while; a dead connection is detected by the connect timeout and transport errors instead.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Upper bound for one backoff pause.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// Retry settings for requests other than upsert (upsert takes them from [`LoadOptions`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// First backoff delay; doubles per retry (capped at 30 s).
-    pub base_ms: u64,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        let d = LoadOptions::default();
-        RetryPolicy { max_retries: d.max_retries, base_ms: d.retry_base_ms }
-    }
-}
-
-impl From<&LoadOptions> for RetryPolicy {
-    fn from(o: &LoadOptions) -> Self {
-        RetryPolicy { max_retries: o.max_retries, base_ms: o.retry_base_ms }
-    }
-}
 
 pub struct ServerStore {
     url: String,
@@ -288,23 +266,6 @@ impl ServerStore {
         }
         Ok(())
     }
-
-    /// Sets HNSW `m`, and in the same request records (`Some`) or clears (`None`) the `m` to
-    /// restore after a bulk load in the collection's metadata.
-    fn set_hnsw_m(&self, collection: &str, m: u64, bulk_original: Option<u64>) -> Result<()> {
-        let value = to_pb_value(bulk_original.map_or(Value::Null, Value::from));
-        let req = pb::UpdateCollection {
-            collection_name: collection.to_string(),
-            hnsw_config: Some(pb::HnswConfigDiff { m: Some(m), ..Default::default() }),
-            metadata: [(BULK_M_KEY.to_string(), value)].into(),
-            ..Default::default()
-        };
-        self.call("update_collection", collection, |c| {
-            let req = req.clone();
-            async move { c.update_collection(req).await }
-        })?;
-        Ok(())
-    }
 }
 
 impl ServerStore {
@@ -378,298 +339,6 @@ impl ServerStore {
 
 /// Points per page when scrolling for keys.
 const SCROLL_PAGE: u32 = 1024;
-
-/// A payload selector returning only `field`.
-fn only_field(field: &str) -> pb::WithPayloadSelector {
-    pb::WithPayloadSelector {
-        selector_options: Some(pb::with_payload_selector::SelectorOptions::Include(pb::PayloadIncludeSelector {
-            fields: vec![field.to_string()],
-        })),
-    }
-}
-
-/// The model a collection's metadata records ([`MODEL_KEY`]).
-fn recorded_model(info: &pb::CollectionInfo) -> Option<String> {
-    let v = info.config.as_ref()?.metadata.get(MODEL_KEY)?.clone();
-    from_pb_value(v).as_str().map(str::to_string)
-}
-
-fn uuid_of(id: Option<pb::PointId>) -> Option<Uuid> {
-    match id?.point_id_options? {
-        PointIdOptions::Uuid(s) => Uuid::parse_str(&s).ok(),
-        PointIdOptions::Num(_) => None,
-    }
-}
-
-/// What a request is about, for error messages.
-struct Ctx<'a> {
-    url: &'a str,
-    collection: &'a str,
-    what: &'a str,
-}
-
-/// Whether an error is worth retrying, and the server's requested pause if it gave one.
-fn transient(err: &QdrantError) -> Option<Option<Duration>> {
-    match err {
-        QdrantError::ResourceExhaustedError { retry_after_seconds, .. } => {
-            Some(Some(Duration::from_secs(*retry_after_seconds)))
-        }
-        QdrantError::ResponseError { status } => {
-            let msg = status.message().to_ascii_lowercase();
-            let connection_trouble =
-                ["failed to connect", "transport error", "connection", "broken pipe", "h2 protocol"]
-                    .iter()
-                    .any(|s| msg.contains(s));
-            match status.code() {
-                Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => Some(None),
-                // qdrant-client reports a failed connect as Internal("Failed to connect to ...");
-                // a connection dropped mid-request surfaces as Unknown/Cancelled transport errors.
-                Code::Internal | Code::Unknown | Code::Cancelled if connection_trouble => Some(None),
-                _ => None,
-            }
-        }
-        QdrantError::Io(_) => Some(None),
-        _ => None,
-    }
-}
-
-fn describe_err(err: &QdrantError) -> String {
-    match err {
-        QdrantError::ResponseError { status } | QdrantError::ResourceExhaustedError { status, .. } => {
-            format!("{:?}: {}", status.code(), status.message())
-        }
-        other => other.to_string(),
-    }
-}
-
-/// Backoff before retry number `retry` (0-based): base * 2^retry, capped, with up to 25% jitter so
-/// parallel requests do not retry in lockstep.
-fn backoff(base_ms: u64, retry: u32) -> Duration {
-    let exp = base_ms.saturating_mul(1u64 << retry.min(20));
-    let capped = Duration::from_millis(exp).min(MAX_BACKOFF);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let jitter = capped.mul_f64((nanos % 1000) as f64 / 4000.0);
-    capped + jitter
-}
-
-async fn with_retry<T, F, Fut>(ctx: &Ctx<'_>, policy: RetryPolicy, f: F) -> Result<T>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, QdrantError>>,
-{
-    let start = Instant::now();
-    let mut retry = 0u32;
-    loop {
-        let err = match f().await {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        let Some(server_pause) = transient(&err) else {
-            let auth = matches!(
-                &err,
-                QdrantError::ResponseError { status } if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied)
-            );
-            let hint = if auth {
-                " (authentication: the API key is missing or wrong; set QDRANT_API_KEY, the CLI's --api-key, or the \
-                 password of the Airflow connection)"
-            } else {
-                ""
-            };
-            return Err(VdbError::new(
-                ErrorKind::Store,
-                format!(
-                    "Qdrant at {} rejected {} on collection '{}': {}{hint}",
-                    ctx.url,
-                    ctx.what,
-                    ctx.collection,
-                    describe_err(&err)
-                ),
-            ));
-        };
-        if retry >= policy.max_retries {
-            return Err(VdbError::new(
-                ErrorKind::StoreUnavailable,
-                format!(
-                    "Qdrant at {} is unavailable for collection '{}': {} failed after {} attempts over {:.1}s; last error: {}",
-                    ctx.url,
-                    ctx.collection,
-                    ctx.what,
-                    retry + 1,
-                    start.elapsed().as_secs_f64(),
-                    describe_err(&err)
-                ),
-            ));
-        }
-        let pause = backoff(policy.base_ms, retry).max(server_pause.unwrap_or_default().min(MAX_BACKOFF));
-        log::warn!(
-            "Qdrant at {}: {} on collection '{}' failed ({}); retry {}/{} in {:.1}s",
-            ctx.url,
-            ctx.what,
-            ctx.collection,
-            describe_err(&err),
-            retry + 1,
-            policy.max_retries,
-            pause.as_secs_f64()
-        );
-        tokio::time::sleep(pause).await;
-        retry += 1;
-    }
-}
-
-fn pb_distance(d: Distance) -> pb::Distance {
-    match d {
-        Distance::Cosine => pb::Distance::Cosine,
-        Distance::Dot => pb::Distance::Dot,
-        Distance::Euclid => pb::Distance::Euclid,
-    }
-}
-
-fn from_pb_distance(d: i32) -> Option<Distance> {
-    match pb::Distance::try_from(d).ok()? {
-        pb::Distance::Cosine => Some(Distance::Cosine),
-        pb::Distance::Dot => Some(Distance::Dot),
-        pb::Distance::Euclid => Some(Distance::Euclid),
-        _ => None,
-    }
-}
-
-fn pb_field_type(kind: IndexKind) -> pb::FieldType {
-    match kind {
-        IndexKind::Keyword => pb::FieldType::Keyword,
-        IndexKind::Integer => pb::FieldType::Integer,
-        IndexKind::Float => pb::FieldType::Float,
-        IndexKind::Datetime => pb::FieldType::Datetime,
-    }
-}
-
-/// JSON payload value to Qdrant's protobuf value.
-pub fn to_pb_value(v: Value) -> pb::Value {
-    let kind = match v {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Kind::IntegerValue(i),
-            None => Kind::DoubleValue(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => Kind::StringValue(s),
-        Value::Array(a) => Kind::ListValue(pb::ListValue { values: a.into_iter().map(to_pb_value).collect() }),
-        Value::Object(o) => Kind::StructValue(pb::Struct { fields: to_pb_payload(o) }),
-    };
-    pb::Value { kind: Some(kind) }
-}
-
-pub fn to_pb_payload(m: Map<String, Value>) -> HashMap<String, pb::Value> {
-    m.into_iter().map(|(k, v)| (k, to_pb_value(v))).collect()
-}
-
-/// Qdrant's protobuf value back to JSON.
-pub fn from_pb_value(v: pb::Value) -> Value {
-    match v.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::BoolValue(b)) => Value::Bool(b),
-        Some(Kind::IntegerValue(i)) => Value::from(i),
-        Some(Kind::DoubleValue(d)) => serde_json::Number::from_f64(d).map(Value::Number).unwrap_or(Value::Null),
-        Some(Kind::StringValue(s)) => Value::String(s),
-        Some(Kind::ListValue(l)) => Value::Array(l.values.into_iter().map(from_pb_value).collect()),
-        Some(Kind::StructValue(s)) => Value::Object(from_pb_payload(s.fields)),
-    }
-}
-
-/// Payload map back to JSON, keys sorted (protobuf maps have no order).
-pub fn from_pb_payload(m: HashMap<String, pb::Value>) -> Map<String, Value> {
-    let mut entries: Vec<_> = m.into_iter().collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    entries.into_iter().map(|(k, v)| (k, from_pb_value(v))).collect()
-}
-
-fn pb_id(id: &Uuid) -> pb::PointId {
-    pb::PointId { point_id_options: Some(PointIdOptions::Uuid(id.hyphenated().to_string())) }
-}
-
-fn id_string(id: Option<pb::PointId>) -> String {
-    match id.and_then(|i| i.point_id_options) {
-        Some(PointIdOptions::Uuid(s)) => s,
-        Some(PointIdOptions::Num(n)) => n.to_string(),
-        None => String::new(),
-    }
-}
-
-fn pb_filter(filter: &[Condition]) -> Result<Option<pb::Filter>> {
-    if filter.is_empty() {
-        return Ok(None);
-    }
-    validate_conditions(filter)?;
-    let must = filter
-        .iter()
-        .map(|c| {
-            let field = match c {
-                Condition::Equals { field, value } => {
-                    // Built explicitly: the client's From<String> would turn a value with spaces
-                    // into a full-text match.
-                    let mv = match value {
-                        Value::String(s) => MatchValue::Keyword(s.clone()),
-                        Value::Bool(b) => MatchValue::Boolean(*b),
-                        other => MatchValue::Integer(other.as_i64().unwrap_or_default()),
-                    };
-                    pb::FieldCondition {
-                        key: field.clone(),
-                        r#match: Some(pb::Match { match_value: Some(mv) }),
-                        ..Default::default()
-                    }
-                }
-                Condition::Range { field, gte, lte } => pb::FieldCondition {
-                    key: field.clone(),
-                    range: Some(pb::Range { gte: *gte, lte: *lte, ..Default::default() }),
-                    ..Default::default()
-                },
-                Condition::Qdrant { filter } => {
-                    return Ok(pb::Condition {
-                        condition_one_of: Some(ConditionOneOf::Filter(super::filter::to_pb(filter)?)),
-                    })
-                }
-            };
-            Ok(pb::Condition { condition_one_of: Some(ConditionOneOf::Field(field)) })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Some(pb::Filter { must, ..Default::default() }))
-}
-
-fn with_payload() -> pb::WithPayloadSelector {
-    pb::WithPayloadSelector { selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(true)) }
-}
-
-/// (size, distance) of an unnamed-vector collection, or a description of what it has instead.
-fn vector_params(info: &pb::CollectionInfo) -> std::result::Result<(usize, Distance), String> {
-    let cfg = info
-        .config
-        .as_ref()
-        .and_then(|c| c.params.as_ref())
-        .and_then(|p| p.vectors_config.as_ref())
-        .and_then(|v| v.config.as_ref());
-    match cfg {
-        Some(VectorsConfigKind::Params(p)) => match from_pb_distance(p.distance) {
-            Some(d) => Ok((p.size as usize, d)),
-            None => Err(format!("size {} / distance #{}", p.size, p.distance)),
-        },
-        Some(VectorsConfigKind::ParamsMap(m)) => {
-            let mut names: Vec<&String> = m.map.keys().collect();
-            names.sort();
-            Err(format!("named vectors {names:?} instead of one unnamed vector"))
-        }
-        None => Err("no vector configuration".to_string()),
-    }
-}
-
-fn current_m(info: &pb::CollectionInfo) -> Option<u64> {
-    info.config.as_ref()?.hnsw_config.as_ref()?.m
-}
-
-/// The `m` a bulk load recorded in the collection's metadata (absent or null: none).
-fn recorded_m(info: &pb::CollectionInfo) -> Option<u64> {
-    let v = info.config.as_ref()?.metadata.get(BULK_M_KEY)?.clone();
-    from_pb_value(v).as_f64().filter(|m| *m >= 1.0).map(|m| m as u64)
-}
 
 impl VectorStore for ServerStore {
     fn describe(&self) -> String {
@@ -861,56 +530,8 @@ impl VectorStore for ServerStore {
         })
     }
 
-    /// Bulk mode follows Qdrant's bulk-upload advice: HNSW `m=0` while loading (no graph is built
-    /// while points stream in; payload indexes still are), then the original `m` back, after which
-    /// the server builds the graph once over all points.
-    ///
-    /// The original `m` is recorded in the collection's metadata ([`BULK_M_KEY`], same request
-    /// as `m=0`), so a restore from another process gets it back; this store also keeps it in
-    /// memory. If it cannot be known (a server without collection metadata, older than Qdrant
-    /// 1.16, and a crashed run left `m=0`), Qdrant's default 16 is restored: collections made by
-    /// `ensure_collection` use the default.
     fn set_bulk_mode(&self, collection: &str, bulk: bool) -> Result<()> {
-        let collection = &self.resolve(collection)?;
-        let Some(info) = self.info(collection)? else {
-            if bulk {
-                return Err(self.missing(collection));
-            }
-            // Clean-up path after a failed ensure_collection: nothing to restore.
-            return Ok(());
-        };
-        let m = current_m(&info);
-        let recorded = recorded_m(&info);
-        let mut saved = self.saved_m.lock();
-        if bulk {
-            let original = *saved.entry(collection.to_string()).or_insert(match (recorded, m) {
-                (Some(r), _) => r,
-                (None, Some(0) | None) => DEFAULT_HNSW_M,
-                (None, Some(m)) => m,
-            });
-            drop(saved);
-            if m != Some(0) || recorded != Some(original) {
-                self.set_hnsw_m(collection, 0, Some(original))?;
-            }
-        } else {
-            let restore = saved.remove(collection).or(recorded);
-            drop(saved);
-            let target = match (restore, m) {
-                (Some(orig), _) => orig,
-                (None, Some(0)) => DEFAULT_HNSW_M,
-                (None, _) => return Ok(()),
-            };
-            if m != Some(target) || recorded.is_some() {
-                if let Err(e) = self.set_hnsw_m(collection, target, None) {
-                    // Keep the value so a second attempt can still restore it.
-                    if let Some(orig) = restore {
-                        self.saved_m.lock().insert(collection.to_string(), orig);
-                    }
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
+        self.bulk_mode(collection, bulk)
     }
 
     fn count(&self, collection: &str) -> Result<u64> {
@@ -1082,40 +703,6 @@ impl VectorStore for ServerStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn payload_round_trip() {
-        let v = json!({"a": 1, "b": -2.5, "c": "x y", "d": [true, null], "e": {"f": 9007199254740993u64}});
-        let Value::Object(m) = v.clone() else { unreachable!() };
-        let back = from_pb_payload(to_pb_payload(m));
-        assert_eq!(back["a"], json!(1));
-        assert_eq!(back["b"], json!(-2.5));
-        assert_eq!(back["c"], json!("x y"));
-        assert_eq!(back["d"], json!([true, null]));
-        assert!(back["e"]["f"].is_number());
-    }
-
-    #[test]
-    fn transient_classification() {
-        let t = |s: tonic::Status| transient(&QdrantError::ResponseError { status: s }).is_some();
-        assert!(t(tonic::Status::unavailable("down")));
-        assert!(t(tonic::Status::deadline_exceeded("slow")));
-        assert!(t(tonic::Status::resource_exhausted("busy")));
-        assert!(t(tonic::Status::internal("Failed to connect to http://127.0.0.1:1/: ...")));
-        assert!(!t(tonic::Status::internal("segment corrupted")));
-        assert!(!t(tonic::Status::invalid_argument("Wrong input: vector dimension")));
-        assert!(!t(tonic::Status::not_found("Collection `x` doesn't exist!")));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let a = backoff(100, 0);
-        let b = backoff(100, 3);
-        assert!(a >= Duration::from_millis(100) && a <= Duration::from_millis(125));
-        assert!(b >= Duration::from_millis(800) && b <= Duration::from_millis(1000));
-        assert!(backoff(100, 30) <= MAX_BACKOFF + MAX_BACKOFF / 4);
-    }
 
     #[test]
     fn bad_urls_are_config_errors() {
