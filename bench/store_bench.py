@@ -17,7 +17,7 @@ skipped, saying so.
     python bench/store_bench.py --rows 20000 [--precision int8] [--server-bin PATH]
 
 vdb_core loads as the pipeline does: collection with payload indexes created first, HNSW indexing
-deferred during the load (``m=0``) and the index built once by ``finish_load`` (timed separately).
+deferred during the load (``m=0``) and the index built once by ``restore_indexing`` (timed separately).
 The baselines upload into a collection with the same settings (``m=0``), batch 128, ``wait=True``.
 """
 
@@ -81,12 +81,12 @@ def copy_run(src: Path, dst: Path) -> Path:
 
 
 def vdb_load(run: Path, target: dict) -> tuple[float, float, int]:
-    """Seconds to load (ensure + load_shard) and to build the index (finish_load), and the count."""
+    """Seconds to load (ensure + load_shard) and to build the index (restore_indexing), and the count."""
     t0 = time.perf_counter()
     vdb_core.ensure_collection(run, COLLECTION, target=target, recreate=True)
     r = vdb_core.load_shard(run, 0, COLLECTION, target=target)
     t1 = time.perf_counter()
-    vdb_core.finish_load(COLLECTION, target=target)
+    vdb_core.restore_indexing(COLLECTION, target=target)
     t2 = time.perf_counter()
     assert r["points"] > 0, r
     return t1 - t0, t2 - t1, vdb_core.count(COLLECTION, target=target)

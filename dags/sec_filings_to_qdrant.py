@@ -341,7 +341,7 @@ def sec_filings_to_qdrant():
         """Restores the collection's normal indexing. Runs even when a load failed: indexing must
         never stay deferred."""
         p = get_current_context()["params"]
-        vdb_core.finish_load(p["collection"], target=resolve_target(), run_dir=current_run_dir())
+        vdb_core.restore_indexing(p["collection"], target=resolve_target(), run_dir=current_run_dir())
 
     @task(execution_timeout=timedelta(minutes=30))
     @fail_fast

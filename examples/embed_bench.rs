@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use vdb_core::embed::model::locate;
-use vdb_core::embed::{cpu, CandleEmbedder, Embedder, EncodeOptions, Forward, LoadOptions, Precision};
+use vdb_core::embed::{cpu, CandleEmbedder, Embedder, EmbedderOptions, EncodeOptions, Forward, Precision};
 
 const CLAUSES: &[&str] = &[
     "net revenues increased {p}% to ${m} million compared to the prior fiscal year",
@@ -146,7 +146,7 @@ fn main() {
     let embedders: Vec<(String, CandleEmbedder)> = configs
         .iter()
         .map(|&(forward, precision)| {
-            let opts = LoadOptions { threads: a.threads, forward, precision, ..LoadOptions::default() };
+            let opts = EmbedderOptions { threads: a.threads, forward, precision, ..EmbedderOptions::default() };
             let e = CandleEmbedder::load_with(&dir, &opts).unwrap_or_else(|e| panic!("{forward:?} {precision:?}: {e}"));
             let label = format!("{forward:?} {}", precision.as_str());
             println!("{label}: kernels {:?}", e.kernels());

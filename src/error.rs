@@ -88,6 +88,9 @@ pub struct VdbError {
     pub file: Option<PathBuf>,
     pub row: Option<u64>,
     pub column: Option<String>,
+    /// The error this one was made from (I/O, Qdrant, ...), for `source()` chains. Control flow
+    /// never looks at it: the kind says what happened.
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl fmt::Display for VdbError {
@@ -96,11 +99,20 @@ impl fmt::Display for VdbError {
     }
 }
 
-impl std::error::Error for VdbError {}
+impl std::error::Error for VdbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl VdbError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        VdbError { kind, message: message.into(), file: None, row: None, column: None }
+        VdbError { kind, message: message.into(), file: None, row: None, column: None, source: None }
+    }
+    /// Keep the underlying error (see [`VdbError::source`]).
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
     }
     pub fn with_file(mut self, file: impl AsRef<Path>) -> Self {
         self.file = Some(file.as_ref().to_path_buf());
@@ -118,7 +130,7 @@ impl VdbError {
     pub fn io(path: impl AsRef<Path>, what: &str, err: std::io::Error) -> Self {
         let path = path.as_ref();
         let kind = if err.kind() == std::io::ErrorKind::NotFound { ErrorKind::FileNotFound } else { ErrorKind::Io };
-        VdbError::new(kind, format!("{what} {}: {err}", path.display())).with_file(path)
+        VdbError::new(kind, format!("{what} {}: {err}", path.display())).with_file(path).with_source(err)
     }
     pub fn internal(message: impl Into<String>) -> Self {
         VdbError::new(ErrorKind::Internal, message)
@@ -126,3 +138,18 @@ impl VdbError {
 }
 
 pub type Result<T, E = VdbError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn io_errors_keep_their_cause() {
+        let err = VdbError::io("/no/such/file", "cannot open", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert_eq!(err.kind, ErrorKind::FileNotFound);
+        let cause = err.source().expect("the io::Error is the source");
+        assert_eq!(cause.downcast_ref::<std::io::Error>().map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
+        assert!(VdbError::new(ErrorKind::Store, "x").source().is_none());
+    }
+}

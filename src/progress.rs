@@ -3,7 +3,7 @@
 //! Steps call [`Progress::start`] / [`Progress::advance`] / [`Progress::finish`]; the front end picks
 //! the implementation: the CLI a bar or stderr lines, the Airflow task a sink into Python logging.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 pub trait Progress: Send + Sync {
@@ -73,10 +73,10 @@ fn line(st: &LineState, final_line: bool) -> String {
 impl Progress for LogLines {
     fn start(&self, step: &str, total: u64) {
         let now = Instant::now();
-        *self.state.lock().unwrap() = Some(LineState { step: step.into(), total, done: 0, started: now, last: now });
+        *self.state.lock() = Some(LineState { step: step.into(), total, done: 0, started: now, last: now });
     }
     fn advance(&self, n: u64) {
-        let mut guard = self.state.lock().unwrap();
+        let mut guard = self.state.lock();
         if let Some(st) = guard.as_mut() {
             st.done += n;
             if st.last.elapsed() >= self.every {
@@ -86,7 +86,7 @@ impl Progress for LogLines {
         }
     }
     fn finish(&self) {
-        if let Some(st) = self.state.lock().unwrap().take() {
+        if let Some(st) = self.state.lock().take() {
             (self.sink)(&line(&st, true));
         }
     }
@@ -118,15 +118,15 @@ impl Progress for Bar {
                 .progress_chars("=> "),
         );
         bar.set_prefix(step.to_string());
-        *self.bar.lock().unwrap() = Some(bar);
+        *self.bar.lock() = Some(bar);
     }
     fn advance(&self, n: u64) {
-        if let Some(b) = self.bar.lock().unwrap().as_ref() {
+        if let Some(b) = self.bar.lock().as_ref() {
             b.inc(n);
         }
     }
     fn finish(&self) {
-        if let Some(b) = self.bar.lock().unwrap().take() {
+        if let Some(b) = self.bar.lock().take() {
             b.finish();
         }
     }
@@ -155,12 +155,12 @@ mod tests {
     fn log_lines_report_counts_rate_and_final_total() {
         let lines = Arc::new(Mutex::new(Vec::<String>::new()));
         let l2 = lines.clone();
-        let p = LogLines::new(Duration::ZERO, Box::new(move |s| l2.lock().unwrap().push(s.to_string())));
+        let p = LogLines::new(Duration::ZERO, Box::new(move |s| l2.lock().push(s.to_string())));
         p.start("embed", 10);
         p.advance(4);
         p.advance(6);
         p.finish();
-        let lines = lines.lock().unwrap();
+        let lines = lines.lock();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("embed: 4/10 rows (40.0%)") && lines[0].contains("rows/s, ETA"), "{}", lines[0]);
         assert!(lines[2].starts_with("embed: 10/10 rows done in"), "{}", lines[2]);

@@ -9,7 +9,7 @@ mod quality;
 use std::sync::OnceLock;
 
 use quality::*;
-use vdb_core::embed::{cpu, Bf16Kernel, CandleEmbedder, Embedder, LoadOptions, Precision};
+use vdb_core::embed::{cpu, Bf16Kernel, CandleEmbedder, Embedder, EmbedderOptions, Precision};
 use vdb_core::error::ErrorKind;
 
 fn has_bf16(test: &str) -> bool {
@@ -31,7 +31,7 @@ fn models() -> &'static (CandleEmbedder, CandleEmbedder) {
 
 #[test]
 fn bf16_is_refused_with_a_config_error_where_the_cpu_lacks_avx512_bf16() {
-    let opts = LoadOptions { precision: Precision::Bf16, ..LoadOptions::default() };
+    let opts = EmbedderOptions { precision: Precision::Bf16, ..EmbedderOptions::default() };
     match CandleEmbedder::load_with(&dir(), &opts) {
         Ok(e) => {
             assert!(kernel_name().is_some(), "bf16 loaded on a CPU without bf16 instructions");
@@ -53,7 +53,7 @@ fn bf16_is_refused_with_a_config_error_where_the_cpu_lacks_avx512_bf16() {
 
 #[test]
 fn bf16_is_opt_in_and_recorded_in_the_model_id_or_skip_without_avx512_bf16() {
-    assert_eq!(LoadOptions::default().precision, Precision::Float32);
+    assert_eq!(EmbedderOptions::default().precision, Precision::Float32);
     assert_eq!("bfloat16".parse::<Precision>().unwrap(), Precision::Bf16);
     assert_eq!(" BF16 ".parse::<Precision>().unwrap(), Precision::Bf16);
     if !has_bf16("bf16_is_opt_in_and_recorded_in_the_model_id_or_skip_without_avx512_bf16") {

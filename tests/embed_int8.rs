@@ -9,7 +9,7 @@ mod quality;
 use std::sync::OnceLock;
 
 use quality::*;
-use vdb_core::embed::{CandleEmbedder, Embedder, Int8Kernel, LoadOptions, Precision};
+use vdb_core::embed::{CandleEmbedder, Embedder, EmbedderOptions, Int8Kernel, Precision};
 
 fn models() -> &'static (CandleEmbedder, CandleEmbedder) {
     static M: OnceLock<(CandleEmbedder, CandleEmbedder)> = OnceLock::new();
@@ -23,7 +23,7 @@ fn int8_is_opt_in_and_recorded_in_the_model_id() {
     assert_eq!(int8.precision(), Precision::Int8);
     assert!(int8.int8_kernel().is_some());
     assert_eq!(int8.model_id(), format!("{}+int8", f32_model.model_id()));
-    assert_eq!(LoadOptions::default().precision, Precision::Float32);
+    assert_eq!(EmbedderOptions::default().precision, Precision::Float32);
 }
 
 #[test]
@@ -71,7 +71,8 @@ fn every_int8_kernel_is_close_to_float32() {
             eprintln!("SKIP every_int8_kernel_is_close_to_float32 for {}: the CPU lacks it", kernel.name());
             continue;
         }
-        let opts = LoadOptions { precision: Precision::Int8, int8_kernel: Some(kernel), ..LoadOptions::default() };
+        let opts =
+            EmbedderOptions { precision: Precision::Int8, int8_kernel: Some(kernel), ..EmbedderOptions::default() };
         let e = CandleEmbedder::load_with(&dir, &opts).unwrap();
         assert_eq!(e.int8_kernel(), Some(kernel.name()));
         let got = embed(&e, &refs);

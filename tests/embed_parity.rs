@@ -7,7 +7,7 @@
 use std::sync::{Mutex, OnceLock};
 
 use vdb_core::embed::model::locate;
-use vdb_core::embed::{CandleEmbedder, Embedder, EncodeOptions, Forward, LoadOptions};
+use vdb_core::embed::{CandleEmbedder, Embedder, EmbedderOptions, EncodeOptions, Forward};
 
 struct Golden {
     texts: Vec<String>,
@@ -33,7 +33,7 @@ fn golden() -> &'static Golden {
 fn load(forward: Forward, threads: Option<usize>) -> CandleEmbedder {
     let dir = locate(None)
         .unwrap_or_else(|e| panic!("{e}. The parity tests need the model: set VDB_MODEL_DIR or VDB_PYTHON."));
-    CandleEmbedder::load_with(&dir, &LoadOptions { threads, forward, ..LoadOptions::default() }).unwrap()
+    CandleEmbedder::load_with(&dir, &EmbedderOptions { threads, forward, ..EmbedderOptions::default() }).unwrap()
 }
 
 fn fused() -> &'static CandleEmbedder {

@@ -331,7 +331,7 @@ fn rebuild_scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) 
         assert_eq!(s.count("rb").unwrap(), 30, "searches see the old collection while the new one loads");
     }
     assert_eq!(s.count(&gen2).unwrap(), 40);
-    pipeline::finish_load(Some(&run2), s.as_ref(), "rb").unwrap();
+    pipeline::restore_indexing(Some(&run2), s.as_ref(), "rb").unwrap();
     let err = pipeline::switch(&run2, s.as_ref(), "rb").unwrap_err();
     assert_eq!(err.kind, ErrorKind::Handoff, "no switch before verify: {err}");
     let report = pipeline::verify(&run2, s.as_ref(), "rb").unwrap();
@@ -371,7 +371,7 @@ fn rebuild_scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) 
     for &i in &planned.shards {
         pipeline::load_shard(&run4, i, s.as_ref(), "rb", &o.load, &Silent).unwrap();
     }
-    pipeline::finish_load(Some(&run4), s.as_ref(), "rb").unwrap();
+    pipeline::restore_indexing(Some(&run4), s.as_ref(), "rb").unwrap();
     s.delete(&gen4, &ids_of("v4", 1)).unwrap();
     assert_eq!(pipeline::verify(&run4, s.as_ref(), "rb").unwrap_err().kind, ErrorKind::Store);
     assert!(pipeline::switch(&run4, s.as_ref(), "rb").is_err());

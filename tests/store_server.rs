@@ -140,6 +140,8 @@ fn server_that_stays_down_gives_store_unavailable() {
     // Every other call fails the same way, with the store's retry policy.
     let err = s.count("sec_sentences").unwrap_err();
     assert_eq!(err.kind, ErrorKind::StoreUnavailable);
+    let cause = std::error::Error::source(&err).expect("the client's error is kept as the cause");
+    assert!(cause.downcast_ref::<qdrant_client::QdrantError>().is_some(), "{cause:?}");
     let err = s.ensure_collection(&spec("sec_sentences", DIM), false).unwrap_err();
     assert_eq!(err.kind, ErrorKind::StoreUnavailable);
     assert!(err.to_string().contains(&url));

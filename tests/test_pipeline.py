@@ -28,12 +28,12 @@ def test_steps_alone_equal_the_chained_ingest(tmp_path, sample_parquet, embedder
         assert vdb_core.embed_shard(run, s, embedder)["done_now"]
     vdb_core.ensure_collection(run, "c", target=target)
     loaded = [vdb_core.load_shard(run, s, "c", target=target) for s in planned["shards"]]
-    vdb_core.finish_load("c", target=target, run_dir=run)
+    vdb_core.restore_indexing("c", target=target, run_dir=run)
     report = vdb_core.verify(run, "c", target=target)
     assert sum(r["points"] for r in loaded) == 600 == report["points_verified"] == report["collection_count"]
     # Every step is in the report, the index build included (its rows: the points indexed).
-    assert set(report["steps"]) == {"plan", "embed", "load", "index", "verify"}
-    assert report["steps"]["index"]["rows"] == 600
+    assert set(report["steps"]) == {"plan", "embed", "load", "restore_indexing", "verify"}
+    assert report["steps"]["restore_indexing"]["rows"] == 600
     assert report["sample_search_ok"] and report["new_points"] == 600
     assert json.loads((run / "report.json").read_text())["rows_valid"] == 600
 

@@ -6,7 +6,7 @@ one exception hierarchy in (see ``VdbError``).
 
 Pipeline steps (each idempotent, usable from separate processes that share a run directory)::
 
-    plan -> embed_shard (per shard) -> ensure_collection -> load_shard (per shard) -> finish_load -> verify
+    plan -> embed_shard (per shard) -> ensure_collection -> load_shard (per shard) -> restore_indexing -> verify
 
 or all of them in one call: ``ingest``.
 """
@@ -58,7 +58,7 @@ __all__ = [
     "collection_options",
     "ensure_collection",
     "load_shard",
-    "finish_load",
+    "restore_indexing",
     "verify",
     "switch",
     "sync",
@@ -383,10 +383,10 @@ def load_shard(
     )
 
 
-def finish_load(collection: str, *, target: Target | None = None, run_dir: PathLike | None = None) -> None:
+def restore_indexing(collection: str, *, target: Target | None = None, run_dir: PathLike | None = None) -> None:
     """Restore the collection's normal indexing after a bulk load (also after a failed one). With
-    ``run_dir``, its time is recorded as the step ``index`` of the run's report."""
-    _native.finish_load(_target(target), collection, os.fspath(run_dir) if run_dir else None)
+    ``run_dir``, its time is recorded as the step ``restore_indexing`` of the run's report."""
+    _native.restore_indexing(_target(target), collection, os.fspath(run_dir) if run_dir else None)
 
 
 def verify(run_dir: PathLike, collection: str, *, target: Target | None = None) -> dict[str, Any]:

@@ -6,8 +6,8 @@
 //! `[CLS]`), optionally L2-normalises, and writes each vector at its sentence's input position.
 //! All work runs on a rayon pool owned by the embedder, so the thread setting is exact.
 
+use parking_lot::Mutex;
 use std::path::Path;
-use std::sync::Mutex;
 
 use super::bert::{FusedBert, Workspace};
 use super::model::{ModelFolder, Pooling};
@@ -27,7 +27,7 @@ pub enum Forward {
 
 /// How to load a [`CandleEmbedder`].
 #[derive(Debug, Clone)]
-pub struct LoadOptions {
+pub struct EmbedderOptions {
     /// Worker threads; `None` = the CPUs this process may run on.
     pub threads: Option<usize>,
     pub forward: Forward,
@@ -43,9 +43,9 @@ pub struct LoadOptions {
     pub max_batch_tokens: usize,
 }
 
-impl Default for LoadOptions {
+impl Default for EmbedderOptions {
     fn default() -> Self {
-        LoadOptions {
+        EmbedderOptions {
             threads: None,
             forward: Forward::Fused,
             precision: Precision::Float32,
@@ -88,11 +88,11 @@ impl CandleEmbedder {
     /// Loads the model folder `dir` (see [`super::model::locate`] to find one) with the fused
     /// forward pass. `threads`: worker threads, `None` = [`default_threads`].
     pub fn load(dir: &Path, threads: Option<usize>) -> Result<CandleEmbedder> {
-        Self::load_with(dir, &LoadOptions { threads, ..LoadOptions::default() })
+        Self::load_with(dir, &EmbedderOptions { threads, ..EmbedderOptions::default() })
     }
 
     /// Loads the model folder `dir` with explicit options.
-    pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<CandleEmbedder> {
+    pub fn load_with(dir: &Path, opts: &EmbedderOptions) -> Result<CandleEmbedder> {
         let threads = match opts.threads {
             Some(0) => return Err(VdbError::new(ErrorKind::InvalidConfig, "threads must be at least 1")),
             Some(n) => n,
@@ -213,14 +213,14 @@ impl CandleEmbedder {
 impl CandleEmbedder {
     fn take_workspace(&self) -> Workspace {
         match &self.engine {
-            Engine::Fused { spare, .. } => spare.lock().unwrap_or_else(|p| p.into_inner()).pop().unwrap_or_default(),
+            Engine::Fused { spare, .. } => spare.lock().pop().unwrap_or_default(),
             Engine::Stock(_) => Workspace::default(),
         }
     }
 
     fn return_workspace(&self, ws: Workspace) {
         if let Engine::Fused { spare, .. } = &self.engine {
-            spare.lock().unwrap_or_else(|p| p.into_inner()).push(ws);
+            spare.lock().push(ws);
         }
     }
 }

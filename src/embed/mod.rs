@@ -23,7 +23,7 @@ mod quant;
 pub use self::quant::Kernel as Int8Kernel;
 mod stock;
 
-pub use self::candle::{CandleEmbedder, Forward, LoadOptions};
+pub use self::candle::{CandleEmbedder, EmbedderOptions, Forward};
 pub use self::model::{ModelFolder, Pooling};
 
 /// Arithmetic of the linear layers (sentence-transformers computes in float32).
@@ -123,6 +123,6 @@ pub fn open(
     precision: Precision,
 ) -> Result<Box<dyn Embedder>> {
     let dir = model::locate(model_dir)?;
-    let opts = LoadOptions { threads, precision, ..LoadOptions::default() };
+    let opts = EmbedderOptions { threads, precision, ..EmbedderOptions::default() };
     Ok(Box::new(CandleEmbedder::load_with(&dir, &opts)?))
 }

@@ -73,7 +73,7 @@ pub fn read_shard(path: &Path, expected: Option<&str>) -> Result<RecordBatch> {
 }
 
 /// A checksum-verified shard is usable only if it is present and matches.
-pub fn verify(path: &Path, expected: &str) -> bool {
+pub fn checksum_matches(path: &Path, expected: &str) -> bool {
     matches!(sha256_file(path), Ok(actual) if actual == expected)
 }
 
@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(back, b);
         let (v, dim) = embeddings(&back).unwrap();
         assert_eq!((v, dim), (&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0][..], 3));
-        assert!(verify(&p, &sum));
+        assert!(checksum_matches(&p, &sum));
     }
 
     #[test]
@@ -217,7 +217,7 @@ mod tests {
         let err = read_shard(&p, Some(&sum)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Handoff);
         assert!(err.message.contains("s.arrow") && err.message.contains("checksum"), "{}", err.message);
-        assert!(!verify(&p, &sum));
+        assert!(!checksum_matches(&p, &sum));
     }
 
     #[test]

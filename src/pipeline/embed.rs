@@ -123,7 +123,7 @@ pub fn embed_shard(
     let out = run.embedded_path(index);
     if entry.state >= ShardState::Embedded {
         if let Some(sum) = &entry.embedded_checksum {
-            if shard::verify(&out, sum) {
+            if shard::checksum_matches(&out, sum) {
                 return Ok(EmbedResult {
                     shard: index,
                     rows: entry.rows,

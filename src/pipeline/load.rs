@@ -1,5 +1,5 @@
 //! Steps 3 and 4: ensure the collection (with payload indexes, before the bulk load), then load
-//! embedded shards; `finish_load` restores normal indexing afterwards, also after a failure.
+//! embedded shards; `restore_indexing` restores normal indexing afterwards, also after a failure.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -184,11 +184,11 @@ pub fn ensure_collection(
 
 /// Restore normal indexing after the bulk load (call it whether the load succeeded or not).
 ///
-/// With the run's directory, the time is recorded as the step `index` of the run report: the
+/// With the run's directory, the time is recorded as the step `restore_indexing` of the run report: the
 /// embedded store indexes here what the load left unindexed (its last, partial segment; full
 /// segments are indexed by the load itself), a server builds its index in the background afterwards.
 /// A run whose plan never finished has no manifest: nothing is recorded then.
-pub fn finish_load(run: Option<&RunDir>, store: &dyn VectorStore, collection: &str) -> Result<()> {
+pub fn restore_indexing(run: Option<&RunDir>, store: &dyn VectorStore, collection: &str) -> Result<()> {
     let started = Instant::now();
     let run = run.filter(|r| r.manifest_path().is_file());
     let target = match run {
@@ -201,7 +201,7 @@ pub fn finish_load(run: Option<&RunDir>, store: &dyn VectorStore, collection: &s
     if let Some(run) = run {
         let points = store.count(collection)?;
         Manifest::update(run, |m| {
-            m.add_step("index", seconds, points, peak_rss_mib());
+            m.add_step("restore_indexing", seconds, points, peak_rss_mib());
             Ok(())
         })?;
     }

@@ -16,7 +16,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use embed::{embed_shard, EmbedResult, VectorSource};
-pub use load::{ensure_collection, finish_load, load_shard, EnsureMode, EnsureResult, LoadResult, ShardResult};
+pub use load::{ensure_collection, load_shard, restore_indexing, EnsureMode, EnsureResult, LoadResult, ShardResult};
 pub use plan::{plan, PlanOptions, PlanSummary};
 pub use rebuild::{switch, SwitchResult};
 pub use sync::{sync, SyncResult};
@@ -75,7 +75,7 @@ pub fn ingest(
         .iter()
         .try_for_each(|&i| load_shard(run, i, store, &opts.collection, &opts.load, progress).map(|_| ()));
     // Indexing is restored even when a load failed.
-    let restored = finish_load(Some(run), store, &opts.collection);
+    let restored = restore_indexing(Some(run), store, &opts.collection);
     loaded?;
     restored?;
     let mut report = verify(run, store, &opts.collection)?;

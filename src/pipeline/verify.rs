@@ -110,7 +110,7 @@ impl Report {
         for (step, st) in &self.steps {
             let rate = if st.seconds > 0.0 { st.rows as f64 / st.seconds } else { 0.0 };
             s += &format!(
-                "  {step:<8} {:>9} rows  {:>8}  {:>9.1} rows/s  peak {:.0} MiB\n",
+                "  {step:<16} {:>9} rows  {:>8}  {:>9.1} rows/s  peak {:.0} MiB\n",
                 st.rows,
                 format_duration(st.seconds),
                 rate,

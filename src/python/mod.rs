@@ -373,9 +373,9 @@ fn load_shard(
 
 #[pyfunction]
 #[pyo3(signature = (target, collection, run_dir=None))]
-fn finish_load(py: Python<'_>, target: String, collection: String, run_dir: Option<PathBuf>) -> PyResult<()> {
+fn restore_indexing(py: Python<'_>, target: String, collection: String, run_dir: Option<PathBuf>) -> PyResult<()> {
     let run = run_dir.map(RunDir::at);
-    with_store(py, &target, |s| pipeline::finish_load(run.as_ref(), s, &collection))
+    with_store(py, &target, |s| pipeline::restore_indexing(run.as_ref(), s, &collection))
 }
 
 #[pyfunction]
@@ -480,7 +480,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(embed_shard, m)?)?;
     m.add_function(wrap_pyfunction!(ensure_collection, m)?)?;
     m.add_function(wrap_pyfunction!(load_shard, m)?)?;
-    m.add_function(wrap_pyfunction!(finish_load, m)?)?;
+    m.add_function(wrap_pyfunction!(restore_indexing, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(sync, m)?)?;
     m.add_function(wrap_pyfunction!(switch, m)?)?;

@@ -10,7 +10,7 @@
 use arrow::array::{Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use vdb_core::embed::model::locate;
-use vdb_core::embed::{CandleEmbedder, Embedder, EncodeOptions, LoadOptions, Precision};
+use vdb_core::embed::{CandleEmbedder, Embedder, EmbedderOptions, EncodeOptions, Precision};
 
 /// (query, phrase that marks a sentence relevant).
 pub const LABELLED: &[(&str, &str)] = &[
@@ -48,7 +48,7 @@ pub fn dir() -> std::path::PathBuf {
 
 /// The model in `precision`.
 pub fn load(precision: Precision) -> CandleEmbedder {
-    CandleEmbedder::load_with(&dir(), &LoadOptions { precision, ..LoadOptions::default() }).unwrap()
+    CandleEmbedder::load_with(&dir(), &EmbedderOptions { precision, ..EmbedderOptions::default() }).unwrap()
 }
 
 pub fn embed(e: &CandleEmbedder, texts: &[&str]) -> Vec<Vec<f32>> {

@@ -113,7 +113,8 @@ where
                     ctx.collection,
                     describe_err(&err)
                 ),
-            ));
+            )
+            .with_source(err));
         };
         if retry >= policy.max_retries {
             return Err(VdbError::new(
@@ -127,7 +128,8 @@ where
                     start.elapsed().as_secs_f64(),
                     describe_err(&err)
                 ),
-            ));
+            )
+            .with_source(err));
         }
         let pause = backoff(policy.base_ms, retry).max(server_pause.unwrap_or_default().min(MAX_BACKOFF));
         log::warn!(
