@@ -33,19 +33,19 @@ run: setup
 	$(VENV)/bin/vdb search "supply chain disruptions reduced gross margin" --store .vdb/qdrant --limit 5
 
 test-rust:
-	cargo build --examples   # the test-support Qdrant gRPC server the Python tests start
-	cargo test --all-targets
+	cargo build --workspace --all-targets   # with the Qdrant gRPC test server the Python tests start
+	cargo test --workspace --all-targets
 
 test-python: setup
-	VDB_TEST_SERVER_BIN=$(abspath $(TARGET)/debug/examples/qdrant_test_server) $(PY) -m pytest -q
+	VDB_TEST_SERVER_BIN=$(abspath $(TARGET)/debug/qdrant_test_server) $(PY) -m pytest -q
 
 test: $(VENV)/.deps test-rust test-python
 
 # The lint gate CI runs before the tests: one format for Rust (rustfmt.toml) and Python (ruff),
 # clippy and ruff without warnings.
 lint: $(VENV)/.deps
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy --features python --lib -- -D warnings
 	$(VENV)/bin/ruff format --check python dags tests bench
 	$(VENV)/bin/ruff check python dags tests bench

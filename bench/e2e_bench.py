@@ -7,7 +7,7 @@
    process; prints wall time, per-step time and rate (from the run's report.json), sentences/s,
    the share of wall time spent embedding, and the child's peak RSS (wait4 rusage).
    With `--server`, the same ingest goes to the test-support Qdrant gRPC server (started on a free
-   port, `target/debug/examples/qdrant_test_server`): the worker's own memory and time, as with
+   port, `target/debug/qdrant_test_server`): the worker's own memory and time, as with
    the Qdrant server of docker-compose (which then builds its index in its own process).
 2. Generates BIG_ROWS rows and, in a child process, plans them all (streaming split into shards)
    then embeds + loads only the first BIG_SHARDS shards: peak RSS must stay flat in input size.
@@ -62,7 +62,6 @@ def main() -> int:
         type=Path,
         default=Path(os.environ.get("CARGO_TARGET_DIR", Path(__file__).resolve().parents[1] / "target"))
         / "debug"
-        / "examples"
         / "qdrant_test_server",
     )
     ap.add_argument("--skip-big", action="store_true", help="skip part 2")

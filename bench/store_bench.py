@@ -7,7 +7,7 @@ payloads), it measures points/s of
   ``qdrant-client`` ``upload_points`` into its local mode (``QdrantClient(path=...)``): the
   embedded comparison;
 - vdb_core ``load_shard`` into the test-support gRPC server (the Qdrant gRPC API on qdrant-edge,
-  ``target/debug/examples/qdrant_test_server``), and ``qdrant-client`` ``upload_points`` over gRPC
+  ``target/debug/qdrant_test_server``), and ``qdrant-client`` ``upload_points`` over gRPC
   into the same server: the server comparison;
 
 prints the ratios, and the load time as a share of the time it took to embed the same rows
@@ -137,7 +137,7 @@ def main() -> int:
     ap.add_argument("--precision", default="float32", help="embedding precision for the setup step")
     ap.add_argument("--threads", type=int, default=None)
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    ap.add_argument("--server-bin", type=Path, default=target_dir / "debug" / "examples" / "qdrant_test_server")
+    ap.add_argument("--server-bin", type=Path, default=target_dir / "debug" / "qdrant_test_server")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
 
@@ -196,7 +196,7 @@ def main() -> int:
             finally:
                 server.stop()
         else:
-            print(f"server comparison skipped: no test server binary at {args.server_bin} (cargo build --examples)\n")
+            print(f"server comparison skipped: no test server binary at {args.server_bin} (cargo build --workspace)\n")
 
         print(
             f"{'target':52} {'vdb_core pts/s':>14} {'client pts/s':>12} {'ratio':>6} {'index s':>8} {'load/embed':>10}"

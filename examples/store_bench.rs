@@ -12,9 +12,6 @@
 //! and prints points/s. The test server applies updates synchronously and has no background
 //! optimiser, so its numbers measure the client path + gRPC + engine writes, not a real Qdrant.
 
-#[path = "../tests/support/qdrant_grpc.rs"]
-mod qdrant_grpc;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
@@ -110,7 +107,8 @@ fn main() {
     }
     {
         let tmp = tempfile::tempdir().unwrap();
-        let server = qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), tmp.path()).unwrap();
+        let server =
+            qdrant_test_server::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), tmp.path()).unwrap();
         let store = ServerStore::connect(&server.url(), None).unwrap();
         rows.push(run("server store -> edge test server (gRPC)", &store, points, &opts));
     }

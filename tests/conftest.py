@@ -33,9 +33,9 @@ def embedder() -> vdb_core.Embedder:
 def server_binary() -> Path:
     env = os.environ.get("VDB_TEST_SERVER_BIN")
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    p = Path(env) if env else target / "debug" / "examples" / "qdrant_test_server"
+    p = Path(env) if env else target / "debug" / "qdrant_test_server"
     if not p.exists():
-        msg = f"test-support Qdrant server not built at {p}: run `cargo build --examples` first"
+        msg = f"test-support Qdrant server not built at {p}: run `cargo build --workspace` first"
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)

@@ -4,9 +4,6 @@
 //! sync deletes exactly what a filing no longer has; a blue/green rebuild switches the name only
 //! after verify, keeps the previous collection, and leaves the name alone when it fails.
 
-#[path = "support/qdrant_grpc.rs"]
-mod qdrant_grpc;
-
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -206,7 +203,8 @@ fn embedded_store_embeds_each_distinct_text_once() {
 fn server_store_embeds_each_distinct_text_once() {
     let dir = tempfile::tempdir().unwrap();
     let server =
-        qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv")).unwrap();
+        qdrant_test_server::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv"))
+            .unwrap();
     let embedder = embed::open(None, Some(2), Default::default()).unwrap();
     let target = StoreTarget::Server { url: server.url(), api_key: None };
     scenario(&target, dir.path(), embedder.as_ref());
@@ -270,7 +268,8 @@ fn embedded_store_sync_deletes_exactly_what_a_filing_lost() {
 fn server_store_sync_deletes_exactly_what_a_filing_lost() {
     let dir = tempfile::tempdir().unwrap();
     let server =
-        qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv")).unwrap();
+        qdrant_test_server::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv"))
+            .unwrap();
     let embedder = embed::open(None, Some(2), Default::default()).unwrap();
     sync_scenario(&StoreTarget::Server { url: server.url(), api_key: None }, dir.path(), embedder.as_ref());
     server.stop();
@@ -419,7 +418,8 @@ fn embedded_store_rebuild_switches_only_after_verify() {
 fn server_store_rebuild_switches_only_after_verify() {
     let dir = tempfile::tempdir().unwrap();
     let server =
-        qdrant_grpc::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv")).unwrap();
+        qdrant_test_server::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv"))
+            .unwrap();
     let embedder = embed::open(None, Some(2), Default::default()).unwrap();
     rebuild_scenario(&StoreTarget::Server { url: server.url(), api_key: None }, dir.path(), embedder.as_ref());
     server.stop();

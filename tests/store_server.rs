@@ -6,8 +6,6 @@
 mod contract;
 #[path = "support/data.rs"]
 mod data;
-#[path = "support/qdrant_grpc.rs"]
-mod qdrant_grpc;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -16,7 +14,7 @@ use std::time::{Duration, Instant};
 use contract::DIM;
 use data::*;
 use qdrant_client::qdrant as pb;
-use qdrant_grpc::TestServer;
+use qdrant_test_server::TestServer;
 use vdb_core::store::server::{RetryPolicy, ServerStore, DEFAULT_HNSW_M};
 use vdb_core::store::{LoadOptions, VectorStore};
 use vdb_core::ErrorKind;
@@ -223,18 +221,14 @@ fn parallel_requests_and_many_batches() {
     assert_eq!(s.count("c").unwrap(), 1000);
 }
 
-/// The runnable test server (examples/qdrant_test_server.rs) the Python end-to-end tests launch.
-/// `cargo test --all-targets` (and `cargo build --examples`) build it next to the test binaries;
+/// The runnable test server (crates/qdrant-test-server) the Python end-to-end tests launch.
+/// `cargo build --workspace` (in `make test`) builds it beside the test binaries' directory;
 /// without it this test fails and says how to build it.
 #[test]
 fn example_server_binary() {
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("examples").join("qdrant_test_server");
-    assert!(
-        bin.exists(),
-        "{} is not built: run `cargo build --examples` (or `cargo test --all-targets`)",
-        bin.display()
-    );
+    let bin = exe.parent().unwrap().parent().unwrap().join("qdrant_test_server");
+    assert!(bin.exists(), "{} is not built: run `cargo build --workspace` (`make test` does)", bin.display());
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(&bin)

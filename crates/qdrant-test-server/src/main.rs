@@ -10,10 +10,7 @@
 //! `--port 0` (the default) picks a free port; `--storage` defaults to a fresh temporary directory,
 //! removed on exit. Once the socket accepts connections it prints exactly one line to stdout,
 //! `listening on 127.0.0.1:PORT`, and serves until SIGTERM or SIGINT, then shuts down cleanly
-//! (flushing every collection) and exits 0. See `tests/support/qdrant_grpc.rs` for what it speaks.
-
-#[path = "../tests/support/qdrant_grpc.rs"]
-mod qdrant_grpc;
+//! (flushing every collection) and exits 0. See the library (`src/lib.rs`) for what it speaks.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -58,7 +55,7 @@ fn main() {
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = rt.block_on(async move {
-        let engine = match qdrant_grpc::Engine::open(&storage) {
+        let engine = match qdrant_test_server::Engine::open(&storage) {
             Ok(e) => Arc::new(e),
             Err(e) => {
                 eprintln!("qdrant_test_server: cannot open storage {}: {e}", storage.display());
@@ -88,7 +85,7 @@ fn main() {
             let _ = writeln!(out, "listening on {addr}");
             let _ = out.flush();
         }
-        match qdrant_grpc::serve(listener, engine, api_key, shutdown).await {
+        match qdrant_test_server::serve(listener, engine, api_key, shutdown).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("qdrant_test_server: {e}");

@@ -1,7 +1,8 @@
 //! A Qdrant gRPC server for tests, on top of qdrant-edge (the real Qdrant engine, in-process).
 //!
-//! Test code only: `tests/` include it with `#[path]`, and `examples/qdrant_test_server.rs` wraps it
-//! in a binary for the Python end-to-end tests. It is never part of the library or the wheel.
+//! Test code only: vdb_core's Rust tests and benchmarks use this library (a dev-dependency), and
+//! the binary `qdrant_test_server` (`src/main.rs`) serves it to the Python end-to-end tests. It is
+//! never part of vdb_core's library or wheel.
 //!
 //! It speaks the same protocol as a Qdrant server (qdrant-client's generated server traits), for the
 //! subset a loader and its tests use: health check; collections create / get / list / delete /
@@ -16,8 +17,6 @@
 //! is exact over plain segments). Collections persist under the storage directory
 //! (`<storage>/collections/<name>/`, aliases in `<storage>/aliases.json`), so a server restarted on
 //! the same directory finds them again.
-
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
