@@ -33,8 +33,8 @@ run: setup
 	$(VENV)/bin/vdb search "supply chain disruptions reduced gross margin" --store .vdb/qdrant --limit 5
 
 test-rust:
-	cargo build --workspace --all-targets   # with the Qdrant gRPC test server the Python tests start
-	cargo test --workspace --all-targets
+	cargo build --workspace --all-targets --features vdb_core/reference   # + the Qdrant gRPC test server
+	cargo test --workspace --all-targets --features vdb_core/reference
 
 test-python: setup
 	VDB_TEST_SERVER_BIN=$(abspath $(TARGET)/debug/qdrant_test_server) $(PY) -m pytest -q
@@ -45,7 +45,7 @@ test: $(VENV)/.deps test-rust test-python
 # clippy and ruff without warnings.
 lint: $(VENV)/.deps
 	cargo fmt --all --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --features vdb_core/reference -- -D warnings
 	cargo clippy --features python --lib -- -D warnings
 	$(VENV)/bin/ruff format --check python dags tests bench
 	$(VENV)/bin/ruff check python dags tests bench

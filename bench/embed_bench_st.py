@@ -1,7 +1,7 @@
 """sentence-transformers side of the embedding benchmark.
 
 Encodes the sentences of a file (one per line, e.g. written by
-`cargo run --example embed_bench -- --write-sentences FILE`) with sentence-transformers on the CPU
+`cargo run --example embed_bench --features reference -- --write-sentences FILE`) with sentence-transformers on the CPU
 and prints sentences/s, best of N rounds. Compare with the Rust numbers only within one run on the
 same machine.
 

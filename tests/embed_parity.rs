@@ -79,6 +79,8 @@ fn fused_matches_sentence_transformers_batch_64() {
     assert_matches_golden(fused(), 64);
 }
 
+// The reference forward pass: `make test` builds with the `reference` feature.
+#[cfg(feature = "reference")]
 #[test]
 fn stock_candle_matches_sentence_transformers_batch_64() {
     assert_matches_golden(&load(Forward::Stock, None), 64);

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::bert::{FusedBert, Workspace};
 use super::model::{ModelFolder, Pooling};
+#[cfg(feature = "reference")]
 use super::stock::StockBert;
 use super::{Embedder, EncodeOptions, Precision};
 use crate::error::{ErrorKind, Result, VdbError};
@@ -21,7 +22,9 @@ pub enum Forward {
     /// [`FusedBert`]: packed unpadded batches, fused vectorised kernels. The fast one.
     #[default]
     Fused,
-    /// candle-transformers' `BertModel` on padded batches: the reference and benchmark baseline.
+    /// candle-transformers' `BertModel` on padded batches: the reference and benchmark baseline
+    /// (the `reference` feature).
+    #[cfg(feature = "reference")]
     Stock,
 }
 
@@ -64,6 +67,7 @@ enum Engine {
         /// a GEMM may pick up another call's job, which must not block on this call's lock).
         spare: Mutex<Vec<Workspace>>,
     },
+    #[cfg(feature = "reference")]
     Stock(StockBert),
 }
 
@@ -113,6 +117,7 @@ impl CandleEmbedder {
         if opts.max_batch_tokens == 0 {
             return Err(VdbError::new(ErrorKind::InvalidConfig, "max_batch_tokens must be at least 1"));
         }
+        #[cfg(feature = "reference")]
         if opts.forward == Forward::Stock && opts.precision != Precision::Float32 {
             return Err(VdbError::new(ErrorKind::InvalidConfig, "the stock candle forward pass runs in float32 only"));
         }
@@ -126,6 +131,7 @@ impl CandleEmbedder {
                 bert: FusedBert::load(&folder, opts.precision, opts.int8_kernel, opts.bf16_kernel)?,
                 spare: Mutex::new(Vec::new()),
             },
+            #[cfg(feature = "reference")]
             Forward::Stock => Engine::Stock(StockBert::load(&folder)?),
         };
         let pool = rayon::ThreadPoolBuilder::new()
@@ -153,6 +159,7 @@ impl CandleEmbedder {
     pub fn int8_kernel(&self) -> Option<&'static str> {
         match &self.engine {
             Engine::Fused { bert, .. } => bert.int8_kernel().map(|k| k.name()),
+            #[cfg(feature = "reference")]
             Engine::Stock(_) => None,
         }
     }
@@ -162,6 +169,7 @@ impl CandleEmbedder {
     pub fn bf16_kernel(&self) -> Option<&'static str> {
         match &self.engine {
             Engine::Fused { bert, .. } => bert.bf16_kernel().map(|k| k.name()),
+            #[cfg(feature = "reference")]
             Engine::Stock(_) => None,
         }
     }
@@ -185,6 +193,7 @@ impl CandleEmbedder {
     fn pooled(&self, seqs: &[&[u32]], ws: &mut Workspace, out: &mut [f32]) -> Result<()> {
         let dim = self.folder.dim;
         match &self.engine {
+            #[cfg(feature = "reference")]
             Engine::Stock(bert) => bert.pooled(seqs, self.folder.pooling, out),
             Engine::Fused { bert, .. } => {
                 let hidden = bert.encode(seqs, ws, self.threads)?;
@@ -214,13 +223,16 @@ impl CandleEmbedder {
     fn take_workspace(&self) -> Workspace {
         match &self.engine {
             Engine::Fused { spare, .. } => spare.lock().pop().unwrap_or_default(),
+            #[cfg(feature = "reference")]
             Engine::Stock(_) => Workspace::default(),
         }
     }
 
     fn return_workspace(&self, ws: Workspace) {
-        if let Engine::Fused { spare, .. } = &self.engine {
-            spare.lock().push(ws);
+        match &self.engine {
+            Engine::Fused { spare, .. } => spare.lock().push(ws),
+            #[cfg(feature = "reference")]
+            Engine::Stock(_) => {}
         }
     }
 }

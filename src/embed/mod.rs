@@ -21,6 +21,7 @@ mod kernels;
 pub mod model;
 mod quant;
 pub use self::quant::Kernel as Int8Kernel;
+#[cfg(feature = "reference")]
 mod stock;
 
 pub use self::candle::{CandleEmbedder, EmbedderOptions, Forward};

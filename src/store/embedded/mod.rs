@@ -269,7 +269,7 @@ fn edge_err(path: &Path, what: &str, e: qe::OperationError) -> VdbError {
 
 impl VectorStore for EmbeddedStore {
     fn describe(&self) -> String {
-        format!("embedded qdrant at {}", self.root.display())
+        StoreTarget::Embedded { path: self.root.clone() }.describe()
     }
 
     fn ensure_collection(&self, spec: &CollectionSpec, recreate: bool) -> Result<EnsureOutcome> {

@@ -342,7 +342,7 @@ const SCROLL_PAGE: u32 = 1024;
 
 impl VectorStore for ServerStore {
     fn describe(&self) -> String {
-        format!("qdrant server {}", self.url)
+        StoreTarget::Server { url: self.url.clone(), api_key: None }.describe()
     }
 
     fn ensure_collection(&self, spec: &CollectionSpec, recreate: bool) -> Result<EnsureOutcome> {
