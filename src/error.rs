@@ -24,6 +24,10 @@ pub enum ErrorKind {
     EmptyText,
     /// The same point id occurs twice (only raised in strict mode).
     DuplicateId,
+    /// An id column has a null value: the row has no stable id.
+    NullId,
+    /// The input has no row to ingest (zero rows, or every row skipped).
+    NoRows,
     /// A setting has a value that cannot work.
     InvalidConfig,
     /// The model folder is missing, incomplete or malformed.
@@ -58,6 +62,8 @@ impl ErrorKind {
             ErrorKind::WrongColumnType => "wrong_column_type",
             ErrorKind::EmptyText => "empty_text",
             ErrorKind::DuplicateId => "duplicate_id",
+            ErrorKind::NullId => "null_id",
+            ErrorKind::NoRows => "no_rows",
             ErrorKind::InvalidConfig => "invalid_config",
             ErrorKind::Model => "model",
             ErrorKind::Embed => "embed",

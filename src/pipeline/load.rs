@@ -196,6 +196,7 @@ pub fn finish_load(run: Option<&RunDir>, store: &dyn VectorStore, collection: &s
         None => collection.to_string(),
     };
     let collection = target.as_str();
+    log::info!("restoring indexing of '{collection}' at {}", store.describe());
     store.set_bulk_mode(collection, false)?;
     let seconds = started.elapsed().as_secs_f64();
     if let Some(run) = run {
