@@ -132,3 +132,17 @@ impl VdbError {
 }
 
 pub type Result<T, E = VdbError> = std::result::Result<T, E>;
+
+/// Runs `f`, turning a panic into the error `on_panic` makes of its message. For third-party
+/// readers that panic on damaged input instead of returning an error (found by `tests/fuzz.rs`), and
+/// for the Python boundary, which a panic must not cross.
+pub fn catch_panic<T>(f: impl FnOnce() -> T, on_panic: impl FnOnce(String) -> VdbError) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        on_panic(what)
+    })
+}

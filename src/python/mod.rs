@@ -78,14 +78,10 @@ fn to_py(err: VdbError) -> PyErr {
 /// crossing into the interpreter.
 fn work<T: Send>(py: Python<'_>, f: impl FnOnce() -> crate::Result<T> + Send) -> PyResult<T> {
     let out = py.detach(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(VdbError::internal(format!("internal error (a bug in vdb_core, please report it): {what}")))
+        crate::error::catch_panic(f, |what| {
+            VdbError::internal(format!("internal error (a bug in vdb_core, please report it): {what}"))
         })
+        .and_then(|r| r)
     });
     out.map_err(to_py)
 }

@@ -12,7 +12,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 
 use super::mapping::{ColumnMapping, ResolvedMapping};
-use crate::error::{ErrorKind, Result, VdbError};
+use crate::error::{catch_panic, ErrorKind, Result, VdbError};
 
 /// Rows per record batch while streaming: bounded memory whatever the file size.
 pub const READ_BATCH_ROWS: usize = 8192;
@@ -67,12 +67,7 @@ fn classify(path: &Path, size: u64, err: &dyn std::fmt::Display) -> VdbError {
 /// footer gives "column start and length should not be negative"); such a panic becomes a
 /// `corrupt_file` error naming the file.
 fn guarded<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "the parquet reader failed".into());
+    catch_panic(f, |what| {
         VdbError::new(ErrorKind::CorruptFile, format!("{} is a damaged parquet file: {what}", display(path)))
             .with_file(path)
     })
