@@ -121,7 +121,7 @@ def test_two_ingests_into_one_collection_at_once(tmp_path, sample_parquet, reque
         for src in (a, b)
     ]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
         assert json.loads(out)["report"]["points_verified"] == 400
     assert vdb_core.count("both", target=target) == 600
