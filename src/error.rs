@@ -24,6 +24,10 @@ pub enum ErrorKind {
     EmptyText,
     /// The same point id occurs twice (only raised in strict mode).
     DuplicateId,
+    /// An id column has a null value: the row has no stable id.
+    NullId,
+    /// The input has no row to ingest (zero rows, or every row skipped).
+    NoRows,
     /// A setting has a value that cannot work.
     InvalidConfig,
     /// The model folder is missing, incomplete or malformed.
@@ -58,6 +62,8 @@ impl ErrorKind {
             ErrorKind::WrongColumnType => "wrong_column_type",
             ErrorKind::EmptyText => "empty_text",
             ErrorKind::DuplicateId => "duplicate_id",
+            ErrorKind::NullId => "null_id",
+            ErrorKind::NoRows => "no_rows",
             ErrorKind::InvalidConfig => "invalid_config",
             ErrorKind::Model => "model",
             ErrorKind::Embed => "embed",
@@ -138,6 +144,20 @@ impl VdbError {
 }
 
 pub type Result<T, E = VdbError> = std::result::Result<T, E>;
+
+/// Runs `f`, turning a panic into the error `on_panic` makes of its message. For third-party
+/// readers that panic on damaged input instead of returning an error (found by `tests/fuzz.rs`), and
+/// for the Python boundary, which a panic must not cross.
+pub fn catch_panic<T>(f: impl FnOnce() -> T, on_panic: impl FnOnce(String) -> VdbError) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        on_panic(what)
+    })
+}
 
 #[cfg(test)]
 mod tests {

@@ -6,6 +6,8 @@ use vdb_core::source::reader::ParquetSource;
 use vdb_core::source::ColumnMapping;
 use vdb_core::{handoff::RunDir, progress::Silent, ErrorKind};
 
+use std::path::Path;
+
 fn sample(dir: &std::path::Path, rows: u64) -> std::path::PathBuf {
     let p = dir.join("s.parquet");
     vdb_core::sample::write_sample(&p, rows, 1).unwrap();
@@ -60,4 +62,26 @@ fn plan_streams_more_than_one_batch_into_exact_shards() {
     let other = PlanOptions { shard_rows: 1_000, ..opts };
     let e = pipeline::plan(&run, &other, &Silent).unwrap_err();
     assert_eq!(e.kind, ErrorKind::RunMismatch);
+}
+
+/// Regression (found by `scripts/fuzz.sh`, saved in tests/fuzz.proptest-regressions): one flipped
+/// byte in the parquet footer (byte 4122 of a 40-row sample: a column chunk's offset) made the
+/// parquet crate panic ("column start and length should not be negative") inside the plan step.
+/// Now: a `corrupt_file` error naming the file.
+#[test]
+fn a_footer_that_makes_the_parquet_reader_panic_is_a_corrupt_file_error() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz_negative_column_offset.parquet");
+    let dir = tempfile::tempdir().unwrap();
+    let run = RunDir::at(dir.path().join("run"));
+    let opts =
+        PlanOptions { input: p.clone(), mapping: Default::default(), shard_rows: 16, strict: false, reuse: true };
+    let e = pipeline::plan(&run, &opts, &Silent).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::CorruptFile, "{}", e.message);
+    assert_eq!(e.file.as_deref(), Some(p.as_path()));
+    assert!(
+        e.message.contains("damaged parquet file") && e.message.contains("should not be negative"),
+        "{}",
+        e.message
+    );
+    assert!(!run.manifest_path().exists());
 }

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +15,16 @@ import pyarrow.parquet as pq
 import pytest
 import vdb_core
 from conftest import vdb_cli
+
+
+def rewrite_manifest(path: Path, edit) -> None:
+    """Edit a manifest as vdb_core would write it: its first member is the sha256 of the rest."""
+    m = json.loads(path.read_text())
+    m.pop("sha256")
+    edit(m)
+    body = json.dumps(m, indent=2, ensure_ascii=False)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    path.write_text('{\n  "sha256": "' + digest + '",\n' + body[2:])
 
 
 def embedded(tmp_path: Path) -> dict:
@@ -116,9 +127,7 @@ def test_collection_with_another_size_is_refused_unless_recreated(tmp_path, samp
     # Same collection name, different model dimension: refused with a clear message.
     other = tmp_path / "other"
     vdb_core.plan(other, sample_parquet)
-    manifest = json.loads((other / "manifest.json").read_text())
-    manifest["model"] = {"model_id": "x", "dim": 8}
-    (other / "manifest.json").write_text(json.dumps(manifest))
+    rewrite_manifest(other / "manifest.json", lambda m: m.update(model={"model_id": "x", "dim": 8}))
     with pytest.raises(vdb_core.StoreError) as e:
         vdb_core.ensure_collection(other, "c", target=target)
     assert e.value.kind == "collection_mismatch" and "384" in str(e.value) and "8" in str(e.value)
@@ -127,43 +136,107 @@ def test_collection_with_another_size_is_refused_unless_recreated(tmp_path, samp
 
 
 KILL_SCRIPT = r"""
-import sys, vdb_core
-run, src, store, step = sys.argv[1:5]
-target = vdb_core.store_target(store_path=store)
+import json, logging, os, re, signal, sys, vdb_core
+run, src, target, kill_step, pattern = sys.argv[1:6]
+target = json.loads(target)
+step = None
+
+def die_at(text):
+    # SIGKILL this process at a point inside the step (a progress line or a log record of it).
+    if step == kill_step and re.search(pattern, text):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+class KillOnRecord(logging.Handler):
+    def emit(self, record):
+        die_at(record.getMessage())
+
+logging.getLogger().setLevel(logging.DEBUG)
+logging.getLogger().addHandler(KillOnRecord())
 e = vdb_core.Embedder()
-p = vdb_core.plan(run, src, shard_rows=100)
-print("planned", flush=True)
+step = "plan"
+p = vdb_core.plan(run, src, shard_rows=80, progress=die_at)
+step = "embed"
 for s in p["shards"]:
-    vdb_core.embed_shard(run, s, e)
-    print("embedded", s, flush=True)
+    vdb_core.embed_shard(run, s, e, progress=die_at)
 vdb_core.ensure_collection(run, "c", target=target)
+step = "load"
 for s in p["shards"]:
-    vdb_core.load_shard(run, s, "c", target=target, batch_size=16)
-    print("loaded", s, flush=True)
+    vdb_core.load_shard(run, s, "c", target=target, batch_size=16, progress=die_at)
+step = "index"
+vdb_core.restore_indexing("c", target=target, run_dir=run)
+step = "verify"
+vdb_core.verify(run, "c", target=target)
+print("finished", flush=True)
 """
 
+#: Where each step is killed: a line of its own progress or log, matched in the step.
+KILL_POINTS = {
+    # every planned shard file written, the manifest not yet
+    "plan": r"^plan: \d+/\d+ rows done",
+    # shard 1's vectors written to its file, the manifest not yet updated
+    "embed": r"^shard 1: .* distinct texts",
+    # shard 1's points upserted, the manifest not yet updated
+    "load": r"^shard 1: .* points into",
+    # the collection still in bulk mode, indexing not restored
+    "index": r"^restoring indexing",
+    # the points counted, the sample search and report.json not done
+    "verify": r"^verify: \d+ of \d+ points",
+}
+#: The embedded store is killed later in its index step: inside it, with the collection's lock taken.
+KILL_IN_EMBEDDED_INDEX = r"^embedded collection .* opened"
 
-@pytest.mark.parametrize("kill_after", ["embedded 1", "loaded 2"])
-def test_resume_after_kill_9(tmp_path, sample_parquet, embedder, kill_after):
-    """kill -9 in the middle of embed / load, then run again: exact count, no duplicates."""
+
+@pytest.fixture(scope="module")
+def kill_parquet(tmp_path_factory) -> Path:
+    """200 rows: shards of 80, 80 and 40 at shard_rows=80."""
+    p = tmp_path_factory.mktemp("kill") / "in.parquet"
+    vdb_core.sample_data(p, rows=200, seed=3)
+    return p
+
+
+@pytest.mark.parametrize("store_kind", ["embedded", "server"])
+@pytest.mark.parametrize("kill_step", list(KILL_POINTS))
+def test_resume_after_kill_9(tmp_path, kill_parquet, embedder, request, kill_step, store_kind):
+    """kill -9 inside each step (plan, embed, load, index, verify) on both stores, then the same run
+    directory again: exactly the valid rows in the collection, and the report says so; the embedded
+    store's lock is not left held by the dead process."""
     run, store = tmp_path / "run", tmp_path / "store"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT, str(run), str(sample_parquet), str(store), "x"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    for line in proc.stdout:
-        if line.strip() == kill_after:
-            os.kill(proc.pid, signal.SIGKILL)
-            break
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    m = json.loads((run / "manifest.json").read_text())
-    states = [s["state"] for s in m["shards"]]
-    assert "planned" in states or "embedded" in states, states
-    target = vdb_core.store_target(store_path=store)
-    r = vdb_core.ingest(sample_parquet, run_dir=run, collection="c", target=target, embedder=embedder, shard_rows=100)
-    assert r["report"]["points_verified"] == 600 and vdb_core.count("c", target=target) == 600
+    if store_kind == "server":
+        target = vdb_core.store_target(qdrant_url=request.getfixturevalue("qdrant_server").url)
+    else:
+        target = vdb_core.store_target(store_path=store)
+    point = KILL_IN_EMBEDDED_INDEX if (kill_step, store_kind) == ("index", "embedded") else KILL_POINTS[kill_step]
+    args = [str(run), str(kill_parquet), json.dumps(target), kill_step, point]
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, f"not killed in {kill_step}: rc {proc.returncode}\n{proc.stderr[-3000:]}"
+    # What the dead process left: the step's work half done.
+    if kill_step == "plan":
+        assert not (run / "manifest.json").exists() and list((run / "shards").glob("shard-*.arrow"))
+    else:
+        m = json.loads((run / "manifest.json").read_text())
+        states = [s["state"] for s in m["shards"]]
+        expected = {
+            "embed": ["embedded", "planned", "planned"],
+            "load": ["loaded", "embedded", "embedded"],
+        }.get(kill_step, ["loaded"] * 3)
+        assert states == expected, states
+        assert not (run / "report.json").exists()
+    if kill_step == "embed":
+        assert (run / "embedded" / "shard-00001.arrow").is_file(), "killed after the file, before the manifest"
+    if store_kind == "embedded" and kill_step in ("load", "index", "verify"):
+        # The dead holder's lock is free at once (an OS lock dies with its process).
+        with open(store / "c" / "vdb.lock", "a+") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+    if kill_step == "load":
+        assert vdb_core.count("c", target=target) == 160, "shards 0 and 1 were upserted before the kill"
+
+    r = vdb_core.ingest(kill_parquet, run_dir=run, collection="c", target=target, embedder=embedder, shard_rows=80)
+    report = r["report"]
+    assert report["rows_valid"] == report["points_verified"] == report["collection_count"] == 200, report
+    assert report["sample_search_ok"]
+    assert vdb_core.count("c", target=target) == 200
+    assert json.loads((run / "report.json").read_text())["points_verified"] == 200
 
 
 def test_embedded_store_is_locked_across_processes(tmp_path, sample_parquet, embedder):

@@ -17,7 +17,7 @@ class VdbError(Exception):
 
     kind: str
     """Stable error slug: file_not_found, not_parquet, corrupt_file, missing_column,
-    wrong_column_type, empty_text, duplicate_id, invalid_config, model, embed, store,
+    wrong_column_type, empty_text, duplicate_id, null_id, no_rows, invalid_config, model, embed, store,
     store_unavailable, collection_mismatch, handoff, run_mismatch, locked, io, internal; and, from
     the Python layer, outside_data_root (``vdb_core.airflow.resolve_input``)."""
     file: str | None

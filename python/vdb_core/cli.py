@@ -86,7 +86,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     # Check the input and the mapping before loading the model: bad input fails in a second.
     info = vdb_core.inspect(args.parquet, args.text_column, _split(args.id_columns), _split(args.payload_columns))
     if info["mapping_error"]:
-        raise vdb_core.InputError(info["mapping_error"])
+        err = vdb_core.InputError(info["mapping_error"])
+        err.kind, err.file, err.row, err.column = (
+            info["mapping_error_kind"],
+            info["path"],
+            None,
+            info["mapping_error_column"],
+        )
+        raise err
     print(f"{info['rows']} rows in {info['row_groups']} row groups", file=sys.stderr)
     embedder = vdb_core.Embedder(args.model_dir, threads=args.threads, precision=args.precision)
     result = vdb_core.ingest(

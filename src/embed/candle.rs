@@ -291,9 +291,7 @@ impl Embedder for CandleEmbedder {
         opts: &EncodeOptions,
         progress: Option<&(dyn Fn(usize) + Sync)>,
     ) -> Result<Vec<f32>> {
-        if opts.batch_size == 0 {
-            return Err(VdbError::new(ErrorKind::InvalidConfig, "batch_size must be at least 1"));
-        }
+        opts.validate()?;
         if texts.is_empty() {
             return Ok(Vec::new());
         }

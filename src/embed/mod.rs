@@ -85,6 +85,19 @@ impl Default for EncodeOptions {
     }
 }
 
+impl EncodeOptions {
+    /// A batch size of 0 is an error, never silently raised to 1.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(crate::error::VdbError::new(
+                crate::error::ErrorKind::InvalidConfig,
+                "batch_size must be at least 1, not 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Turns sentences into fixed-size vectors. Output order equals input order.
 pub trait Embedder: Send + Sync {
     /// Vector dimension (384 for all-MiniLM-L6-v2).

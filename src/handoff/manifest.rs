@@ -18,7 +18,11 @@ use crate::error::{ErrorKind, Result, VdbError};
 use crate::source::mapping::{ColumnMapping, ResolvedMapping};
 
 /// 2: planned shards carry text fingerprints; embedded shards hold one vector per distinct text.
-pub const FORMAT: u32 = 2;
+/// 3: the file starts with the sha256 of the rest (see [`Manifest::from_bytes`]).
+pub const FORMAT: u32 = 3;
+/// The first line of a manifest after `{`: its checksum, `"sha256": "<64 hex>",`.
+const SUM_PREFIX: &[u8] = b"{\n  \"sha256\": \"";
+const SUM_SUFFIX: &[u8] = b"\",\n";
 /// How long a manifest update waits for another process's update.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -170,8 +174,54 @@ impl Manifest {
                 VdbError::io(&p, "cannot read", e)
             }
         })?;
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-            VdbError::new(ErrorKind::Handoff, format!("{} is not a valid manifest: {e}", p.display())).with_file(&p)
+        Manifest::from_bytes(&bytes, &p)
+    }
+
+    /// The manifest in `bytes` (the contents of `path`, named in errors). The file is the pretty
+    /// JSON of the manifest with a first member `"sha256"`: the hex sha256 of the file without that
+    /// line. Any damaged byte fails the checksum (JSON that still parses included), so a damaged
+    /// manifest is never trusted.
+    pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Manifest> {
+        let p = path;
+        let damaged = |why: String| {
+            VdbError::new(
+                ErrorKind::Handoff,
+                format!(
+                    "{} is damaged ({why}): the run directory's state cannot be trusted; delete the run directory \
+                     to start over",
+                    p.display()
+                ),
+            )
+            .with_file(p)
+        };
+        let sum_end = SUM_PREFIX.len() + 64;
+        let body = match bytes.get(sum_end..sum_end + SUM_SUFFIX.len()) {
+            Some(suffix) if bytes.starts_with(SUM_PREFIX) && suffix == SUM_SUFFIX => {
+                let expected = &bytes[SUM_PREFIX.len()..sum_end];
+                let mut body = b"{\n".to_vec();
+                body.extend_from_slice(&bytes[sum_end + SUM_SUFFIX.len()..]);
+                let actual = hex::encode(Sha256::digest(&body));
+                if actual.as_bytes() != expected {
+                    return Err(damaged(format!(
+                        "it fails its checksum: sha256 {actual}, its first line says {}",
+                        String::from_utf8_lossy(expected)
+                    )));
+                }
+                body
+            }
+            _ => {
+                // No checksum line: a manifest of an older vdb_core (named below), or damage.
+                let format = serde_json::from_slice::<serde_json::Value>(bytes)
+                    .ok()
+                    .and_then(|v| v.get("format").and_then(serde_json::Value::as_u64));
+                match format {
+                    Some(f) if f < FORMAT as u64 => bytes.to_vec(),
+                    _ => return Err(damaged("it does not start with its checksum line".into())),
+                }
+            }
+        };
+        let m: Manifest = serde_json::from_slice(&body).map_err(|e| {
+            VdbError::new(ErrorKind::Handoff, format!("{} is not a valid manifest: {e}", p.display())).with_file(p)
         })?;
         if m.format != FORMAT {
             return Err(VdbError::new(
@@ -183,7 +233,7 @@ impl Manifest {
                     m.format
                 ),
             )
-            .with_file(&p));
+            .with_file(p));
         }
         Ok(m)
     }
@@ -198,8 +248,19 @@ impl Manifest {
 
     /// Write atomically. Callers that read-modify-write use [`Manifest::update`].
     pub fn write(&self, run: &RunDir) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| VdbError::internal(e.to_string()))?;
-        write_bytes_atomic(&run.manifest_path(), &bytes)
+        write_bytes_atomic(&run.manifest_path(), &self.to_bytes()?)
+    }
+
+    /// The file's bytes: the checksum line, then the pretty JSON (see [`Manifest::from_bytes`]).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let body = serde_json::to_vec_pretty(self).map_err(|e| VdbError::internal(e.to_string()))?;
+        let rest = body.strip_prefix(b"{\n").ok_or_else(|| VdbError::internal("manifest JSON is not an object"))?;
+        let mut out = Vec::with_capacity(body.len() + SUM_PREFIX.len() + 64 + SUM_SUFFIX.len());
+        out.extend_from_slice(SUM_PREFIX);
+        out.extend_from_slice(hex::encode(Sha256::digest(&body)).as_bytes());
+        out.extend_from_slice(SUM_SUFFIX);
+        out.extend_from_slice(rest);
+        Ok(out)
     }
 
     /// Read-modify-write under the run's manifest lock; returns the updated manifest.

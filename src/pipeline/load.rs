@@ -2,12 +2,10 @@
 //! embedded shards; `restore_indexing` restores normal indexing afterwards, also after a failure.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::File;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
-use arrow::ipc::reader::FileReader;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -55,11 +53,8 @@ pub fn collection_spec(
     })?;
     let mut payload_indexes = Vec::new();
     if let Some(first) = m.shards.first() {
-        let p = run.shard_path(first.index);
-        let f = File::open(&p).map_err(|e| VdbError::io(&p, "cannot open shard", e))?;
-        let reader = FileReader::try_new(f, None)
-            .map_err(|e| VdbError::new(ErrorKind::Handoff, format!("cannot read shard {}: {e}", p.display())))?;
-        for field in reader.schema().fields() {
+        let schema = shard::read_shard(&run.shard_path(first.index), Some(&first.checksum))?.schema();
+        for field in schema.fields() {
             if INDEXED_FIELDS.contains(&field.name().as_str()) {
                 if let Some(kind) = index_kind(field.data_type()) {
                     payload_indexes.push((field.name().clone(), kind));
@@ -196,6 +191,7 @@ pub fn restore_indexing(run: Option<&RunDir>, store: &dyn VectorStore, collectio
         None => collection.to_string(),
     };
     let collection = target.as_str();
+    log::info!("restoring indexing of '{collection}' at {}", store.describe());
     store.set_bulk_mode(collection, false)?;
     let seconds = started.elapsed().as_secs_f64();
     if let Some(run) = run {

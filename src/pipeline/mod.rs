@@ -42,6 +42,37 @@ pub struct IngestOptions {
     pub sync_scope: Vec<String>,
 }
 
+impl IngestOptions {
+    /// Settings that cannot work are refused before anything is written (a size of 0 is an error,
+    /// never silently raised to 1).
+    pub fn validate(&self) -> Result<()> {
+        if self.plan.shard_rows == 0 {
+            return Err(VdbError::new(ErrorKind::InvalidConfig, "shard_rows must be at least 1, not 0"));
+        }
+        self.encode.validate()?;
+        self.load.validate()?;
+        crate::store::validate_collection_name(&self.collection)
+    }
+}
+
+/// The run directory's ingest lock, taken without waiting: a second whole ingest of the same run
+/// directory is refused while the first runs (the DAG's step tasks share a run directory on
+/// purpose and do not take it).
+pub fn lock_ingest(run: &RunDir) -> Result<crate::handoff::rundir::FileLock> {
+    run.lock("ingest", std::time::Duration::ZERO).map_err(|e| match e.kind {
+        ErrorKind::Locked => VdbError::new(
+            ErrorKind::Locked,
+            format!(
+                "run directory {} is in use by another ingest (it holds locks/ingest.lock); wait for it to \
+                 finish, or use another run directory",
+                run.path.display()
+            ),
+        )
+        .with_file(&run.path),
+        _ => e,
+    })
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestResult {
     pub run_dir: String,
@@ -58,12 +89,14 @@ pub fn ingest(
     progress: &dyn Progress,
 ) -> Result<IngestResult> {
     let started = Instant::now();
+    opts.validate()?;
     if opts.mode == EnsureMode::Rebuild && !opts.sync_scope.is_empty() {
         return Err(VdbError::new(
             ErrorKind::InvalidConfig,
             "a rebuild builds a collection holding exactly this input: there is nothing for sync_scope to delete; use one or the other",
         ));
     }
+    let _ingest_lock = lock_ingest(run)?;
     let planned = plan(run, &opts.plan, progress)?;
     let source = VectorSource { store, collection: &opts.collection, replaces: opts.mode.replaces() };
     for &i in &planned.shards {

@@ -166,6 +166,19 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
                 keep.push(false);
                 continue;
             }
+            if let Some(k) = id_cols.iter().position(|a| a.is_null(i)) {
+                let col = &mapping.id_columns[k];
+                return Err(VdbError::new(
+                    ErrorKind::NullId,
+                    format!(
+                        "{file}: row {row}: id column {col:?} is null; every id column needs a value in every row \
+                         (choose other id columns, or none to derive ids from the text)"
+                    ),
+                )
+                .with_file(&opts.input)
+                .with_row(row)
+                .with_column(col));
+            }
             let id = if id_cols.is_empty() {
                 id_from_text(text.value(i))
             } else {
@@ -229,7 +242,17 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
     }
     let shards = splitter.finish()?;
     progress.finish();
-    let rows_valid = shards.iter().map(|s| s.rows).sum();
+    let rows_valid: u64 = shards.iter().map(|s| s.rows).sum();
+    if rows_valid == 0 {
+        return Err(VdbError::new(
+            ErrorKind::NoRows,
+            format!(
+                "{file}: nothing to ingest: {rows_read} rows read, none valid (null text {}, empty text {}, duplicate id {})",
+                skipped.null_text, skipped.empty_text, skipped.duplicate_id
+            ),
+        )
+        .with_file(&opts.input));
+    }
     let distinct_texts = if opts.reuse { provider.len() as u64 } else { rows_valid };
     drop(provider);
 

@@ -158,6 +158,11 @@ pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
             verified += store.existing(collection, chunk, TEXT_KEY)?.len() as u64;
         }
     }
+    log::info!(
+        "verify: {verified} of {} points of this run are in '{collection}' at {}",
+        m.rows_valid,
+        store.describe()
+    );
     if let (Some(first), Some(model)) = (m.shards.first(), m.model.as_ref()) {
         // Search with the first vector of the run: a point with its text comes back first (score ~1).
         let embedded = shard::read_shard(&run.embedded_path(first.index), first.embedded_checksum.as_deref())?;

@@ -56,9 +56,8 @@ fn to_py(err: VdbError) -> PyErr {
     use ErrorKind::*;
     let msg = err.message.clone();
     let e = match err.kind {
-        FileNotFound | NotParquet | CorruptFile | MissingColumn | WrongColumnType | EmptyText | DuplicateId => {
-            InputError::new_err(msg)
-        }
+        FileNotFound | NotParquet | CorruptFile | MissingColumn | WrongColumnType | EmptyText | DuplicateId
+        | NullId | NoRows => InputError::new_err(msg),
         InvalidConfig => ConfigError::new_err(msg),
         Model | Embed => ModelError::new_err(msg),
         Store | StoreUnavailable | CollectionMismatch => StoreError::new_err(msg),
@@ -79,14 +78,10 @@ fn to_py(err: VdbError) -> PyErr {
 /// crossing into the interpreter.
 fn work<T: Send>(py: Python<'_>, f: impl FnOnce() -> crate::Result<T> + Send) -> PyResult<T> {
     let out = py.detach(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(VdbError::internal(format!("internal error (a bug in vdb_core, please report it): {what}")))
+        crate::error::catch_panic(f, |what| {
+            VdbError::internal(format!("internal error (a bug in vdb_core, please report it): {what}"))
         })
+        .and_then(|r| r)
     });
     out.map_err(to_py)
 }
@@ -278,7 +273,7 @@ impl NativeEmbedder {
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let p = self::progress(progress, 1.0)?;
-        let opts = EncodeOptions { batch_size: batch_size.max(1), normalize };
+        let opts = EncodeOptions { batch_size, normalize };
         let vectors = work(py, || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             p.start("encode", refs.len() as u64);
@@ -313,7 +308,7 @@ fn embed_shard(
 ) -> PyResult<String> {
     let replaces = pipeline::EnsureMode::from_flags(recreate, rebuild).map_err(to_py)?.replaces();
     let p = self::progress(progress, 10.0)?;
-    let opts = EncodeOptions { batch_size: batch_size.max(1), normalize: true };
+    let opts = EncodeOptions { batch_size, normalize: true };
     let run = RunDir::at(run_dir);
     let r = match (target, collection) {
         (Some(target), Some(collection)) => with_store(py, &target, |store| {
@@ -434,7 +429,7 @@ fn ingest(
         collection,
         mode,
         collection_options,
-        encode: EncodeOptions { batch_size: batch_size.max(1), normalize: true },
+        encode: EncodeOptions { batch_size, normalize: true },
         load,
         sync_scope,
     };

@@ -25,8 +25,11 @@ pub struct Inspection {
     pub columns: Vec<ColumnInfo>,
     /// The mapping with defaults filled in, when it fits the file.
     pub mapping: Option<ResolvedMapping>,
-    /// Why the mapping does not fit, otherwise.
+    /// Why the mapping does not fit, otherwise ...
     pub mapping_error: Option<String>,
+    /// ... its error kind (`missing_column`, `wrong_column_type`, ...) and the column it names.
+    pub mapping_error_kind: Option<&'static str>,
+    pub mapping_error_column: Option<String>,
 }
 
 pub fn inspect(path: &str, mapping: &ColumnMapping) -> Result<Inspection> {
@@ -35,7 +38,7 @@ pub fn inspect(path: &str, mapping: &ColumnMapping) -> Result<Inspection> {
     let descr = meta.file_metadata().schema_descr();
     let (mapping, mapping_error) = match src.resolve(mapping) {
         Ok(m) => (Some(m), None),
-        Err(e) => (None, Some(e.message)),
+        Err(e) => (None, Some(e)),
     };
     let columns = src
         .schema
@@ -68,6 +71,8 @@ pub fn inspect(path: &str, mapping: &ColumnMapping) -> Result<Inspection> {
         row_groups: meta.num_row_groups(),
         columns,
         mapping,
-        mapping_error,
+        mapping_error_kind: mapping_error.as_ref().map(|e| e.kind.as_str()),
+        mapping_error_column: mapping_error.as_ref().and_then(|e| e.column.clone()),
+        mapping_error: mapping_error.map(|e| e.message),
     })
 }

@@ -12,7 +12,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::file::metadata::ParquetMetaData;
 
 use super::mapping::{ColumnMapping, ResolvedMapping};
-use crate::error::{ErrorKind, Result, VdbError};
+use crate::error::{catch_panic, ErrorKind, Result, VdbError};
 
 /// Rows per record batch while streaming: bounded memory whatever the file size.
 pub const READ_BATCH_ROWS: usize = 8192;
@@ -62,6 +62,17 @@ fn classify(path: &Path, size: u64, err: &dyn std::fmt::Display) -> VdbError {
     }
 }
 
+/// Runs a call into the parquet reader. The parquet crate panics on some damaged files instead of
+/// returning an error (found by `tests/fuzz.rs`: a flipped byte in a column chunk's offset in the
+/// footer gives "column start and length should not be negative"); such a panic becomes a
+/// `corrupt_file` error naming the file.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
+    catch_panic(f, |what| {
+        VdbError::new(ErrorKind::CorruptFile, format!("{} is a damaged parquet file: {what}", display(path)))
+            .with_file(path)
+    })
+}
+
 impl ParquetSource {
     pub fn open(path: impl AsRef<Path>) -> Result<ParquetSource> {
         let path = path.as_ref();
@@ -82,7 +93,8 @@ impl ParquetSource {
             .with_file(path));
         }
         let size = meta.len();
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| classify(path, size, &e))?;
+        let builder =
+            guarded(path, || ParquetRecordBatchReaderBuilder::try_new(file))?.map_err(|e| classify(path, size, &e))?;
         let schema = builder.schema().clone();
         let metadata = builder.metadata().clone();
         Ok(ParquetSource { path: path.to_path_buf(), size, builder: Some(builder), schema, metadata })
@@ -101,12 +113,9 @@ impl ParquetSource {
         let builder = self.builder.take().ok_or_else(|| VdbError::internal("parquet source streamed twice"))?;
         let indices = mapping.needed_columns(&self.schema);
         let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(READ_BATCH_ROWS)
-            .build()
+        let reader = guarded(&self.path, || builder.with_projection(mask).with_batch_size(READ_BATCH_ROWS).build())?
             .map_err(|e| classify(&self.path, self.size, &e))?;
-        Ok(BatchStream { reader, path: self.path.clone(), size: self.size, next_row: 0 })
+        Ok(BatchStream { reader, path: self.path.clone(), size: self.size, next_row: 0, failed: false })
     }
 }
 
@@ -116,19 +125,33 @@ pub struct BatchStream {
     path: PathBuf,
     size: u64,
     next_row: u64,
+    /// After an error the reader's state is unknown: the stream ends.
+    failed: bool,
 }
 
 impl Iterator for BatchStream {
     type Item = Result<(u64, RecordBatch)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self.reader.next()? {
+        if self.failed {
+            return None;
+        }
+        let next = match guarded(&self.path, || self.reader.next()) {
+            Ok(next) => next?,
+            Err(e) => {
+                self.failed = true;
+                let msg = format!("{} (reading rows from {})", e.message, self.next_row);
+                return Some(Err(VdbError { message: msg, row: Some(self.next_row), ..e }));
+            }
+        };
+        match next {
             Ok(batch) => {
                 let first = self.next_row;
                 self.next_row += batch.num_rows() as u64;
                 Some(Ok((first, batch)))
             }
             Err(e) => {
+                self.failed = true;
                 let err = classify(&self.path, self.size, &e);
                 let msg = format!("{} (reading rows from {})", err.message, self.next_row);
                 Some(Err(VdbError { message: msg, row: Some(self.next_row), ..err }))

@@ -220,6 +220,18 @@ impl Default for LoadOptions {
     }
 }
 
+impl LoadOptions {
+    /// A batch size or parallelism of 0 is an error, never silently raised to 1.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("upsert batch_size", self.batch_size), ("upsert parallel", self.parallel)] {
+            if v == 0 {
+                return Err(VdbError::new(ErrorKind::InvalidConfig, format!("{name} must be at least 1, not 0")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The operations the pipeline needs from Qdrant. Implementations are synchronous to callers (the
 /// server store drives its own tokio runtime) and safe to share across threads.
 pub trait VectorStore: Send + Sync {

@@ -421,7 +421,8 @@ impl VectorStore for EmbeddedStore {
         check_dims(collection, open.meta.dim, &points)?;
         let shard_dir = h.dir.join(SHARD_DIR);
         let total = points.len() as u64;
-        let batch = opts.batch_size.max(1);
+        opts.validate()?;
+        let batch = opts.batch_size;
         let mut iter = points.into_iter().peekable();
         while iter.peek().is_some() {
             let chunk: Vec<qe::PointStructPersisted> = iter

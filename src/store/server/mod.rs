@@ -454,7 +454,8 @@ impl VectorStore for ServerStore {
         let policy = RetryPolicy::from(opts);
         let (dim, shards) = self.layout(policy, collection)?;
         check_dims(collection, dim, &points)?;
-        let batch = opts.batch_size.max(1);
+        opts.validate()?;
+        let batch = opts.batch_size;
         // At least one request in flight per shard, so every shard (node) of a cluster works.
         let permits = Arc::new(Semaphore::new(opts.parallel.max(shards).max(1)));
         let url: Arc<str> = Arc::from(self.url.as_str());
