@@ -16,7 +16,7 @@ log=${OUT:-/tmp}/gpu_check.log
 {
   python=${PYTHON:-python3}
   work=$(mktemp -d)
-  "$python" -m pip install --quiet --no-index --no-deps --no-compile --target "$work/site" .gpu/vdb_core-*.whl
+  mkdir -p "$work/site" && tar -xJf .gpu/vdb_core.tar.xz -C "$work/site"
   tar -xJf .gpu/minilm.tar.xz -C "$work"
   # cuBLAS, cuRAND, NVRTC and the CUDA runtime (CUDA 13): the torch environment's, else the toolkit's.
   libs=$("$python" - <<'PY'

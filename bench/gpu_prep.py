@@ -1,7 +1,9 @@
 """Prepares what `bench/gpu_check.sh` needs on a GPU machine (no package registry there, and at most
 64 MiB travel with the working tree), into the ignored folder `.gpu/`:
 
-- `.gpu/vdb_core-*.whl`: the cuda wheel (`make cuda`, copied from dist/cuda/);
+- `.gpu/vdb_core.tar.xz`: the cuda wheel's package (`make cuda`, dist/cuda/), its extension
+  stripped of symbols and the whole packed with xz (the wheel itself is too large to travel next
+  to the model);
 - `.gpu/minilm.tar.xz`: the model folder, its weights trimmed so that they travel: rows of the
   word-embedding table for tokens that none of the check's texts uses are zeroed (they are never
   read for these texts; zeros compress to nothing), every other tensor as it is. For the texts in
@@ -24,8 +26,10 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +112,14 @@ def main() -> None:
     wheels = [args.wheel] if args.wheel else sorted(glob.glob(str(ROOT / "dist" / "cuda" / "vdb_core-*.whl")))
     if len(wheels) != 1:
         raise SystemExit(f"expected one cuda wheel (make cuda), found {wheels}")
-    shutil.copy(wheels[0], out)
+    with tempfile.TemporaryDirectory() as d:
+        zipfile.ZipFile(wheels[0]).extractall(d)
+        subprocess.run(["strip", "--strip-unneeded", str(Path(d, "vdb_core", "_native.abi3.so"))], check=True)
+        if not Path(d, "vdb_core", "_cuda", "libcuda.so.1").is_file():
+            raise SystemExit(f"{wheels[0]} has no vdb_core/_cuda/libcuda.so.1: not a cuda wheel")
+        with tarfile.open(out / "vdb_core.tar.xz", "w:xz", preset=6) as tar:
+            for name in sorted(os.listdir(d)):
+                tar.add(Path(d, name), arcname=name)
 
     def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
         info = tarfile.TarInfo(f"minilm/{name}")

@@ -73,8 +73,13 @@ pub struct GpuEmbedder {
     busy: Mutex<()>,
 }
 
+/// The first line of a candle error: with `RUST_BACKTRACE` set, candle appends a backtrace.
+fn first_line(e: &candle_core::Error) -> String {
+    e.to_string().lines().next().unwrap_or_default().trim().to_string()
+}
+
 fn embed_error(e: candle_core::Error) -> VdbError {
-    VdbError::new(ErrorKind::Embed, format!("GPU forward pass failed: {e}"))
+    VdbError::new(ErrorKind::Embed, format!("GPU forward pass failed: {}", first_line(&e)))
 }
 
 impl GpuEmbedder {
@@ -91,8 +96,9 @@ impl GpuEmbedder {
             VdbError::new(
                 ErrorKind::InvalidConfig,
                 format!(
-                    "device {device}: no usable NVIDIA GPU ({e}); check the driver with `nvidia-smi`, the \
-                     ordinal (cuda:0 is the first GPU), or use device \"cpu\""
+                    "device {device}: no usable NVIDIA GPU ({}); check the driver with `nvidia-smi`, the \
+                     ordinal (cuda:0 is the first GPU), or use device \"cpu\"",
+                    first_line(&e)
                 ),
             )
         })?;
