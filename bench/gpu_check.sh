@@ -3,9 +3,12 @@
 # throughput against sentence-transformers on the same GPU (bench/gpu_check.py says what it prints).
 #
 # Prepare on the CPU machine (no GPU needed; nvcc and CUDA 13.0 come from PyPI):
-#     make gpu-prep          # the cuda wheel (make cuda) + a trimmed model + texts, into .gpu/ (~50 MiB)
-# Run on the GPU machine with the device tool, from the repository root, carrying `.gpu`:
+#     make gpu-prep CUDA_PROFILE=dev   # the cuda wheel (make cuda), stripped and xz-packed, plus a
+#                                      # trimmed model and the texts, into .gpu/ (~59 MiB)
+# Run on the GPU machine with the device tool, from the repository root, carrying `.gpu` (with
+# ~1.7 MiB of tracked files that is ~61 of the 64 MiB that travel: keep big untracked files out):
 #     run(command="bash bench/gpu_check.sh", carry=[".gpu"], timeout_s=420)
+# It takes a minute or two there: the PTX of candle's kernels is compiled by the driver on first use.
 # That machine needs Python 3.12+ with torch (CUDA 13), numpy and the NVIDIA driver; it uses
 # sentence-transformers when installed (else only vdb_core's numbers and the golden vectors), and
 # the CUDA 13 libraries of its torch (site-packages/nvidia/cu13/lib) or of /usr/local/cuda.
