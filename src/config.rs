@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::embed::Precision;
+use crate::embed::{Device, Precision};
 use crate::error::{ErrorKind, Result, VdbError};
 use crate::store::StoreTarget;
 
@@ -31,7 +31,9 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "VDB_UPSERT_PARALLEL", default: "4", help: "Upsert requests in flight (server store)." },
     Setting { env: "VDB_THREADS", default: "0", help: "Embedding threads; 0 = the CPUs this process may use." },
     Setting { env: "VDB_REUSE", default: "1", help: "1: embed each distinct text once and reuse vectors the collection already holds for the same text and model; 0: embed every row." },
-    Setting { env: "VDB_PRECISION", default: "float32", help: "Embedding arithmetic: float32 (identical to sentence-transformers), int8 (opt-in, 1.4-2x faster, cosine >= 0.99) or bf16 (opt-in, CPUs with AVX512-BF16, cosine >= 0.9999)." },
+    Setting { env: "VDB_PRECISION", default: "float32", help: "Embedding arithmetic: float32 (identical to sentence-transformers), int8 (opt-in, 1.4-2x faster, cosine >= 0.99) or bf16 (opt-in, CPUs with AVX512-BF16, cosine >= 0.9999); on a GPU float16 or bf16 (cosine >= 0.999)." },
+    Setting { env: "VDB_DEVICE", default: "cpu", help: "Where embedding runs: cpu, or cuda / cuda:N (an NVIDIA GPU; needs a build with the cuda feature, `make cuda`, and the NVIDIA driver)." },
+    Setting { env: "VDB_GPU_BATCH_TOKENS", default: "16384", help: "On a GPU: padded tokens (sentences x longest) per forward pass, an upper bound next to VDB_BATCH_SIZE (raise that to a few hundred on a GPU)." },
     Setting { env: "VDB_AMX", default: "0", help: "1: let int8 and bf16 use the AMX kernels on CPUs that have AMX (not yet verified on an AMX machine; each checks itself against a verified kernel first)." },
     Setting { env: "VDB_DATA_ROOT", default: "", help: "Folder that DAG input paths must resolve under (`..` and symlinks out of it are refused); empty = no restriction." },
     Setting { env: "VDB_REQUIRE_SERVER", default: "0", help: "1 = a Qdrant server is required: a DAG task fails when the Airflow connection qdrant_default is not defined, instead of falling back to QDRANT_URL or the embedded store." },
@@ -56,6 +58,8 @@ pub struct Settings {
     /// `None` = automatic.
     pub threads: Option<usize>,
     pub precision: Precision,
+    pub device: Device,
+    pub gpu_batch_tokens: usize,
     pub reuse: bool,
     /// `None` = input paths are not restricted.
     pub data_root: Option<PathBuf>,
@@ -122,6 +126,13 @@ impl Settings {
                 })?,
                 None => Precision::Float32,
             },
+            device: match env_str("VDB_DEVICE") {
+                Some(v) => v.parse().map_err(|e: VdbError| {
+                    VdbError::new(ErrorKind::InvalidConfig, format!("environment variable VDB_DEVICE: {}", e.message))
+                })?,
+                None => Device::Cpu,
+            },
+            gpu_batch_tokens: env_usize("VDB_GPU_BATCH_TOKENS", 16384, 1)?,
             reuse: env_bool("VDB_REUSE", true)?,
             data_root: env_str("VDB_DATA_ROOT").map(PathBuf::from),
             require_server: env_bool("VDB_REQUIRE_SERVER", false)?,
@@ -161,6 +172,21 @@ mod tests {
         let err = env_usize("VDB_TEST_BAD_INT", 7, 1).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidConfig);
         assert!(err.message.contains("VDB_TEST_BAD_INT"), "{}", err.message);
+    }
+
+    #[test]
+    fn device_defaults_to_cpu_and_a_bad_one_names_the_variable() {
+        // The only test that sets VDB_DEVICE (tests run in threads of one process).
+        std::env::remove_var("VDB_DEVICE");
+        assert_eq!(Settings::from_env().unwrap().device, Device::Cpu);
+        assert!(SETTINGS.iter().any(|s| s.env == "VDB_DEVICE" && s.default == "cpu"));
+        std::env::set_var("VDB_DEVICE", "cuda:1");
+        assert_eq!(Settings::from_env().unwrap().device, Device::Cuda(1));
+        std::env::set_var("VDB_DEVICE", "gpu0");
+        let err = Settings::from_env().unwrap_err();
+        std::env::remove_var("VDB_DEVICE");
+        assert_eq!(err.kind, ErrorKind::InvalidConfig);
+        assert!(err.message.contains("VDB_DEVICE") && err.message.contains("\"gpu0\""), "{}", err.message);
     }
 
     #[test]

@@ -60,7 +60,11 @@ def test_dagbag_imports_without_errors():
         "batch_size",
         "recreate",
         "model_dir",
+        "precision",
+        "device",
     }
+    assert dag.params["device"] == "cpu"
+    assert "float16" in dag.params.get_param("precision").schema["enum"]
     assert dag.params.get_param("recreate").schema["type"] == "boolean"
     assert dag.params.get_param("rebuild").schema["type"] == "boolean"
     assert dag.params.get_param("shard_rows").schema["type"] == "integer"
@@ -302,6 +306,30 @@ def test_a_deterministic_error_fails_the_task_without_retries(airflow_env, tmp_p
     # plan (retries=2 by default_args) ran once; the run failed and the DAG's failure hook ran.
     assert log.count(f"[DAG TEST] running task <TaskInstance: {DAG_ID}.plan ") == 1, log[-4000:]
     assert "DagRun failed" in log and "of sec_filings_to_qdrant failed" in log, log[-4000:]
+
+
+def test_the_device_param_reaches_the_embed_task(airflow_env, tmp_path):
+    """`device` goes from the trigger form to the embed task's Embedder: in a CPU build a GPU is a
+    configuration error, so embed fails at once (no retries), after plan succeeded."""
+    if vdb_core.CUDA_BUILT:
+        pytest.skip("this vdb_core was built with the cuda feature (make cuda)")
+    data = tmp_path / "small.parquet"
+    vdb_core.sample_data(data, rows=20)
+    env = {**airflow_env, "VDB_STORE_PATH": str(tmp_path / "store")}
+    conf = {"input_path": str(data), "collection": "gpu_param", "device": "cuda:0"}
+    r = subprocess.run(
+        [AIRFLOW, "dags", "test", DAG_ID, "--conf", json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    log = r.stdout + r.stderr
+    assert "device cuda:0: this vdb_core was built without the cuda feature" in log, log[-4000:]
+    assert "ConfigError [invalid_config], not retried" in log, log[-4000:]
+    # embed ran once (restore_indexing, trigger rule all_done, runs after it and may be retried).
+    assert log.count(f"[DAG TEST] running task <TaskInstance: {DAG_ID}.embed ") == 1, log[-4000:]
+    assert "DagRun failed" in log, log[-4000:]
 
 
 def test_required_server_without_a_connection_fails_and_writes_nothing_locally(airflow_env, tmp_path):

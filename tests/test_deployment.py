@@ -516,8 +516,9 @@ def test_wheel_stage_builds_release_abi3_wheel_with_pinned_tools():
     assert re.search(r"maturin==\$\{MATURIN_VERSION\}|maturin==\d", text)
     assert re.search(r"ARG MATURIN_VERSION=\d+\.\d+\.\d+", DOCKERFILE.read_text())
     build = next(rest for keyword, rest in builder if keyword == "RUN" and "maturin build" in rest)
-    for flag in ("--release", "--locked", "--features python", "/dist"):
+    for flag in ("--release", "--locked", "/dist"):
         assert flag in build, f"maturin build lacks {flag}"
+    assert re.search(r'--features "?python\b', build), "maturin build lacks --features python"
     for cache in ("/usr/local/cargo/registry", "target"):
         assert re.search(rf"--mount=type=cache,[^ ]*target=[^ ]*{re.escape(cache)}", build), cache
 
@@ -537,6 +538,45 @@ def test_final_stage_installs_pinned_packages_and_copies_no_dags_or_data():
     labels = " ".join(rest for keyword, rest in final if keyword == "LABEL")
     for label in ("title", "description", "version", "revision", "created", "licenses", "base.name"):
         assert f"org.opencontainers.image.{label}=" in labels, label
+
+
+def test_gpu_image_is_a_build_arg_of_the_one_image():
+    """VDB_FEATURES=cuda builds the GPU variant of the same image (no second Dockerfile or target):
+    nvcc and the link libraries from docker/cuda-toolkit.sh in the wheel stage, the pinned CUDA
+    runtime libraries in the final stage, both at the CUDA 13.0 versions the toolkit script links."""
+    text = DOCKERFILE.read_text()
+    stages = _stages()
+    assert [rest for keyword, rest in stages[0] if keyword == "ARG" and rest.startswith("VDB_FEATURES")] == [
+        'VDB_FEATURES=""'
+    ]
+    assert [rest for keyword, rest in stages[-1] if keyword == "ARG" and rest.startswith("VDB_FEATURES")] == [
+        'VDB_FEATURES=""'
+    ]
+    build = next(rest for keyword, rest in stages[0] if keyword == "RUN" and "maturin build" in rest)
+    for piece in (
+        "docker/cuda-toolkit.sh /opt/cuda link",
+        'CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP}"',
+        '--features "python${VDB_FEATURES:+,${VDB_FEATURES}}"',
+        "set -- --compatibility linux",
+        "python/vdb_core/_cuda",
+        "must be empty or cuda",
+    ):
+        assert piece in build, piece
+    final = " ".join(rest for keyword, rest in stages[-1] if keyword == "RUN")
+    assert 'if [ "${VDB_FEATURES}" = cuda ]' in final and "cuda-requirements.txt" in final
+    assert "VDB_FEATURES" in text.split("Stage 1")[0], "the header documents the build argument"
+    # The runtime pins are exactly the versions the build links against.
+    runtime = dict(line.split("==") for line in _requirement_lines(ROOT / "docker" / "cuda-requirements.txt"))
+    toolkit = (ROOT / "docker" / "cuda-toolkit.sh").read_text()
+    pinned = dict(re.findall(r"(nvidia-[a-z-]+)==([\d.]+)", toolkit))
+    assert set(runtime) == {"nvidia-cublas", "nvidia-curand", "nvidia-cuda-nvrtc", "nvidia-cuda-runtime"}
+    for name, version in runtime.items():
+        assert pinned.get(name) == version, f"{name}: runtime {version}, toolkit {pinned.get(name)}"
+    assert pinned["nvidia-cuda-nvcc"].startswith("13.0."), "nvcc must match driver 580's CUDA 13.0 (PTX)"
+    # Compose passes the build arguments through to the one building service.
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    args = compose["services"]["airflow-init"]["build"]["args"]
+    assert args["VDB_FEATURES"] == "${VDB_FEATURES:-}" and args["CUDA_COMPUTE_CAP"] == "${CUDA_COMPUTE_CAP:-90}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -86,8 +86,8 @@ def test_int8_mode_is_opt_in_close_to_float32_and_named(embedder):
 
 
 def test_a_bad_precision_is_a_config_error(monkeypatch):
-    with pytest.raises(vdb_core.ConfigError, match="precision"):
-        vdb_core.Embedder(precision="fp16")
+    with pytest.raises(vdb_core.ConfigError, match="precision must be"):
+        vdb_core.Embedder(precision="fp8")
     monkeypatch.setenv("VDB_PRECISION", "int4")
     with pytest.raises(vdb_core.ConfigError, match="VDB_PRECISION"):
         vdb_core.Embedder()
@@ -124,3 +124,36 @@ def test_bf16_mode_is_opt_in_close_to_float32_and_named(embedder):
     a, b = embedder.encode(texts), half.encode(texts)
     assert b.shape == a.shape and b.dtype == np.float32
     assert 0.9999 <= (a * b).sum(axis=1).min() < 1.0
+
+
+def test_the_device_is_the_cpu_unless_asked(embedder, monkeypatch):
+    assert embedder.device == "cpu"
+    assert vdb_core.resolved_settings()["device"] == "cpu"
+    monkeypatch.setenv("VDB_DEVICE", " CPU ")
+    assert vdb_core.Embedder().device == "cpu"
+    monkeypatch.setenv("VDB_DEVICE", "tpu")
+    with pytest.raises(vdb_core.ConfigError, match="VDB_DEVICE") as e:
+        vdb_core.Embedder()
+    assert e.value.kind == "invalid_config" and '"tpu"' in str(e.value)
+    monkeypatch.delenv("VDB_DEVICE")
+    with pytest.raises(vdb_core.ConfigError, match="device must be cpu, cuda or cuda:N"):
+        vdb_core.Embedder(device="gpu")
+
+
+def test_a_gpu_device_in_a_cpu_build_is_a_config_error_saying_how_to_build(monkeypatch):
+    if vdb_core.CUDA_BUILT:
+        pytest.skip("this vdb_core was built with the cuda feature (make cuda)")
+    with pytest.raises(vdb_core.ConfigError, match="built without the cuda feature") as e:
+        vdb_core.Embedder(device="cuda:0")
+    assert e.value.kind == "invalid_config"
+    assert "make cuda" in str(e.value) and "cuda:0" in str(e.value)
+    # The environment variable reaches the same check (and float16, a GPU mode, too).
+    monkeypatch.setenv("VDB_DEVICE", "cuda")
+    with pytest.raises(vdb_core.ConfigError, match="built without the cuda feature"):
+        vdb_core.Embedder(precision="float16")
+
+
+def test_float16_is_a_gpu_mode():
+    with pytest.raises(vdb_core.ConfigError, match="float16 is a GPU mode") as e:
+        vdb_core.Embedder(precision="float16")
+    assert e.value.kind == "invalid_config"

@@ -362,6 +362,20 @@ def test_cli_int8_run_records_its_precision_and_refuses_to_mix(tmp_path, sample_
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
+def test_cli_device_flag_reaches_the_embedder_and_a_gpu_in_a_cpu_build_fails_clearly(tmp_path, sample_parquet):
+    if vdb_core.CUDA_BUILT:
+        pytest.skip("this vdb_core was built with the cuda feature (make cuda)")
+    store = tmp_path / "store"
+    args = ("ingest", str(sample_parquet), "--store", str(store), "--run-dir", str(tmp_path / "run"))
+    r = vdb_cli(*args, "--device", "cuda:0")
+    assert r.returncode == 1, r.stderr
+    assert "[invalid_config]" in r.stderr and "built without the cuda feature" in r.stderr, r.stderr
+    assert "make cuda" in r.stderr
+    assert not store.exists()  # refused before anything was written
+    r = vdb_cli(*args, "--device", "gpu")
+    assert r.returncode == 1 and "device must be cpu, cuda or cuda:N" in r.stderr, r.stderr
+
+
 def test_cli_sample_data_with_duplicates_embeds_each_distinct_text_once(tmp_path, qdrant_server):
     data = tmp_path / "dup.parquet"
     r = vdb_cli("sample-data", "--rows", "500", "--duplicate-rate", "0.6", "--out", str(data))

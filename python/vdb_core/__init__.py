@@ -23,8 +23,28 @@ from typing import Any, TypedDict, Union
 
 import numpy as np
 
-from . import _native
-from ._native import (
+
+def _load_cuda_driver() -> None:
+    """A wheel built with the cuda feature links the NVIDIA driver's ``libcuda.so.1`` and carries a
+    stand-in for it (``_cuda/libcuda.so.1``, every call answering "no CUDA device"). Load the real
+    driver where there is one, else the stand-in, before the extension: one GPU image then also
+    imports on nodes without a GPU, where ``device="cuda"`` is a ``ConfigError``. CPU wheels have
+    no stand-in, and nothing happens."""
+    import ctypes
+
+    stand_in = Path(__file__).with_name("_cuda") / "libcuda.so.1"
+    if not stand_in.is_file():
+        return
+    try:
+        ctypes.CDLL("libcuda.so.1", mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        ctypes.CDLL(str(stand_in), mode=ctypes.RTLD_GLOBAL)
+
+
+_load_cuda_driver()
+
+from . import _native  # noqa: E402  (after the driver, see above)
+from ._native import (  # noqa: E402
     ConfigError,
     HandoffError,
     InputError,
@@ -34,9 +54,12 @@ from ._native import (
 )
 
 __version__: str = _native.__version__
+#: True in a build with the ``cuda`` cargo feature (``make cuda``), where ``device="cuda"`` can work.
+CUDA_BUILT: bool = _native.CUDA_BUILT
 
 __all__ = [
     "__version__",
+    "CUDA_BUILT",
     "VdbError",
     "InputError",
     "ConfigError",
@@ -127,13 +150,25 @@ class Embedder:
     """
 
     def __init__(
-        self, model_dir: PathLike | None = None, threads: int | None = None, precision: str | None = None
+        self,
+        model_dir: PathLike | None = None,
+        threads: int | None = None,
+        precision: str | None = None,
+        device: str | None = None,
     ) -> None:
         """``precision``: ``"float32"`` (identical to sentence-transformers), ``"int8"`` (opt-in
-        fast mode) or ``"bf16"`` (opt-in, CPUs with AVX512-BF16; a ``ConfigError`` elsewhere);
-        unset arguments fall back to ``VDB_MODEL_DIR`` / ``VDB_THREADS`` / ``VDB_PRECISION``."""
+        fast mode) or ``"bf16"`` (opt-in, CPUs with AVX512-BF16; a ``ConfigError`` elsewhere); on a
+        GPU ``"float32"``, ``"float16"`` or ``"bf16"``. ``device``: ``"cpu"`` or ``"cuda"`` /
+        ``"cuda:N"`` (a build with the cuda feature, ``make cuda``, and an NVIDIA GPU; a
+        ``ConfigError`` otherwise). Unset arguments fall back to ``VDB_MODEL_DIR`` /
+        ``VDB_THREADS`` / ``VDB_PRECISION`` / ``VDB_DEVICE``."""
+        st = resolved_settings()
         self._native = _native.NativeEmbedder(
-            _model_dir(model_dir), _or_setting(threads, "threads"), _or_setting(precision, "precision")
+            _model_dir(model_dir),
+            threads if threads is not None else st["threads"],
+            precision if precision is not None else st["precision"],
+            device if device is not None else st["device"],
+            st["gpu_batch_tokens"],
         )
 
     @property
@@ -158,8 +193,13 @@ class Embedder:
 
     @property
     def precision(self) -> str:
-        """``"float32"``, ``"int8"`` or ``"bf16"``."""
+        """``"float32"``, ``"int8"``, ``"bf16"`` or ``"float16"``."""
         return self._native.precision
+
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda:N"``: where the forward pass runs."""
+        return self._native.device
 
     @property
     def kernels(self) -> dict[str, str | None]:
@@ -502,9 +542,9 @@ class Hit(TypedDict):
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_embedder(model_dir: str | None, threads: int | None, precision: str | None) -> Embedder:
+def _shared_embedder(model_dir: str | None, threads: int | None, precision: str | None, device: str) -> Embedder:
     # Loading and checksumming the model takes a second or two: the shortcuts share one per setting.
-    return Embedder(model_dir, threads=threads, precision=precision)
+    return Embedder(model_dir, threads=threads, precision=precision, device=device)
 
 
 class Store:
@@ -557,7 +597,7 @@ class Store:
         """The model for text queries (the default one, loaded on first use, unless given)."""
         if self._embedder is None:
             st = resolved_settings()
-            self._embedder = _shared_embedder(default_model_dir(), st["threads"], st["precision"])
+            self._embedder = _shared_embedder(default_model_dir(), st["threads"], st["precision"], st["device"])
         return self._embedder
 
     def collections(self) -> list[str]:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 __version__: str
+CUDA_BUILT: bool
+"""True in a build with the ``cuda`` cargo feature (``make cuda``): ``device="cuda"`` can work."""
 
 Progress = None | str | Callable[[str], Any]
 
@@ -40,9 +42,19 @@ class HandoffError(VdbError):
     """A run directory, manifest or shard file is missing, damaged, locked or from another run."""
 
 class NativeEmbedder:
-    def __init__(self, model_dir: str | None = None, threads: int | None = None, precision: str = "float32") -> None:
-        """``precision``: ``"float32"``, ``"int8"`` or ``"bf16"`` (also ``"bfloat16"``); bf16 on a CPU
-        without AVX512-BF16 raises ``ConfigError``."""
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        threads: int | None = None,
+        precision: str = "float32",
+        device: str = "cpu",
+        gpu_batch_tokens: int | None = None,
+    ) -> None:
+        """``precision``: ``"float32"``, ``"int8"`` or ``"bf16"`` (also ``"bfloat16"``) on the CPU;
+        ``"float32"``, ``"float16"`` (also ``"fp16"``) or ``"bf16"`` on a GPU; bf16 on a CPU without
+        AVX512-BF16 raises ``ConfigError``. ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a GPU
+        in a build without the cuda feature, or none found, raises ``ConfigError``.
+        ``gpu_batch_tokens``: padded tokens per forward pass on a GPU (None: 16384)."""
     @property
     def dim(self) -> int: ...
     @property
@@ -51,7 +63,10 @@ class NativeEmbedder:
     def model_id(self) -> str: ...
     @property
     def precision(self) -> str:
-        """``"float32"``, ``"int8"`` or ``"bf16"``."""
+        """``"float32"``, ``"int8"``, ``"bf16"`` or ``"float16"``."""
+    @property
+    def device(self) -> str:
+        """``"cpu"`` or ``"cuda:N"``."""
     @property
     def kernels_json(self) -> str:
         """JSON ``{"f32_gemm": str, "int8": str | None, "bf16": str | None}``: the kernels in use."""

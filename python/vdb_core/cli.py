@@ -95,7 +95,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
         raise err
     print(f"{info['rows']} rows in {info['row_groups']} row groups", file=sys.stderr)
-    embedder = vdb_core.Embedder(args.model_dir, threads=args.threads, precision=args.precision)
+    embedder = vdb_core.Embedder(args.model_dir, threads=args.threads, precision=args.precision, device=args.device)
     result = vdb_core.ingest(
         args.parquet,
         run_dir=run_dir,
@@ -256,12 +256,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument(
         "--precision",
-        choices=["float32", "int8", "bf16"],
+        choices=["float32", "int8", "bf16", "float16"],
         default=None,
         help=(
             "embedding arithmetic (default: VDB_PRECISION, float32); int8 is 1.4-2x faster, cosine >= 0.99 to float32; "
-            "bf16 needs AVX512-BF16, cosine >= 0.9999"
+            "bf16 needs AVX512-BF16 (or a GPU), cosine >= 0.9999 (GPU: 0.999); float16 runs on a GPU only"
         ),
+    )
+    sp.add_argument(
+        "--device",
+        default=None,
+        metavar="cpu|cuda[:N]",
+        help="where embedding runs (default: VDB_DEVICE, cpu); cuda needs a vdb_core built with `make cuda` and an "
+        "NVIDIA GPU; raise --batch-size to a few hundred there",
     )
     mode = sp.add_mutually_exclusive_group()
     mode.add_argument("--recreate", action="store_true", help="drop and recreate the collection first")

@@ -158,6 +158,7 @@ impl FusedBert {
         let (mut int8, mut bf16) = (None, None);
         match precision {
             Precision::Float32 => {}
+            Precision::Float16 => return Err(super::device::float16_on_cpu_error()),
             Precision::Int8 => {
                 let kernel = kernel.unwrap_or_else(Kernel::detect);
                 for l in &mut layers {

@@ -117,6 +117,7 @@ impl CandleEmbedder {
         if opts.max_batch_tokens == 0 {
             return Err(VdbError::new(ErrorKind::InvalidConfig, "max_batch_tokens must be at least 1"));
         }
+        super::Device::Cpu.check_precision(opts.precision)?;
         #[cfg(feature = "reference")]
         if opts.forward == Forward::Stock && opts.precision != Precision::Float32 {
             return Err(VdbError::new(ErrorKind::InvalidConfig, "the stock candle forward pass runs in float32 only"));
@@ -239,7 +240,12 @@ impl CandleEmbedder {
 
 /// Splits `order` (indices sorted by descending length) into batches of at most `max_sentences`
 /// sentences whose padded size (sentences x longest) stays within `max_tokens`.
-fn batches<'a>(order: &'a [usize], lens: &[usize], max_sentences: usize, max_tokens: usize) -> Vec<&'a [usize]> {
+pub(super) fn batches<'a>(
+    order: &'a [usize],
+    lens: &[usize],
+    max_sentences: usize,
+    max_tokens: usize,
+) -> Vec<&'a [usize]> {
     let mut out = Vec::new();
     let mut rest = order;
     while !rest.is_empty() {
@@ -253,7 +259,7 @@ fn batches<'a>(order: &'a [usize], lens: &[usize], max_sentences: usize, max_tok
 }
 
 /// `v / max(|v|, 1e-12)`, as torch's `F.normalize`.
-fn l2_normalize(v: &mut [f32]) {
+pub(super) fn l2_normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
     v.iter_mut().for_each(|x| *x /= norm);
 }

@@ -154,6 +154,7 @@ pub fn linear_gflops(
             let q = quant::QuantLinear::new(&w, out, inp, quant::Kernel::detect());
             Box::new(move |y: &mut [f32]| quant::linear(y, false, &x, &q))
         }
+        Precision::Float16 => return Err(super::device::float16_on_cpu_error()),
         Precision::Bf16 => {
             let l = bf16::Bf16Linear::new(&w, out, inp, bf16::Kernel::detect().ok_or_else(no_bf16_error)?);
             Box::new(move |y: &mut [f32]| bf16::linear(y, false, &x, &l))

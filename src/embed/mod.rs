@@ -7,7 +7,9 @@
 //! - `bert` + `kernels`: the fused forward pass (packed unpadded batches, vectorised kernels);
 //!   `quant` (int8) and `bf16` run its linear layers in the opt-in precisions;
 //! - [`cpu`]: the CPU's name, the kernel each GEMM path uses on it, GEMM speed measurements;
-//! - `stock`: candle-transformers' `BertModel`, the reference and benchmark baseline.
+//! - `stock`: candle-transformers' `BertModel`, the reference and benchmark baseline;
+//! - [`device`]: where the forward pass runs (`cpu`, `cuda:N`);
+//! - [`gpu`]: [`GpuEmbedder`], the model on candle's CUDA backend (cargo feature `cuda`).
 
 use crate::error::Result;
 
@@ -17,6 +19,9 @@ mod bf16;
 pub use self::bf16::Kernel as Bf16Kernel;
 pub mod candle;
 pub mod cpu;
+pub mod device;
+pub mod gpu;
+mod gpu_bert;
 mod kernels;
 pub mod model;
 mod quant;
@@ -25,6 +30,8 @@ pub use self::quant::Kernel as Int8Kernel;
 mod stock;
 
 pub use self::candle::{CandleEmbedder, EmbedderOptions, Forward};
+pub use self::device::Device;
+pub use self::gpu::{GpuEmbedder, GpuOptions};
 pub use self::model::{ModelFolder, Pooling};
 
 /// Arithmetic of the linear layers (sentence-transformers computes in float32).
@@ -41,8 +48,11 @@ pub enum Precision {
     /// Bfloat16 linear layers with float32 accumulation (AVX512-BF16 `vdpbf16ps`; AMX
     /// `tdpbf16ps` where present, not yet run on such a CPU): cosine to the float32 vectors at
     /// least 0.9999. Opt-in; recorded in the model id. A CPU without bf16 instructions refuses
-    /// it (an error, never a silent fallback).
+    /// it (an error, never a silent fallback). On a GPU: the whole model in bf16 (cosine >= 0.999).
     Bf16,
+    /// Float16 everywhere but pooling, on a GPU only (`device="cuda"`): cosine to float32 at
+    /// least 0.999. Opt-in; recorded in the model id.
+    Float16,
 }
 
 impl Precision {
@@ -51,6 +61,7 @@ impl Precision {
             Precision::Float32 => "float32",
             Precision::Int8 => "int8",
             Precision::Bf16 => "bf16",
+            Precision::Float16 => "float16",
         }
     }
 }
@@ -62,9 +73,10 @@ impl std::str::FromStr for Precision {
             "float32" | "fp32" | "f32" => Ok(Precision::Float32),
             "int8" | "i8" => Ok(Precision::Int8),
             "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "float16" | "fp16" | "f16" | "half" => Ok(Precision::Float16),
             other => Err(crate::error::VdbError::new(
                 crate::error::ErrorKind::InvalidConfig,
-                format!("precision must be float32, int8 or bf16, not {other:?}"),
+                format!("precision must be float32, int8, bf16 or float16, not {other:?}"),
             )),
         }
     }
@@ -109,6 +121,10 @@ pub trait Embedder: Send + Sync {
     fn model_id(&self) -> &str;
     /// Arithmetic of the linear layers.
     fn precision(&self) -> Precision;
+    /// Where the forward pass runs.
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
     /// The kernels the GEMMs run on (what this CPU gives `precision()`).
     fn kernels(&self) -> cpu::Kernels {
         cpu::Kernels {
@@ -136,7 +152,40 @@ pub fn open(
     threads: Option<usize>,
     precision: Precision,
 ) -> Result<Box<dyn Embedder>> {
+    open_on(model_dir, threads, precision, Device::Cpu, None)
+}
+
+/// [`open`] on `device`. `gpu_batch_tokens`: padded tokens per forward pass on a GPU (None = the
+/// [`GpuOptions`] default); `threads` tokenise there. A GPU device in a build without the `cuda`
+/// feature, a GPU that cannot be opened, or a precision the device does not run is an
+/// `InvalidConfig` error.
+pub fn open_on(
+    model_dir: Option<&std::path::Path>,
+    threads: Option<usize>,
+    precision: Precision,
+    device: Device,
+    gpu_batch_tokens: Option<usize>,
+) -> Result<Box<dyn Embedder>> {
+    if device.is_cuda() && !device::CUDA_BUILT {
+        return Err(device.not_built_error());
+    }
+    device.check_precision(precision)?;
     let dir = model::locate(model_dir)?;
-    let opts = EmbedderOptions { threads, precision, ..EmbedderOptions::default() };
-    Ok(Box::new(CandleEmbedder::load_with(&dir, &opts)?))
+    match device {
+        Device::Cpu => {
+            let opts = EmbedderOptions { threads, precision, ..EmbedderOptions::default() };
+            Ok(Box::new(CandleEmbedder::load_with(&dir, &opts)?))
+        }
+        Device::Cuda(ordinal) => {
+            let defaults = GpuOptions::default();
+            let opts = GpuOptions {
+                ordinal,
+                precision,
+                threads,
+                max_batch_tokens: gpu_batch_tokens.unwrap_or(defaults.max_batch_tokens),
+                ..defaults
+            };
+            Ok(Box::new(GpuEmbedder::load(&dir, &opts)?))
+        }
+    }
 }

@@ -232,10 +232,19 @@ struct NativeEmbedder {
 #[pymethods]
 impl NativeEmbedder {
     #[new]
-    #[pyo3(signature = (model_dir=None, threads=None, precision="float32"))]
-    fn new(py: Python<'_>, model_dir: Option<PathBuf>, threads: Option<usize>, precision: &str) -> PyResult<Self> {
+    #[pyo3(signature = (model_dir=None, threads=None, precision="float32", device="cpu", gpu_batch_tokens=None))]
+    fn new(
+        py: Python<'_>,
+        model_dir: Option<PathBuf>,
+        threads: Option<usize>,
+        precision: &str,
+        device: &str,
+        gpu_batch_tokens: Option<usize>,
+    ) -> PyResult<Self> {
         let precision: crate::embed::Precision = precision.parse().map_err(to_py)?;
-        let inner = work(py, || crate::embed::open(model_dir.as_deref(), threads, precision))?;
+        let device: crate::embed::Device = device.parse().map_err(to_py)?;
+        let inner =
+            work(py, || crate::embed::open_on(model_dir.as_deref(), threads, precision, device, gpu_batch_tokens))?;
         Ok(NativeEmbedder { inner })
     }
     #[getter]
@@ -253,6 +262,10 @@ impl NativeEmbedder {
     #[getter]
     fn precision(&self) -> &'static str {
         self.inner.precision().as_str()
+    }
+    #[getter]
+    fn device(&self) -> String {
+        self.inner.device().to_string()
     }
     /// The kernels the GEMMs run on (JSON: f32_gemm, int8, bf16).
     #[getter]
@@ -454,6 +467,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .filter_target("qdrant_edge".to_string(), log::LevelFilter::Error)
         .install();
     m.add("__version__", crate::VERSION)?;
+    m.add("CUDA_BUILT", crate::embed::device::CUDA_BUILT)?;
     m.add("VdbError", py.get_type::<exceptions::VdbError>())?;
     m.add("InputError", py.get_type::<InputError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
