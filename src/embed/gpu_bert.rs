@@ -9,9 +9,9 @@
 //! sentences), and its attention mask, `f32::MIN` cast to the dtype, is -inf in float16 and bf16,
 //! so `0 * -inf` makes every position NaN.
 
+use super::model::BertConfig as Config;
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, LayerNorm, VarBuilder};
-use super::model::BertConfig as Config;
 
 /// A linear layer: weight transposed to (in, out) in the compute dtype, bias in float32.
 struct Linear {
