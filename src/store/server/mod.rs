@@ -408,8 +408,14 @@ impl VectorStore for ServerStore {
     }
 
     fn collection_exists(&self, collection: &str) -> Result<bool> {
-        let name = self.resolve(collection)?;
-        self.physical_exists(self.retry, &name)
+        validate_collection_name(collection)?;
+        if self.physical_exists(self.retry, collection)? {
+            return Ok(true);
+        }
+        match self.alias_target(collection)? {
+            Some(target) => self.physical_exists(self.retry, &target),
+            None => Ok(false),
+        }
     }
 
     fn aliases(&self) -> Result<Vec<(String, String)>> {
