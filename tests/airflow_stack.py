@@ -74,6 +74,17 @@ def airflow_cli(env: dict, *args: str, timeout: float = 300) -> subprocess.Compl
     return r
 
 
+def run_dags_test(env: dict, dag_id: str, conf: dict) -> subprocess.CompletedProcess:
+    """`airflow dags test DAG --conf CONF`, whatever its outcome (the caller asserts on it)."""
+    return subprocess.run(
+        [AIRFLOW, "dags", "test", dag_id, "--conf", json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
 class AirflowStack:
     """api-server, scheduler, dag-processor (and whatever else is started) of one test, plus REST."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,19 +250,13 @@ DAG_CASES = [c for c in CASES if c.id in {"missing_file", "null_in_id_column", "
 @pytest.mark.airflow
 @pytest.mark.parametrize("case", DAG_CASES, ids=lambda c: c.id)
 def test_dag(airflow_env, tmp_path, case: Case):
-    from airflow_stack import AIRFLOW
+    from airflow_stack import run_dags_test
 
     src = case.make(tmp_path)
     store = tmp_path / "store"
     env = {**airflow_env, "VDB_STORE_PATH": str(store), "VDB_WORK_DIR": str(tmp_path / "work")}
     conf = {"input_path": str(src), "collection": "bad_input", **case.args}
-    r = subprocess.run(
-        [AIRFLOW, "dags", "test", "sec_filings_to_qdrant", "--conf", json.dumps(conf)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    r = run_dags_test(env, "sec_filings_to_qdrant", conf)
     log = r.stdout + r.stderr
     if case.error is None:
         assert r.returncode == 0 and "DagRun failed" not in log, log[-4000:]

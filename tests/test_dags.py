@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import vdb_core
 import yaml
-from airflow_stack import AIRFLOW, AirflowStack
+from airflow_stack import AirflowStack, run_dags_test
 from conftest import EMBED_POOL, ROOT, QdrantTestServer
 
 pytestmark = pytest.mark.airflow
@@ -117,13 +117,7 @@ def test_collection_asset_in_the_serialized_dags():
 
 
 def dags_test(env: dict, dag_id: str, conf: dict) -> subprocess.CompletedProcess:
-    r = subprocess.run(
-        [AIRFLOW, "dags", "test", dag_id, "--conf", json.dumps(conf)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    r = run_dags_test(env, dag_id, conf)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     return r
 
@@ -293,13 +287,7 @@ def test_a_deterministic_error_fails_the_task_without_retries(airflow_env, tmp_p
     outside = tmp_path / "outside.parquet"
     vdb_core.sample_data(outside, rows=10)
     env = {**airflow_env, "VDB_DATA_ROOT": str(data), "VDB_STORE_PATH": str(tmp_path / "store")}
-    r = subprocess.run(
-        [AIRFLOW, "dags", "test", DAG_ID, "--conf", json.dumps({"input_path": "../outside.parquet"})],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    r = run_dags_test(env, DAG_ID, {"input_path": "../outside.parquet"})
     log = r.stdout + r.stderr
     assert "outside_data_root" in log and "not retried" in log, log[-4000:]
     assert "up_for_retry" not in log.lower(), log[-4000:]
@@ -317,13 +305,7 @@ def test_the_device_param_reaches_the_embed_task(airflow_env, tmp_path):
     vdb_core.sample_data(data, rows=20)
     env = {**airflow_env, "VDB_STORE_PATH": str(tmp_path / "store")}
     conf = {"input_path": str(data), "collection": "gpu_param", "device": "cuda:0"}
-    r = subprocess.run(
-        [AIRFLOW, "dags", "test", DAG_ID, "--conf", json.dumps(conf)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    r = run_dags_test(env, DAG_ID, conf)
     log = r.stdout + r.stderr
     assert "device cuda:0: this vdb_core was built without the cuda feature" in log, log[-4000:]
     assert "ConfigError [invalid_config], not retried" in log, log[-4000:]
@@ -349,13 +331,7 @@ def test_required_server_without_a_connection_fails_and_writes_nothing_locally(a
     }
     for name in [k for k in env if k.startswith("AIRFLOW_CONN_") or k == "QDRANT_URL"]:
         env.pop(name)
-    r = subprocess.run(
-        [AIRFLOW, "dags", "test", DAG_ID, "--conf", json.dumps({"input_path": "small.parquet"})],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    r = run_dags_test(env, DAG_ID, {"input_path": "small.parquet"})
     log = r.stdout + r.stderr
     assert "DagRun failed" in log, log[-4000:]
     assert "'qdrant_default' is not defined and VDB_REQUIRE_SERVER is set" in log, log[-4000:]
