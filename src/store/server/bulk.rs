@@ -18,17 +18,12 @@ impl ServerStore {
     /// restore after a bulk load in the collection's metadata.
     fn set_hnsw_m(&self, collection: &str, m: u64, bulk_original: Option<u64>) -> Result<()> {
         let value = to_pb_value(bulk_original.map_or(Value::Null, Value::from));
-        let req = pb::UpdateCollection {
+        self.update_collection(pb::UpdateCollection {
             collection_name: collection.to_string(),
             hnsw_config: Some(pb::HnswConfigDiff { m: Some(m), ..Default::default() }),
             metadata: [(BULK_M_KEY.to_string(), value)].into(),
             ..Default::default()
-        };
-        self.call("update_collection", collection, |c| {
-            let req = req.clone();
-            async move { c.update_collection(req).await }
-        })?;
-        Ok(())
+        })
     }
 
     /// Bulk mode follows Qdrant's bulk-upload advice: HNSW `m=0` while loading (no graph is built

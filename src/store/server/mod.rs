@@ -271,12 +271,17 @@ impl ServerStore {
 impl ServerStore {
     /// Sets one key of the collection's metadata.
     fn set_metadata(&self, collection: &str, key: &str, value: Value) -> Result<()> {
-        let req = pb::UpdateCollection {
+        self.update_collection(pb::UpdateCollection {
             collection_name: collection.to_string(),
             metadata: [(key.to_string(), to_pb_value(value))].into(),
             ..Default::default()
-        };
-        self.call("update_collection", collection, |c| {
+        })
+    }
+
+    /// One `update_collection` request (settings and/or metadata), with the store's retries.
+    fn update_collection(&self, req: pb::UpdateCollection) -> Result<()> {
+        let collection = req.collection_name.clone();
+        self.call("update_collection", &collection, |c| {
             let req = req.clone();
             async move { c.update_collection(req).await }
         })?;
