@@ -68,12 +68,15 @@ pub struct Settings {
     pub on_failure_callback: Option<String>,
 }
 
-fn env_str(name: &str) -> Option<String> {
-    std::env::var(name).ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+/// Where settings are read from: the environment, or (tests) a table.
+type Vars<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn env_str(vars: Vars<'_>, name: &str) -> Option<String> {
+    vars(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
-fn env_bool(name: &str, default: bool) -> Result<bool> {
-    match env_str(name).map(|v| v.to_ascii_lowercase()) {
+fn env_bool(vars: Vars<'_>, name: &str, default: bool) -> Result<bool> {
+    match env_str(vars, name).map(|v| v.to_ascii_lowercase()) {
         None => Ok(default),
         Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
         Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
@@ -84,8 +87,8 @@ fn env_bool(name: &str, default: bool) -> Result<bool> {
     }
 }
 
-fn env_usize(name: &str, default: usize, min: usize) -> Result<usize> {
-    match env_str(name) {
+fn env_usize(vars: Vars<'_>, name: &str, default: usize, min: usize) -> Result<usize> {
+    match env_str(vars, name) {
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if n >= min => Ok(n),
@@ -100,24 +103,29 @@ fn env_usize(name: &str, default: usize, min: usize) -> Result<usize> {
 impl Settings {
     /// Defaults overlaid with the environment.
     pub fn from_env() -> Result<Settings> {
-        let work_dir = PathBuf::from(env_str("VDB_WORK_DIR").unwrap_or_else(|| "/tmp/vdb".into()));
-        let store_path = env_str("VDB_STORE_PATH").map(PathBuf::from).unwrap_or_else(|| work_dir.join("qdrant"));
-        let threads = env_usize("VDB_THREADS", 0, 0)?;
+        Settings::from_vars(&|name| std::env::var(name).ok())
+    }
+
+    /// Defaults overlaid with the variables `vars` gives (`from_env` reads the environment).
+    pub fn from_vars(vars: Vars<'_>) -> Result<Settings> {
+        let work_dir = PathBuf::from(env_str(vars, "VDB_WORK_DIR").unwrap_or_else(|| "/tmp/vdb".into()));
+        let store_path = env_str(vars, "VDB_STORE_PATH").map(PathBuf::from).unwrap_or_else(|| work_dir.join("qdrant"));
+        let threads = env_usize(vars, "VDB_THREADS", 0, 0)?;
         Ok(Settings {
             input: PathBuf::from(
-                env_str("VDB_INPUT").unwrap_or_else(|| "/opt/airflow/data/sample_sec_sentences.parquet".into()),
+                env_str(vars, "VDB_INPUT").unwrap_or_else(|| "/opt/airflow/data/sample_sec_sentences.parquet".into()),
             ),
-            model_dir: env_str("VDB_MODEL_DIR").map(PathBuf::from),
-            qdrant_url: env_str("QDRANT_URL"),
-            qdrant_api_key: env_str("QDRANT_API_KEY"),
+            model_dir: env_str(vars, "VDB_MODEL_DIR").map(PathBuf::from),
+            qdrant_url: env_str(vars, "QDRANT_URL"),
+            qdrant_api_key: env_str(vars, "QDRANT_API_KEY"),
             store_path,
-            collection: env_str("VDB_COLLECTION").unwrap_or_else(|| "sec_filings".into()),
-            shard_rows: env_usize("VDB_SHARD_ROWS", 20_000, 1)?,
-            batch_size: env_usize("VDB_BATCH_SIZE", 32, 1)?,
-            upsert_batch: env_usize("VDB_UPSERT_BATCH", 128, 1)?,
-            upsert_parallel: env_usize("VDB_UPSERT_PARALLEL", 4, 1)?,
+            collection: env_str(vars, "VDB_COLLECTION").unwrap_or_else(|| "sec_filings".into()),
+            shard_rows: env_usize(vars, "VDB_SHARD_ROWS", 20_000, 1)?,
+            batch_size: env_usize(vars, "VDB_BATCH_SIZE", 32, 1)?,
+            upsert_batch: env_usize(vars, "VDB_UPSERT_BATCH", 128, 1)?,
+            upsert_parallel: env_usize(vars, "VDB_UPSERT_PARALLEL", 4, 1)?,
             threads: if threads == 0 { None } else { Some(threads) },
-            precision: match env_str("VDB_PRECISION") {
+            precision: match env_str(vars, "VDB_PRECISION") {
                 Some(v) => v.parse().map_err(|e: VdbError| {
                     VdbError::new(
                         ErrorKind::InvalidConfig,
@@ -126,18 +134,18 @@ impl Settings {
                 })?,
                 None => Precision::Float32,
             },
-            device: match env_str("VDB_DEVICE") {
+            device: match env_str(vars, "VDB_DEVICE") {
                 Some(v) => v.parse().map_err(|e: VdbError| {
                     VdbError::new(ErrorKind::InvalidConfig, format!("environment variable VDB_DEVICE: {}", e.message))
                 })?,
                 None => Device::Cpu,
             },
-            gpu_batch_tokens: env_usize("VDB_GPU_BATCH_TOKENS", 16384, 1)?,
-            reuse: env_bool("VDB_REUSE", true)?,
-            data_root: env_str("VDB_DATA_ROOT").map(PathBuf::from),
-            require_server: env_bool("VDB_REQUIRE_SERVER", false)?,
-            run_retention_days: env_usize("VDB_RUN_RETENTION_DAYS", 7, 0)?,
-            on_failure_callback: env_str("VDB_ON_FAILURE_CALLBACK"),
+            gpu_batch_tokens: env_usize(vars, "VDB_GPU_BATCH_TOKENS", 16384, 1)?,
+            reuse: env_bool(vars, "VDB_REUSE", true)?,
+            data_root: env_str(vars, "VDB_DATA_ROOT").map(PathBuf::from),
+            require_server: env_bool(vars, "VDB_REQUIRE_SERVER", false)?,
+            run_retention_days: env_usize(vars, "VDB_RUN_RETENTION_DAYS", 7, 0)?,
+            on_failure_callback: env_str(vars, "VDB_ON_FAILURE_CALLBACK"),
             work_dir,
         })
     }
@@ -164,40 +172,41 @@ mod tests {
         assert!(SETTINGS.iter().all(|s| !s.help.is_empty()));
     }
 
+    /// The variables of `table` (tests never change the process environment: other tests read it
+    /// from other threads at the same time).
+    fn vars(table: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let table: Vec<(String, String)> = table.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| table.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
     #[test]
     fn bad_integer_names_the_variable() {
-        let err = env_usize("VDB_TEST_NOT_SET_ANYWHERE_X", 7, 1).unwrap();
-        assert_eq!(err, 7);
-        std::env::set_var("VDB_TEST_BAD_INT", "lots");
-        let err = env_usize("VDB_TEST_BAD_INT", 7, 1).unwrap_err();
+        let v = vars(&[("VDB_TEST_BAD_INT", "lots")]);
+        assert_eq!(env_usize(&v, "VDB_TEST_NOT_SET", 7, 1).unwrap(), 7);
+        let err = env_usize(&v, "VDB_TEST_BAD_INT", 7, 1).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidConfig);
         assert!(err.message.contains("VDB_TEST_BAD_INT"), "{}", err.message);
+        let err = Settings::from_vars(&vars(&[("VDB_SHARD_ROWS", "0")])).unwrap_err();
+        assert!(err.message.contains("VDB_SHARD_ROWS") && err.message.contains(">= 1"), "{}", err.message);
     }
 
     #[test]
     fn device_defaults_to_cpu_and_a_bad_one_names_the_variable() {
-        // The only test that sets VDB_DEVICE (tests run in threads of one process).
-        std::env::remove_var("VDB_DEVICE");
-        assert_eq!(Settings::from_env().unwrap().device, Device::Cpu);
+        assert_eq!(Settings::from_vars(&vars(&[])).unwrap().device, Device::Cpu);
         assert!(SETTINGS.iter().any(|s| s.env == "VDB_DEVICE" && s.default == "cpu"));
-        std::env::set_var("VDB_DEVICE", "cuda:1");
-        assert_eq!(Settings::from_env().unwrap().device, Device::Cuda(1));
-        std::env::set_var("VDB_DEVICE", "gpu0");
-        let err = Settings::from_env().unwrap_err();
-        std::env::remove_var("VDB_DEVICE");
+        assert_eq!(Settings::from_vars(&vars(&[("VDB_DEVICE", "cuda:1")])).unwrap().device, Device::Cuda(1));
+        let err = Settings::from_vars(&vars(&[("VDB_DEVICE", "gpu0")])).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidConfig);
         assert!(err.message.contains("VDB_DEVICE") && err.message.contains("\"gpu0\""), "{}", err.message);
     }
 
     #[test]
     fn booleans_are_words_and_anything_else_names_the_variable() {
-        assert!(!env_bool("VDB_TEST_BOOL_NOT_SET_ANYWHERE", false).unwrap());
-        std::env::set_var("VDB_TEST_BOOL_YES", "Yes");
-        assert!(env_bool("VDB_TEST_BOOL_YES", false).unwrap());
-        std::env::set_var("VDB_TEST_BOOL_OFF", "0");
-        assert!(!env_bool("VDB_TEST_BOOL_OFF", false).unwrap());
-        std::env::set_var("VDB_TEST_BOOL_BAD", "maybe");
-        let err = env_bool("VDB_TEST_BOOL_BAD", false).unwrap_err();
+        let v = vars(&[("VDB_TEST_BOOL_YES", "Yes"), ("VDB_TEST_BOOL_OFF", "0"), ("VDB_TEST_BOOL_BAD", "maybe")]);
+        assert!(!env_bool(&v, "VDB_TEST_BOOL_NOT_SET", false).unwrap());
+        assert!(env_bool(&v, "VDB_TEST_BOOL_YES", false).unwrap());
+        assert!(!env_bool(&v, "VDB_TEST_BOOL_OFF", false).unwrap());
+        let err = env_bool(&v, "VDB_TEST_BOOL_BAD", false).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidConfig);
         assert!(err.message.contains("VDB_TEST_BOOL_BAD"), "{}", err.message);
     }

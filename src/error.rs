@@ -38,6 +38,8 @@ pub enum ErrorKind {
     Store,
     /// The vector store cannot be reached (after retries).
     StoreUnavailable,
+    /// The vector store refused the credentials (API key missing or wrong): a retry repeats it.
+    StoreAuth,
     /// A collection exists with another vector size or distance.
     CollectionMismatch,
     /// A handoff file (shard, manifest) is missing, damaged or fails its checksum.
@@ -69,6 +71,7 @@ impl ErrorKind {
             ErrorKind::Embed => "embed",
             ErrorKind::Store => "store",
             ErrorKind::StoreUnavailable => "store_unavailable",
+            ErrorKind::StoreAuth => "store_auth",
             ErrorKind::CollectionMismatch => "collection_mismatch",
             ErrorKind::Handoff => "handoff",
             ErrorKind::RunMismatch => "run_mismatch",
@@ -132,11 +135,23 @@ impl VdbError {
         self.column = Some(column.into());
         self
     }
-    /// An I/O error about `path`, with the path in the sentence.
+    /// An I/O error about `path`, with the path in the sentence: kind `io` whatever the cause (a
+    /// missing run-directory file may be about to be written by another task, so it is no input
+    /// error). Errors about the user's input file use [`VdbError::input_io`].
     pub fn io(path: impl AsRef<Path>, what: &str, err: std::io::Error) -> Self {
         let path = path.as_ref();
-        let kind = if err.kind() == std::io::ErrorKind::NotFound { ErrorKind::FileNotFound } else { ErrorKind::Io };
-        VdbError::new(kind, format!("{what} {}: {err}", path.display())).with_file(path).with_source(err)
+        VdbError::new(ErrorKind::Io, format!("{what} {}: {err}", path.display())).with_file(path).with_source(err)
+    }
+    /// [`VdbError::io`] for the user's input file: a missing one is `file_not_found` (an input
+    /// error: a retry does not make it appear).
+    pub fn input_io(path: impl AsRef<Path>, what: &str, err: std::io::Error) -> Self {
+        let mut e = VdbError::io(path, what, err);
+        if e.source.as_ref().and_then(|s| s.downcast_ref::<std::io::Error>()).map(std::io::Error::kind)
+            == Some(std::io::ErrorKind::NotFound)
+        {
+            e.kind = ErrorKind::FileNotFound;
+        }
+        e
     }
     pub fn internal(message: impl Into<String>) -> Self {
         VdbError::new(ErrorKind::Internal, message)
@@ -166,8 +181,12 @@ mod tests {
 
     #[test]
     fn io_errors_keep_their_cause() {
-        let err = VdbError::io("/no/such/file", "cannot open", std::io::Error::from(std::io::ErrorKind::NotFound));
-        assert_eq!(err.kind, ErrorKind::FileNotFound);
+        let missing = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        let err = VdbError::io("/no/such/file", "cannot open", missing());
+        assert_eq!(err.kind, ErrorKind::Io, "a missing run-directory file is no input error");
+        assert_eq!(VdbError::input_io("/no/such/file", "cannot open", missing()).kind, ErrorKind::FileNotFound);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(VdbError::input_io("/x", "cannot open", denied).kind, ErrorKind::Io);
         let cause = err.source().expect("the io::Error is the source");
         assert_eq!(cause.downcast_ref::<std::io::Error>().map(|e| e.kind()), Some(std::io::ErrorKind::NotFound));
         assert!(VdbError::new(ErrorKind::Store, "x").source().is_none());

@@ -31,13 +31,14 @@ pub use error::{ErrorKind, Result, VdbError};
 /// The crate version (also `vdb_core.__version__`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Whether this build of the library checks integer overflow (the test build does, kernels
-/// included: see `[profile.test.package.vdb_core]` in Cargo.toml). For that test only.
-#[doc(hidden)]
-pub fn overflow_checks() -> bool {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let checked = std::panic::catch_unwind(|| std::hint::black_box(u8::MAX) + std::hint::black_box(1u8)).is_err();
-    std::panic::set_hook(previous);
-    checked
+#[cfg(test)]
+mod tests {
+    /// The library the tests run is built with overflow checks (the SIMD kernels included: see
+    /// `[profile.test.package.vdb_core]` in Cargo.toml): an index or count that overflows fails a
+    /// test instead of wrapping silently.
+    #[test]
+    fn the_tested_library_checks_integer_overflow() {
+        let checked = std::panic::catch_unwind(|| std::hint::black_box(u8::MAX) + std::hint::black_box(1u8)).is_err();
+        assert!(checked, "build the tests with [profile.test.package.vdb_core] overflow-checks = true");
+    }
 }

@@ -424,3 +424,99 @@ fn server_store_rebuild_switches_only_after_verify() {
     rebuild_scenario(&StoreTarget::Server { url: server.url(), api_key: None }, dir.path(), embedder.as_ref());
     server.stop();
 }
+
+/// Two rebuilds of one name at once (a DAG rebuild beside a CLI one, or `max_active_runs` > 1),
+/// interleaved step by step: the switch of one never deletes the other's collection while it
+/// loads; it deletes only generations older than the previous one, and never one that a run
+/// directory still building it names (that run may resume). Once that directory is gone, the next
+/// rebuild deletes it.
+fn concurrent_rebuilds_scenario(target: &StoreTarget, work: &Path, embedder: &dyn Embedder) {
+    let s = store::open(target).unwrap();
+    let input = |name: &str, n: usize, offset: usize| {
+        let p = work.join(format!("{name}.parquet"));
+        write_filing(&p, name, &(0..n).map(|i| sentence(i + offset)).collect::<Vec<_>>());
+        p
+    };
+    let mut o = options(&input("g0", 10, 0), true);
+    o.collection = "cr".into();
+    o.mode = EnsureMode::Rebuild;
+    let full = |name: &str, o: &IngestOptions| {
+        let r = pipeline::ingest(&RunDir::at(work.join(name)), o, embedder, s.as_ref(), &Silent).unwrap().report;
+        r.built_collection.unwrap()
+    };
+    let gen0 = full("cr0", &o);
+
+    // A: planned, embedded, its collection created, half loaded.
+    o.plan.input = input("a", 20, 100);
+    let run_a = RunDir::at(work.join("cr-a"));
+    let planned = pipeline::plan(&run_a, &o.plan, &Silent).unwrap();
+    assert!(planned.shards.len() == 1);
+    pipeline::embed_shard(&run_a, 0, embedder, &o.encode, None, &Silent).unwrap();
+    let gen_a = pipeline::ensure_collection(&run_a, s.as_ref(), "cr", EnsureMode::Rebuild, &Default::default())
+        .unwrap()
+        .collection;
+    // B: a whole rebuild meanwhile, switched: A's collection is newer than B's previous one, kept.
+    o.plan.input = input("b", 15, 200);
+    let gen_b = full("cr-b", &o);
+    assert!(generations(s.as_ref(), "cr").contains(&gen_a), "B's switch deleted A's collection while it loads");
+    // A goes on, verifies and switches: the name is A's now; gen0 (older than B's) goes.
+    pipeline::load_shard(&run_a, 0, s.as_ref(), "cr", &o.load, &Silent).unwrap();
+    pipeline::restore_indexing(Some(&run_a), s.as_ref(), "cr").unwrap();
+    assert_eq!(pipeline::verify(&run_a, s.as_ref(), "cr").unwrap().points_verified, 20);
+    let sw = pipeline::switch(&run_a, s.as_ref(), "cr").unwrap();
+    assert_eq!(sw.previous.as_deref(), Some(gen_b.as_str()));
+    assert_eq!(sw.deleted, vec![gen0.clone()]);
+    let mut expected = vec![gen_a.clone(), gen_b.clone()];
+    expected.sort();
+    assert_eq!(generations(s.as_ref(), "cr"), expected);
+    assert_eq!(filings_behind(s.as_ref(), "cr"), HashSet::from(["a".to_string()]));
+
+    // C stops after ensure (a failed run, kept to be resumed); D and E rebuild after it. E's
+    // previous (D) is newer than C's collection, which stays while C's run directory is there.
+    o.plan.input = input("c", 12, 300);
+    let run_c = RunDir::at(work.join("cr-c"));
+    pipeline::plan(&run_c, &o.plan, &Silent).unwrap();
+    pipeline::embed_shard(&run_c, 0, embedder, &o.encode, None, &Silent).unwrap();
+    let gen_c = pipeline::ensure_collection(&run_c, s.as_ref(), "cr", EnsureMode::Rebuild, &Default::default())
+        .unwrap()
+        .collection;
+    o.plan.input = input("d", 11, 400);
+    let gen_d = full("cr-d", &o);
+    o.plan.input = input("e", 13, 500);
+    full("cr-e", &o);
+    let left = generations(s.as_ref(), "cr");
+    assert!(left.contains(&gen_c), "a generation a run directory still builds is kept: {left:?}");
+    assert!(!left.contains(&gen_a) && !left.contains(&gen_b), "{left:?}");
+    run_c.remove().unwrap();
+    o.plan.input = input("f", 14, 600);
+    full("cr-f", &o);
+    let left = generations(s.as_ref(), "cr");
+    assert!(!left.contains(&gen_c) && !left.contains(&gen_d), "{left:?}");
+    assert_eq!(s.count("cr").unwrap(), 14);
+}
+
+#[test]
+fn embedded_store_concurrent_rebuilds_keep_each_others_collections() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
+    concurrent_rebuilds_scenario(
+        &StoreTarget::Embedded { path: dir.path().join("store") },
+        dir.path(),
+        embedder.as_ref(),
+    );
+}
+
+#[test]
+fn server_store_concurrent_rebuilds_keep_each_others_collections() {
+    let dir = tempfile::tempdir().unwrap();
+    let server =
+        qdrant_test_server::TestServer::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), &dir.path().join("srv"))
+            .unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
+    concurrent_rebuilds_scenario(
+        &StoreTarget::Server { url: server.url(), api_key: None },
+        dir.path(),
+        embedder.as_ref(),
+    );
+    server.stop();
+}

@@ -85,10 +85,3 @@ fn a_damaged_embedded_shard_is_redone_not_trusted() {
     std::fs::write(run.embedded_path(0), b"garbage").unwrap();
     assert!(pipeline::embed_shard(&run, 0, embedder.as_ref(), &opts.encode, None, &Silent).unwrap().done_now);
 }
-
-/// The library the tests run is built with overflow checks (the SIMD kernels included): an index
-/// or count that overflows fails a test instead of wrapping silently.
-#[test]
-fn the_tested_library_checks_integer_overflow() {
-    assert!(vdb_core::overflow_checks(), "build the tests with [profile.test.package.vdb_core] overflow-checks = true");
-}

@@ -273,7 +273,7 @@ fn api_key_is_required_and_never_printed() {
         let store = ServerStore::connect(&server.url(), wrong).unwrap();
         let started = std::time::Instant::now();
         let err = store.count("k").unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Store, "{err}");
+        assert_eq!(err.kind, ErrorKind::StoreAuth, "a refused key is its own kind (a retry repeats it): {err}");
         assert!(err.message.contains("API key") && err.message.contains(&server.url()), "{}", err.message);
         assert!(!err.message.contains(key) && !err.message.contains("not-the-key"), "{}", err.message);
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "an authentication error is not retried");

@@ -220,6 +220,8 @@ def _err(cls, kind):
         (_err(vdb_core.ModelError, "model"), True),
         (_err(vdb_core.StoreError, "collection_mismatch"), True),
         (_err(vdb_core.HandoffError, "run_mismatch"), True),
+        (_err(vdb_core.StoreError, "store_auth"), True),
+        (_err(vdb_core.VdbError, "io"), False),
         (_err(vdb_core.StoreError, "store_unavailable"), False),
         (_err(vdb_core.StoreError, "store"), False),
         (_err(vdb_core.HandoffError, "locked"), False),
@@ -369,6 +371,25 @@ def test_prune_run_dirs_keeps_what_may_still_be_resumed(tmp_path):
     assert store.is_dir() and recent_failed.is_dir() and old_running.is_dir()
     with pytest.raises(vdb_core.ConfigError):
         prune_run_dirs(-1, work_dir=work)
+
+
+def test_remove_run_dir_refuses_what_is_not_an_idle_run_directory(tmp_path):
+    # Not a run directory (no manifest.json): refused, nothing in it touched.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"x")
+    with pytest.raises(vdb_core.ConfigError, match="not a run directory") as raised:
+        vdb_core.remove_run_dir(photos)
+    assert raised.value.kind == "invalid_config" and (photos / "a.jpg").is_file()
+    # A run directory a task holds a lock on: refused (kind locked), left whole; then removed.
+    run = _run(tmp_path / "work", "dag", "run", 10, time.time())
+    with open(run / "locks" / "shard-00001.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with pytest.raises(vdb_core.HandoffError, match="shard-00001.lock") as raised:
+            vdb_core.remove_run_dir(run)
+        assert raised.value.kind == "locked" and (run / "manifest.json").is_file()
+    vdb_core.remove_run_dir(run)
+    assert not run.exists() and os.listdir(run.parent) == []
 
 
 def test_collection_asset_uri_names_the_connection_and_collection():

@@ -8,6 +8,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,95 @@ def test_dag(airflow_env, tmp_path, case: Case):
     for s in case.says:
         assert s.replace("{file}", str(src)) in log, f"{s!r} not in the log"
     _store_is_empty(store)
+
+
+# --------------------------------------------------------------------------------------------------
+# `vdb search --filter`: values typed by the collection's payload index; a usage error is one line
+# naming the argument and exit code 2 (never a traceback, never a filter that silently matches
+# nothing because a value was guessed into the wrong type)
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def filings_store(tmp_path_factory, embedder) -> Path:
+    """Six sentences of two filings: cik as zero-padded text, a date, an integer year."""
+    d = tmp_path_factory.mktemp("search_cli")
+    texts = [f"Our results depend on the price of {w}." for w in ["steel", "oil", "chips", "corn", "gold", "copper"]]
+    table = pa.table(
+        {
+            "filing_id": pa.array(["a"] * 3 + ["b"] * 3),
+            "sentence_index": pa.array([0, 1, 2] * 2, pa.int32()),
+            "sentence": pa.array(texts),
+            "cik": pa.array(["0000320193"] * 3 + ["0000789019"] * 3),
+            "filing_date": pa.array([date(2016, 10, 26)] * 3 + [date(2021, 7, 29)] * 3, pa.date32()),
+            "fiscal_year": pa.array([2016] * 3 + [2021] * 3, pa.int32()),
+            "section": pa.array(["Risk Factors"] * 6),
+        }
+    )
+    src = d / "filings.parquet"
+    pq.write_table(table, src)
+    store = d / "store"
+    target = vdb_core.store_target(store_path=store)
+    vdb_core.ingest(src, run_dir=d / "run", collection="filings", target=target, embedder=embedder)
+    with vdb_core.Store(target) as s:
+        assert s.payload_indexes("filings") == {
+            "_vdb_text": "keyword",
+            "cik": "keyword",
+            "filing_date": "datetime",
+            "fiscal_year": "integer",
+            "section": "keyword",
+            "filing_id": "keyword",
+        }
+    return store
+
+
+# (id, --filter arguments, what the one stderr line must contain)
+SEARCH_USAGE_ERRORS = [
+    ("range_of_words", ["fiscal_year=abc..def"], ["fiscal_year=abc..def", "integer", "'abc'"]),
+    ("word_for_integer", ["fiscal_year=twenty"], ["fiscal_year=twenty", "integer"]),
+    ("not_a_date", ["filing_date=2021-13-45"], ["filing_date=2021-13-45", "date"]),
+    ("range_on_keyword", ["cik=1..2"], ["cik=1..2", "keyword"]),
+    ("open_both_ends", ["fiscal_year=.."], ["fiscal_year=..", "at least one end"]),
+    ("no_equals", ["fiscal_year"], ["'fiscal_year'", "FIELD=VALUE"]),
+    ("empty_value", ["cik="], ["'cik='", "FIELD=VALUE"]),
+    ("unindexed_field", ["sentence_index=1"], ["sentence_index", "no payload index", "cik, filing_date"]),
+    ("bad_json", ['{"must": [}'], ["not valid JSON"]),
+    ("json_and_more", ['{"must": []}', "cik=1"], ["must be the only --filter"]),
+    ("json_unknown_bound", ['{"must": [{"key": "fiscal_year", "range": {"gte": 1, "about": 2}}]}'], ["about"]),
+]
+
+
+@pytest.mark.parametrize("case", SEARCH_USAGE_ERRORS, ids=lambda c: c[0])
+def test_cli_search_usage_errors_exit_2_with_one_line(filings_store, case):
+    _, filters, says = case
+    argv = ["search", "price of oil", "--store", str(filings_store), "--collection", "filings"]
+    for f in filters:
+        argv += ["--filter", f]
+    r = vdb_cli(*argv)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith("vdb: error: --filter") and all(s in lines[0] for s in says), lines[0]
+
+
+# (id, --filter arguments, the filing ids the hits must come from)
+SEARCH_TYPED_FILTERS = [
+    ("zero_padded_cik_is_text", ["cik=0000320193"], {"a"}),
+    ("date_range", ["filing_date=2015-01-01..2030-12-31"], {"a", "b"}),
+    ("date_range_open_end", ["filing_date=2020-01-01.."], {"b"}),
+    ("one_day", ["filing_date=2016-10-26"], {"a"}),
+    ("integer_range", ["fiscal_year=..2016"], {"a"}),
+    ("two_filters", ["fiscal_year=2016..2021", "cik=0000789019"], {"b"}),
+]
+
+
+@pytest.mark.parametrize("case", SEARCH_TYPED_FILTERS, ids=lambda c: c[0])
+def test_cli_search_types_filter_values_by_the_payload_index(filings_store, case):
+    _, filters, filings = case
+    argv = ["search", "price of oil", "--store", str(filings_store), "--collection", "filings", "--json"]
+    for f in filters:
+        argv += ["--filter", f]
+    r = vdb_cli(*argv)
+    assert r.returncode == 0, r.stderr
+    hits = json.loads(r.stdout)
+    assert {h["payload"]["filing_id"] for h in hits} == filings

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 import vdb_core
 
@@ -56,3 +60,85 @@ def test_store_on_the_server(qdrant_server, sample_parquet, embedder, tmp_path):
         assert "s" in s.collections()
         assert s.count("s") == 600
         assert len(s.search("revenue growth", "s", limit=4, hnsw_ef=128)) == 4
+
+
+def test_short_filters_keep_every_bound_and_refuse_what_they_do_not_know(loaded, embedder):
+    with vdb_core.Store(loaded, embedder=embedder, collection="c") as s:
+        years = sorted({h["payload"]["fiscal_year"] for h in s.search("revenue", limit=600)})
+        assert len(years) >= 3, years
+        lo, mid, hi = years[0], years[1], years[2]
+        # Open bounds (gt / lt) are kept: only the year strictly between them.
+        short = s.search("revenue", limit=200, filters={"fiscal_year": {"gt": lo, "lt": hi}})
+        assert short and {h["payload"]["fiscal_year"] for h in short} == {mid}
+        qdrant = {"must": [{"key": "fiscal_year", "range": {"gt": lo, "lt": hi}}]}
+        assert s.search("revenue", limit=200, filters=qdrant) == short
+        # A list matches any of its values; a date range filters dates as dates.
+        two = s.search("revenue", limit=600, filters={"fiscal_year": [lo, hi]})
+        assert {h["payload"]["fiscal_year"] for h in two} == {lo, hi}
+        first = min(h["payload"]["filing_date"] for h in s.search("revenue", limit=600))
+        year = first[:4]
+        dated = s.search("revenue", limit=200, filters={"filing_date": {"gte": f"{year}-01-01", "lt": f"{year}-12-31"}})
+        assert dated and all(h["payload"]["filing_date"].startswith(f"{year}-") for h in dated)
+        for bad, says in [
+            ({"fiscal_year": {"gte": 2018, "below": 2021}}, "below"),
+            ({"fiscal_year": {}}, "no bound"),
+            ([{"op": "nearly", "field": "fiscal_year", "value": 2020}], "'op' must be one of"),
+            ({"must": [{"key": "fiscal_year", "match": {"value": 2020}, "rnage": {"gt": 1}}]}, "rnage"),
+        ]:
+            with pytest.raises(vdb_core.ConfigError, match=says) as raised:
+                s.search("revenue", limit=5, filters=bad)
+            assert raised.value.kind == "invalid_config"
+
+
+def test_an_exception_of_a_progress_callable_is_raised_not_discarded(sample_parquet, tmp_path):
+    lines: list[str] = []
+
+    def broken(line: str) -> None:
+        lines.append(line)
+        raise RuntimeError("the progress sink is broken")
+
+    with pytest.raises(RuntimeError, match="the progress sink is broken"):
+        vdb_core.plan(tmp_path / "run", sample_parquet, progress=broken)
+    assert len(lines) == 1, "a callable that raised is not called again"
+    # The work itself completed: the same plan again finds it done.
+    assert vdb_core.plan(tmp_path / "run", sample_parquet)["rows_valid"] == 600
+
+
+CLOSE_WHILE_A_CALL_LOGS = """
+import json, logging, sys, threading, time
+import vdb_core
+
+entered = threading.Event()
+
+class SlowHandler(logging.Handler):
+    def emit(self, record):
+        # The first record of the call on the other thread: hold it while the main thread closes.
+        if "opened" in record.getMessage() and not entered.is_set():
+            entered.set()
+            time.sleep(1.0)
+
+log = logging.getLogger("vdb_core")
+log.setLevel(logging.DEBUG)
+log.addHandler(SlowHandler())
+store = vdb_core.Store(json.loads(sys.argv[1]), collection="c")
+counted = []
+t = threading.Thread(target=lambda: counted.append(store.count()))
+t.start()
+assert entered.wait(60), "the call on the other thread logged nothing"
+store.close()  # waits for the call in flight, which needs the GIL to finish logging
+t.join(60)
+print("closed after", counted)
+"""
+
+
+def test_close_while_a_call_on_another_thread_logs_does_not_deadlock(loaded, tmp_path):
+    script = tmp_path / "close_while_logging.py"
+    script.write_text(CLOSE_WHILE_A_CALL_LOGS)
+    try:
+        r = subprocess.run(
+            [sys.executable, str(script), json.dumps(dict(loaded))], capture_output=True, text=True, timeout=120
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("Store.close() deadlocked with a call on another thread that was logging")
+    assert r.returncode == 0, r.stderr
+    assert "closed after [600]" in r.stdout, r.stdout

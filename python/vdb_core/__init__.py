@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict, Union
+from typing import Any, TypedDict, TypeVar, Union
 
 import numpy as np
 
@@ -245,13 +245,31 @@ def store_target(
     sp = os.fspath(store_path) if store_path else None
     target = json.loads(_native.resolve_target(qdrant_url, api_key, sp))
     if target["kind"] == "embedded" and sp is None and resolved_settings()["require_server"]:
-        err = ConfigError(
+        raise _error(
+            ConfigError,
             "VDB_REQUIRE_SERVER is set but no Qdrant server is configured (QDRANT_URL, or in Airflow the "
-            "connection qdrant_default): refusing to fall back to the embedded store on local disk"
+            "connection qdrant_default): refusing to fall back to the embedded store on local disk",
         )
-        err.kind, err.file, err.row, err.column = "invalid_config", None, None, None
-        raise err
     return target
+
+
+_E = TypeVar("_E", bound=VdbError)
+
+
+def _error(
+    cls: type[_E],
+    message: str,
+    kind: str = "invalid_config",
+    *,
+    file: str | None = None,
+    row: int | None = None,
+    column: str | None = None,
+) -> _E:
+    """An exception raised from Python, with the ``kind``/``file``/``row``/``column`` attributes
+    that those raised from Rust carry."""
+    err = cls(message)
+    err.kind, err.file, err.row, err.column = kind, file, row, column
+    return err
 
 
 def _target(target: Target | None) -> str:
@@ -510,24 +528,44 @@ def ingest(
 _QDRANT_FILTER_KEYS = {"must", "should", "must_not", "min_should"}
 
 
+_RANGE_BOUNDS = ("gt", "gte", "lt", "lte")
+_CONDITION_OPS = ("equals", "range", "qdrant")
+
+
 def _filter(filters: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None) -> str:
     """Three forms: Qdrant's own filter JSON (``{"must": [...], "should": [...], "must_not": [...]}``
     with match / range / datetime range conditions, as in the Qdrant documentation); the short
-    ``{"form_type": "10-K", "fiscal_year": {"gte": 2020, "lte": 2022}}``; or a list of
-    ``{"op": "equals"|"range"|"qdrant", ...}`` conditions."""
+    ``{"form_type": "10-K", "fiscal_year": {"gte": 2020, "lt": 2023}, "ticker": ["AAPL", "MSFT"]}``
+    (a value matches exactly, a list matches any of its values, a mapping is a range with Qdrant's
+    bounds ``gt``/``gte``/``lt``/``lte``: numbers, or dates as ``YYYY-MM-DD`` / RFC 3339 text); or a
+    list of ``{"op": "equals"|"range"|"qdrant", ...}`` conditions. Anything else (an unknown
+    bound or operator) is a ``ConfigError``, never a condition quietly left out."""
     if not filters:
         return "[]"
     if isinstance(filters, Mapping) and set(filters) <= _QDRANT_FILTER_KEYS:
         return json.dumps([{"op": "qdrant", "filter": dict(filters)}])
     if isinstance(filters, Mapping):
-        conds = []
+        must: list[dict[str, Any]] = []
         for field, value in filters.items():
             if isinstance(value, Mapping):
-                conds.append({"op": "range", "field": field, "gte": value.get("gte"), "lte": value.get("lte")})
+                unknown = sorted(set(value) - set(_RANGE_BOUNDS))
+                if unknown or not value:
+                    raise _error(
+                        ConfigError,
+                        f"filter on {field!r}: {unknown or 'no bound'} is not a range bound (use gt, gte, lt, lte)",
+                        column=field,
+                    )
+                must.append({"key": field, "range": dict(value)})
+            elif isinstance(value, list | tuple | set | frozenset):
+                must.append({"key": field, "match": {"any": list(value)}})
             else:
-                conds.append({"op": "equals", "field": field, "value": value})
-        return json.dumps(conds)
-    return json.dumps(list(filters))
+                must.append({"key": field, "match": {"value": value}})
+        return json.dumps([{"op": "qdrant", "filter": {"must": must}}])
+    conditions = list(filters)
+    for c in conditions:
+        if not isinstance(c, Mapping) or c.get("op") not in _CONDITION_OPS:
+            raise _error(ConfigError, f"filter condition {c!r}: 'op' must be one of {', '.join(_CONDITION_OPS)}")
+    return json.dumps(conditions)
 
 
 class Hit(TypedDict):
@@ -611,6 +649,11 @@ class Store:
     def count(self, collection: str | None = None) -> int:
         """Exact number of points."""
         return self._native.count(collection or self.collection)
+
+    def payload_indexes(self, collection: str | None = None) -> dict[str, str]:
+        """The collection's payload indexes: field -> ``"keyword"``, ``"integer"``, ``"float"`` or
+        ``"datetime"`` (the types its fields are filtered by)."""
+        return dict(self._native.payload_indexes(collection or self.collection))
 
     def search(
         self,

@@ -20,7 +20,7 @@ class VdbError(Exception):
     kind: str
     """Stable error slug: file_not_found, not_parquet, corrupt_file, missing_column,
     wrong_column_type, empty_text, duplicate_id, null_id, no_rows, invalid_config, model, embed, store,
-    store_unavailable, collection_mismatch, handoff, run_mismatch, locked, io, internal; and, from
+    store_unavailable, store_auth, collection_mismatch, handoff, run_mismatch, locked, io, internal; and, from
     the Python layer, outside_data_root (``vdb_core.airflow.resolve_input``)."""
     file: str | None
     row: int | None
@@ -84,6 +84,7 @@ class NativeStore:
     def collections(self) -> list[str]: ...
     def aliases(self) -> list[tuple[str, str]]: ...
     def count(self, collection: str) -> int: ...
+    def payload_indexes(self, collection: str) -> list[tuple[str, str]]: ...
     def search_vector(
         self, collection: str, vector: list[float], limit: int, filter: str = "[]", params: str = "{}"
     ) -> str: ...

@@ -21,7 +21,6 @@ import importlib
 import logging
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,15 +49,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _config_error(message: str) -> vdb_core.ConfigError:
-    err = vdb_core.ConfigError(message)
-    err.kind, err.file, err.row, err.column = "invalid_config", None, None, None
-    return err
+    return vdb_core._error(vdb_core.ConfigError, message)
 
 
 def _input_error(message: str, kind: str, file: str | None = None) -> vdb_core.InputError:
-    err = vdb_core.InputError(message)
-    err.kind, err.file, err.row, err.column = kind, file, None, None
-    return err
+    return vdb_core._error(vdb_core.InputError, message, kind, file=file)
 
 
 def _bool_field(name: str, value: Any, conn_id: str) -> bool | None:
@@ -276,13 +271,16 @@ def describe(target: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 #: Error kinds a retry cannot fix (besides every InputError, ConfigError and ModelError).
-DETERMINISTIC_KINDS = frozenset({"collection_mismatch", "run_mismatch", "invalid_config", "outside_data_root"})
+DETERMINISTIC_KINDS = frozenset(
+    {"collection_mismatch", "run_mismatch", "invalid_config", "outside_data_root", "store_auth"}
+)
 
 
 def is_deterministic(err: BaseException) -> bool:
     """True for errors a retry repeats: bad input, bad settings, a bad model, a collection or run
-    directory that belongs to something else. False for the rest (store unavailable or refusing,
-    a lock held by another task, I/O, a damaged hand-off file that a retry redoes)."""
+    directory that belongs to something else, credentials the store refuses. False for the rest
+    (store unavailable or refusing, a lock held by another task, I/O, a hand-off file that is
+    missing or damaged and that a retry redoes)."""
     if isinstance(err, vdb_core.InputError | vdb_core.ConfigError | vdb_core.ModelError):
         return True
     return isinstance(err, vdb_core.VdbError) and getattr(err, "kind", None) in DETERMINISTIC_KINDS
@@ -420,11 +418,19 @@ def prune_run_dirs(
             out["kept_recent"].append(str(run))
             continue
         state = run_state(dag_id, run.name) if run_state else None
-        if state not in (None, "success", "failed") or _locked(run):
+        if state not in (None, "success", "failed") or (dry_run and _locked(run)):
             out["kept_active"].append(str(run))
             continue
         if not dry_run:
-            shutil.rmtree(run)
+            try:
+                # Takes the directory's locks and deletes it while holding them (refused while a
+                # task holds one): a task starting now cannot lose its files under it.
+                vdb_core.remove_run_dir(run)
+            except vdb_core.HandoffError as e:
+                if getattr(e, "kind", None) != "locked":
+                    raise
+                out["kept_active"].append(str(run))
+                continue
         out["removed"].append(str(run))
     return out
 

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import vdb_core
@@ -86,14 +87,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     # Check the input and the mapping before loading the model: bad input fails in a second.
     info = vdb_core.inspect(args.parquet, args.text_column, _split(args.id_columns), _split(args.payload_columns))
     if info["mapping_error"]:
-        err = vdb_core.InputError(info["mapping_error"])
-        err.kind, err.file, err.row, err.column = (
+        raise vdb_core._error(
+            vdb_core.InputError,
+            info["mapping_error"],
             info["mapping_error_kind"],
-            info["path"],
-            None,
-            info["mapping_error_column"],
+            file=info["path"],
+            column=info["mapping_error_column"],
         )
-        raise err
     print(f"{info['rows']} rows in {info['row_groups']} row groups", file=sys.stderr)
     embedder = vdb_core.Embedder(args.model_dir, threads=args.threads, precision=args.precision, device=args.device)
     result = vdb_core.ingest(
@@ -145,44 +145,89 @@ def _describe(target: dict[str, Any]) -> str:
     return f"qdrant server {target['url']}" if target["kind"] == "server" else f"embedded store {target['path']}"
 
 
-def _filters(items: Sequence[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items or []:
+class UsageError(Exception):
+    """A command-line argument that cannot work: one line on stderr naming it, exit code 2."""
+
+
+def _typed(arg: str, field: str, kind: str | None, raw: str, collection: str, indexed: Sequence[str]) -> Any:
+    """``raw`` as a value of ``field``'s type in the collection's payload index: keyword text stays
+    text (``0000320193`` keeps its zeros), integers and floats are parsed, dates are checked."""
+    if kind is None:
+        raise UsageError(
+            f"--filter {arg!r}: {field!r} has no payload index in collection {collection!r}, so its type is unknown "
+            f"(indexed: {', '.join(indexed) or 'none'}); filter it with a Qdrant filter JSON instead"
+        )
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "datetime":
+            datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return raw
+    except ValueError:
+        expected = {"integer": "an integer", "float": "a number", "datetime": "a date (YYYY-MM-DD) or RFC 3339 time"}
+        raise UsageError(
+            f"--filter {arg!r}: {field!r} is a {kind} field of collection {collection!r}; {raw!r} is not "
+            f"{expected[kind]}"
+        ) from None
+
+
+def _filters(items: Sequence[str] | None, indexes: dict[str, str], collection: str) -> dict[str, Any]:
+    """``--filter`` arguments as one Qdrant filter: ``FIELD=VALUE`` (an exact match; a date field:
+    that day) and ``FIELD=LO..HI`` (a range, either end open), each value typed by the field's
+    payload index in ``collection`` (``indexes``: field -> index type); or one Qdrant filter JSON."""
+    items = list(items or [])
+    must: list[dict[str, Any]] = []
+    for item in items:
         if item.lstrip().startswith("{"):
             # Qdrant's own filter JSON: {"must": [...], "should": [...], "must_not": [...]}.
             try:
                 qdrant = json.loads(item)
             except json.JSONDecodeError as e:
-                raise SystemExit(f"vdb: --filter is not valid JSON: {e}") from None
-            if (items or []) != [item]:
-                raise SystemExit("vdb: a Qdrant filter JSON must be the only --filter")
+                raise UsageError(f"--filter {item!r} is not valid JSON: {e}") from None
+            if items != [item]:
+                raise UsageError("--filter: a Qdrant filter JSON must be the only --filter")
             return qdrant
         field, sep, value = item.partition("=")
-        if not sep or not field:
-            raise SystemExit(f"vdb: --filter expects field=value or field=LO..HI, got {item!r}")
+        field = field.strip()
+        if not sep or not field or not value:
+            raise UsageError(f"--filter {item!r}: expected FIELD=VALUE or FIELD=LO..HI")
+        kind = indexes.get(field)
         if ".." in value:
             lo, _, hi = value.partition("..")
-            out[field] = {"gte": float(lo) if lo else None, "lte": float(hi) if hi else None}
+            if not lo and not hi:
+                raise UsageError(f"--filter {item!r}: a range needs at least one end (FIELD=LO.., ..HI or LO..HI)")
+            if kind == "keyword":
+                raise UsageError(f"--filter {item!r}: {field!r} is a keyword field; ranges need a number or date field")
+            bounds = {
+                name: _typed(item, field, kind, end, collection, sorted(indexes))
+                for name, end in (("gte", lo), ("lte", hi))
+                if end
+            }
+            must.append({"key": field, "range": bounds})
             continue
-        try:
-            out[field] = int(value)
-        except ValueError:
-            out[field] = value
-    return out
+        typed = _typed(item, field, kind, value, collection, sorted(indexes))
+        if kind == "datetime":
+            must.append({"key": field, "range": {"gte": typed, "lte": typed}})
+        else:
+            must.append({"key": field, "match": {"value": typed}})
+    return {"must": must} if must else {}
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    embedder = vdb_core.Embedder(args.model_dir)
-    hits = vdb_core.search(
-        args.query,
-        args.collection,
-        target=_target(args),
-        embedder=embedder,
-        limit=args.limit,
-        filters=_filters(args.filter),
-        hnsw_ef=args.hnsw_ef,
-        exact=args.exact,
-    )
+    embedder = vdb_core.Embedder(args.model_dir) if args.model_dir else None
+    with vdb_core.Store(_target(args), embedder=embedder) as store:
+        collection = args.collection or store.collection
+        filters = _filters(args.filter, store.payload_indexes(collection), collection) if args.filter else None
+        try:
+            hits = store.search(
+                args.query, collection, limit=args.limit, filters=filters, hnsw_ef=args.hnsw_ef, exact=args.exact
+            )
+        except vdb_core.ConfigError as e:
+            if filters and str(e).startswith("Qdrant filter"):
+                raise UsageError(f"--filter: {e}") from None
+            raise
     if args.json:
         print(json.dumps(hits, indent=2))
         return 0
@@ -306,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--filter",
         action="append",
         metavar="FIELD=VALUE",
-        help="payload filter; FIELD=LO..HI for a numeric range; repeatable; or one Qdrant filter JSON "
+        help="payload filter on an indexed field, typed by its index (text, integer, float, date); FIELD=LO..HI "
+        "for a range (either end may be left out); repeatable; or one Qdrant filter JSON "
         '(\'{"must": [{"key": "filing_date", "range": {"gte": "2021-01-01"}}]}\')',
     )
     sp.add_argument("--hnsw-ef", type=int, default=None, help="HNSW search breadth (Qdrant's hnsw_ef)")
@@ -329,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.func(args)
+    except UsageError as e:
+        print(f"vdb: error: {e}", file=sys.stderr)
+        return 2
     except vdb_core.VdbError as e:
         print(f"vdb: error [{getattr(e, 'kind', 'error')}]: {e}", file=sys.stderr)
         return 1

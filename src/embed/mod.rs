@@ -110,6 +110,14 @@ impl EncodeOptions {
     }
 }
 
+/// Whether two [`Embedder::model_id`]s name the same weights: an id is the model folder's
+/// (`<name>-<checksum>`), followed by `+<precision>` for arithmetic other than float32. Vectors of
+/// one model in two precisions are comparable (a query may search them); those of two models are not.
+pub fn same_weights(a: &str, b: &str) -> bool {
+    let weights = |id: &str| id.split_once('+').map_or(id, |(w, _)| w).to_string();
+    weights(a) == weights(b)
+}
+
 /// Turns sentences into fixed-size vectors. Output order equals input order.
 pub trait Embedder: Send + Sync {
     /// Vector dimension (384 for all-MiniLM-L6-v2).

@@ -37,7 +37,7 @@ pub struct InputInfo {
 
 impl InputInfo {
     pub fn of(path: &Path) -> Result<InputInfo> {
-        let mut f = File::open(path).map_err(|e| VdbError::io(path, "cannot open input file", e))?;
+        let mut f = File::open(path).map_err(|e| VdbError::input_io(path, "cannot open input file", e))?;
         let size = f.metadata().map_err(|e| VdbError::io(path, "cannot stat", e))?.len();
         let mut h = Sha256::new();
         h.update(size.to_le_bytes());

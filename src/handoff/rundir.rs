@@ -1,5 +1,6 @@
 //! Run directories and their locks.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -61,13 +62,56 @@ impl RunDir {
         FileLock::acquire(&self.path.join("locks").join(format!("{name}.lock")), timeout)
     }
 
-    /// Delete the run directory (after a successful run).
+    /// Delete the run directory (after a successful run, or by the maintenance DAG's pruning).
+    ///
+    /// Refused (`invalid_config`) for a directory that is not a run directory: one with neither a
+    /// `manifest.json` nor the `shards/` and `locks/` folders of a plan in progress. Refused
+    /// (`locked`) while a task holds one of its locks: every lock is taken, without waiting, and
+    /// held while the directory is renamed aside (one atomic step: from then on no task finds it)
+    /// and deleted. A directory that does not exist is no error.
     pub fn remove(&self) -> Result<()> {
-        match fs::remove_dir_all(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(VdbError::io(&self.path, "cannot remove run directory", e)),
+        if !self.path.exists() {
+            return Ok(());
         }
+        let is_run =
+            self.manifest_path().is_file() || (self.path.join("shards").is_dir() && self.path.join("locks").is_dir());
+        if !is_run {
+            return Err(VdbError::new(
+                ErrorKind::InvalidConfig,
+                format!("{} is not a run directory (it has no manifest.json): not deleted", self.path.display()),
+            )
+            .with_file(&self.path));
+        }
+        let mut names: BTreeSet<String> = ["manifest".to_string(), "ingest".to_string()].into();
+        if let Ok(entries) = fs::read_dir(self.path.join("locks")) {
+            names.extend(
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".lock")).map(str::to_string)),
+            );
+        }
+        let held = names
+            .iter()
+            .map(|name| {
+                self.lock(name, Duration::ZERO).map_err(|e| match e.kind {
+                    ErrorKind::Locked => VdbError::new(
+                        ErrorKind::Locked,
+                        format!(
+                            "run directory {} is in use (a task holds locks/{name}.lock): not deleted",
+                            self.path.display()
+                        ),
+                    )
+                    .with_file(&self.path),
+                    _ => e,
+                })
+            })
+            .collect::<Result<Vec<FileLock>>>()?;
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let aside = self.path.with_file_name(format!(".{name}.removing-{}", std::process::id()));
+        fs::rename(&self.path, &aside).map_err(|e| VdbError::io(&self.path, "cannot move aside to delete", e))?;
+        let removed = fs::remove_dir_all(&aside).map_err(|e| VdbError::io(&aside, "cannot remove run directory", e));
+        drop(held);
+        removed
     }
 }
 
@@ -135,6 +179,36 @@ mod tests {
         let r = RunDir::for_run(Path::new("/tmp/vdb"), "sec", "manual__2026-01-01T00:00:00+00:00/../x");
         assert_eq!(r.path, PathBuf::from("/tmp/vdb/sec/manual__2026-01-01T00:00:00+00:00_.._x"));
         assert_eq!(RunDir::for_run(Path::new("/w"), "..", "a").path, PathBuf::from("/w/_/a"));
+    }
+
+    #[test]
+    fn only_an_idle_run_directory_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // Not a run directory: refused, and nothing in it is touched.
+        let other = dir.path().join("photos");
+        fs::create_dir_all(other.join("2026")).unwrap();
+        fs::write(other.join("2026/a.jpg"), b"x").unwrap();
+        let err = RunDir::at(&other).remove().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidConfig, "{}", err.message);
+        assert!(err.message.contains("not a run directory"), "{}", err.message);
+        assert!(other.join("2026/a.jpg").is_file());
+
+        // A run directory whose shard lock a task holds: refused, the directory stays whole.
+        let run = RunDir::at(dir.path().join("run"));
+        run.create().unwrap();
+        fs::write(run.manifest_path(), b"{}").unwrap();
+        let held = run.lock("shard-00003", Duration::from_secs(1)).unwrap();
+        let err = run.remove().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Locked, "{}", err.message);
+        assert!(err.message.contains("shard-00003.lock"), "{}", err.message);
+        assert!(run.manifest_path().is_file());
+        drop(held);
+
+        // Idle: removed, with nothing left beside it; removing it again is no error.
+        run.remove().unwrap();
+        assert!(!run.path.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "only photos/ is left");
+        run.remove().unwrap();
     }
 
     #[test]

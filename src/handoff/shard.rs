@@ -65,7 +65,16 @@ pub fn read_shard(path: &Path, expected: Option<&str>) -> Result<RecordBatch> {
     let bad = |e: &dyn std::fmt::Display| {
         VdbError::new(ErrorKind::Handoff, format!("cannot read shard {}: {e}", path.display())).with_file(path)
     };
-    let file = File::open(path).map_err(|e| VdbError::io(path, "cannot open shard", e))?;
+    let file = File::open(path).map_err(|e| match e.kind() {
+        // Not written yet (or removed): the step that writes it runs (again) first; no input error.
+        std::io::ErrorKind::NotFound => VdbError::new(
+            ErrorKind::Handoff,
+            format!("shard {} does not exist (yet): run the step that writes it first", path.display()),
+        )
+        .with_file(path)
+        .with_source(e),
+        _ => VdbError::io(path, "cannot open shard", e),
+    })?;
     // Arrow's IPC reader panics on some damaged files (found by `tests/fuzz.rs`: a changed buffer
     // length in an embedded shard): a damaged shard is an error like any other.
     catch_panic(

@@ -115,11 +115,12 @@ pub fn embed_shard(
     progress: &dyn Progress,
 ) -> Result<EmbedResult> {
     let started = Instant::now();
+    // One process per shard at a time (a zombie retry and its successor must not both write). The
+    // manifest is read under the lock: what it says about this shard is then current.
+    let _lock = run.lock(&format!("shard-{index:05}"), Duration::from_secs(3600))?;
     let m = Manifest::read(run)?;
     check_model(&m, embedder, run)?;
     let entry = m.shard(index)?.clone();
-    // One process per shard at a time (a zombie retry and its successor must not both write).
-    let _lock = run.lock(&format!("shard-{index:05}"), Duration::from_secs(3600))?;
     let out = run.embedded_path(index);
     if entry.state >= ShardState::Embedded {
         if let Some(sum) = &entry.embedded_checksum {
@@ -184,9 +185,10 @@ pub fn embed_shard(
         mine.len() as u64 - texts_embedded
     );
     Manifest::update(run, |m| {
-        if m.model.is_none() {
-            m.model = Some(model.clone());
-        }
+        // Checked again under the manifest lock: another shard's first embed may have recorded
+        // another model since this one started (its vectors must not mix with these).
+        check_model(m, embedder, run)?;
+        m.model.get_or_insert_with(|| model.clone());
         let e = m.shards.get_mut(index).ok_or_else(|| VdbError::internal("shard vanished"))?;
         e.state = ShardState::Embedded;
         e.embedded_checksum = Some(checksum.clone());

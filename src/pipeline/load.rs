@@ -126,6 +126,9 @@ pub fn ensure_collection(
     mode: EnsureMode,
     options: &CollectionOptions,
 ) -> Result<EnsureResult> {
+    // One ensure of a run at a time, and the manifest read under that lock: two ensures of one
+    // rebuild (a retry beside a zombie) must agree on one new collection, not make two.
+    let _lock = run.lock("ensure", Duration::from_secs(600))?;
     let m = Manifest::read(run)?;
     let name = match (&m.rebuild, mode) {
         (Some(_), EnsureMode::Rebuild) => build_target(&m, collection, run)?,
@@ -332,6 +335,9 @@ pub fn load_shard(
     progress: &dyn Progress,
 ) -> Result<LoadResult> {
     let started = Instant::now();
+    // The shard's lock first, then the manifest: a load that waited for another one of the same
+    // shard sees it loaded, and does not load (and count) the shard again.
+    let _lock = run.lock(&format!("shard-{index:05}"), Duration::from_secs(3600))?;
     let m = Manifest::read(run)?;
     let entry = m.shard(index)?.clone();
     if entry.state == ShardState::Loaded {
@@ -350,7 +356,6 @@ pub fn load_shard(
         ));
     }
     let collection = &build_target(&m, collection, run)?;
-    let _lock = run.lock(&format!("shard-{index:05}"), Duration::from_secs(3600))?;
     let points = shard_points(run, &m, index)?;
     progress.start(&format!("load shard {index}"), points.len() as u64);
     let (mut written, mut added, mut updated, mut unchanged) = (0u64, 0u64, 0u64, 0u64);
@@ -380,6 +385,14 @@ pub fn load_shard(
     );
     Manifest::update(run, |m| {
         let e = m.shards.get_mut(index).ok_or_else(|| VdbError::internal("shard vanished"))?;
+        if e.embedded_checksum != entry.embedded_checksum || e.state != ShardState::Embedded {
+            // Re-embedded or reset meanwhile (a recreate by another task): what was loaded is not
+            // what the shard now holds; the shard stays to be loaded again.
+            return Err(VdbError::new(
+                ErrorKind::Handoff,
+                format!("shard {index} changed while it was loaded (embedded again, or reset): load it again"),
+            ));
+        }
         e.state = ShardState::Loaded;
         m.verified = false;
         e.loaded_points = Some(written);

@@ -125,7 +125,9 @@ pub fn ingest(
     Ok(IngestResult { run_dir: run.path.display().to_string(), report, wall_seconds: started.elapsed().as_secs_f64() })
 }
 
-/// Search by text: embed `query` with the same model, then nearest neighbours.
+/// Search by text: embed `query` with the same model, then nearest neighbours. A collection whose
+/// recorded model is another one (other weights; the precision may differ) is refused: the
+/// neighbours of a query embedded by another model mean nothing.
 pub fn search_text(
     embedder: &dyn Embedder,
     store: &dyn VectorStore,
@@ -135,6 +137,19 @@ pub fn search_text(
     filter: &[Condition],
     params: &SearchParams,
 ) -> Result<Vec<Hit>> {
+    if let Some(recorded) = store.collection_model(collection)? {
+        if !crate::embed::same_weights(&recorded, embedder.model_id()) {
+            return Err(VdbError::new(
+                ErrorKind::CollectionMismatch,
+                format!(
+                    "collection '{collection}' at {} holds vectors of model {recorded}, but the query would be embedded \
+                     with {}: search it with the model that built it (Embedder(model_dir=...), --model-dir)",
+                    store.describe(),
+                    embedder.model_id()
+                ),
+            ));
+        }
+    }
     let v = embedder.embed(&[query], &EncodeOptions::default(), None)?;
     store.search_with(collection, &v, limit, filter, params)
 }

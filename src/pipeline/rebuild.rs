@@ -15,12 +15,14 @@
 //! Re-running any step of a rebuild (same run directory) continues with the same collection;
 //! re-running the switch after it happened changes nothing.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Settings;
 use crate::error::{ErrorKind, Result, VdbError};
-use crate::handoff::atomic::write_bytes_atomic;
 use crate::handoff::{Manifest, RunDir};
 use crate::pipeline::verify::Report;
 use crate::progress::peak_rss_mib;
@@ -57,26 +59,44 @@ pub struct SwitchResult {
 /// The marker between a name and its generations.
 const GENERATION: &str = "__v";
 
-/// A fresh collection name for a rebuild of `alias`: `<alias>__v<YYYYMMDDhhmmss>_<6 hex>` (UTC).
+/// A fresh collection name for a rebuild of `alias`: `<alias>__v<YYYYMMDDhhmmssSSS>_<6 hex>` (UTC,
+/// to the millisecond, so that generations sort by creation time).
 pub fn generation_name(alias: &str) -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let secs = ms / 1000;
     let (y, mo, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
     let random = &uuid::Uuid::new_v4().simple().to_string()[..6];
-    format!("{alias}{GENERATION}{y:04}{mo:02}{d:02}{:02}{:02}{:02}_{random}", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{alias}{GENERATION}{y:04}{mo:02}{d:02}{:02}{:02}{:02}{:03}_{random}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        ms % 1000
+    )
 }
 
 /// Whether `name` is a generation of `alias` made by [`generation_name`] (and nothing else: other
 /// collections are never touched).
 pub fn is_generation_of(name: &str, alias: &str) -> bool {
-    let Some(rest) = name.strip_prefix(alias).and_then(|r| r.strip_prefix(GENERATION)) else {
-        return false;
-    };
-    let b = rest.as_bytes();
-    b.len() == 21
-        && b[..14].iter().all(u8::is_ascii_digit)
-        && b[14] == b'_'
-        && b[15..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+    generation_time(name, alias).is_some()
+}
+
+/// When generation `name` of `alias` was created, as the number `YYYYMMDDhhmmssSSS` (UTC), which
+/// orders generations by age; `None` when `name` is not a generation of `alias`. Generations named
+/// to the second only (`YYYYMMDDhhmmss`, by vdb_core 0.1 before milliseconds) count as `SSS = 000`.
+pub fn generation_time(name: &str, alias: &str) -> Option<u64> {
+    let rest = name.strip_prefix(alias)?.strip_prefix(GENERATION)?;
+    let (digits, random) = rest.split_once('_')?;
+    let hex = random.len() == 6 && random.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    if !hex || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    match digits.len() {
+        17 => digits.parse().ok(),
+        14 => digits.parse::<u64>().ok().map(|t| t * 1000),
+        _ => None,
+    }
 }
 
 /// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
@@ -107,6 +127,36 @@ pub fn build_target(m: &Manifest, collection: &str, run: &RunDir) -> Result<Stri
         )),
         None => Ok(collection.to_string()),
     }
+}
+
+/// The generations of `alias` that a rebuild run directory names and has not switched to yet, with
+/// that directory: such a run can still resume (clearing its failed tasks), so its collection must
+/// stay. Looked for beside `run` and in every DAG's folder of the work directory
+/// (`$VDB_WORK_DIR/<dag_id>/<run_id>`); a manifest that cannot be read is passed over.
+pub fn generations_in_progress(run: &RunDir, alias: &str) -> HashMap<String, PathBuf> {
+    let mut parents: Vec<PathBuf> = run.path.parent().map(Path::to_path_buf).into_iter().collect();
+    if let Ok(settings) = Settings::from_env() {
+        if let Ok(dags) = std::fs::read_dir(&settings.work_dir) {
+            parents.extend(dags.flatten().map(|d| d.path()).filter(|p| p.is_dir()));
+        }
+    }
+    parents.sort();
+    parents.dedup();
+    let mut out = HashMap::new();
+    for parent in parents {
+        let Ok(runs) = std::fs::read_dir(&parent) else { continue };
+        for dir in runs.flatten().map(|d| d.path()) {
+            if dir == run.path || !dir.join("manifest.json").is_file() {
+                continue;
+            }
+            if let Ok(Manifest { rebuild: Some(r), .. }) = Manifest::read(&RunDir::at(&dir)) {
+                if r.alias == alias && !r.switched {
+                    out.insert(r.collection, dir);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Point the alias `collection` at the collection this rebuild built (see the module docs).
@@ -162,11 +212,19 @@ pub fn switch(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
     log::info!("'{collection}' now names '{built}' (before: {})", previous.as_deref().unwrap_or("none"));
 
     let mut deleted = Vec::new();
-    if known {
+    // Only generations older than the previous one go: a newer one may be another rebuild's,
+    // still loading. And never one that a run directory still building it names (it may resume).
+    let cutoff = previous.as_deref().and_then(|p| generation_time(p, collection)).filter(|_| known);
+    if let Some(cutoff) = cutoff {
         let aliased: Vec<String> = store.aliases()?.into_iter().map(|(_, c)| c).collect();
+        let claimed = generations_in_progress(run, collection);
         for old in store.collections()? {
-            let keep = old == built || Some(&old) == previous.as_ref() || aliased.contains(&old);
-            if keep || !is_generation_of(&old, collection) {
+            let older = generation_time(&old, collection).is_some_and(|t| t < cutoff);
+            if !older || old == built || aliased.contains(&old) {
+                continue;
+            }
+            if let Some(dir) = claimed.get(&old) {
+                log::info!("old collection '{old}' is kept: run {} is still building it", dir.display());
                 continue;
             }
             // Best effort: a collection someone still has open is left for the next rebuild.
@@ -181,16 +239,13 @@ pub fn switch(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
         m.add_step("switch", seconds, 0, peak_rss_mib());
         Ok(())
     })?;
-    if let Ok(bytes) = std::fs::read(run.report_path()) {
-        if let Ok(mut report) = serde_json::from_slice::<Report>(&bytes) {
-            report.record_switch(&built, previous.as_deref(), store.count(collection)?);
-            if let Some(st) = m.steps.get("switch") {
-                report.steps.insert("switch".into(), st.clone());
-            }
-            let bytes = serde_json::to_vec_pretty(&report).map_err(|e| VdbError::internal(e.to_string()))?;
-            write_bytes_atomic(&run.report_path(), &bytes)?;
+    Report::update(run, |report| {
+        report.record_switch(&built, previous.as_deref(), store.count(collection)?);
+        if let Some(st) = m.steps.get("switch") {
+            report.steps.insert("switch".into(), st.clone());
         }
-    }
+        Ok(())
+    })?;
     Ok(SwitchResult {
         switched: true,
         alias: collection.to_string(),

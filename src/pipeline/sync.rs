@@ -14,7 +14,6 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{ErrorKind, Result, VdbError};
-use crate::handoff::atomic::write_bytes_atomic;
 use crate::handoff::shard::{self, ID, PLANNED_COLUMNS};
 use crate::handoff::{Manifest, RunDir};
 use crate::pipeline::verify::Report;
@@ -123,15 +122,12 @@ pub fn sync(run: &RunDir, store: &dyn VectorStore, collection: &str, scope: &[St
         Ok(())
     })?;
     // The run report says what the sync did.
-    if let Ok(bytes) = std::fs::read(run.report_path()) {
-        if let Ok(mut report) = serde_json::from_slice::<Report>(&bytes) {
-            report.record_sync(scope, deleted, store.count(collection)?);
-            if let Some(st) = m.steps.get("sync") {
-                report.steps.insert("sync".into(), st.clone());
-            }
-            let bytes = serde_json::to_vec_pretty(&report).map_err(|e| VdbError::internal(e.to_string()))?;
-            write_bytes_atomic(&run.report_path(), &bytes)?;
+    Report::update(run, |report| {
+        report.record_sync(scope, deleted, store.count(collection)?);
+        if let Some(st) = m.steps.get("sync") {
+            report.steps.insert("sync".into(), st.clone());
         }
-    }
+        Ok(())
+    })?;
     Ok(SyncResult { scope: scope.to_vec(), scopes: scopes.len() as u64, deleted_points: deleted, seconds })
 }

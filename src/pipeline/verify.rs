@@ -64,6 +64,32 @@ pub struct Report {
 }
 
 impl Report {
+    /// Writes the run's report (`report.json`, atomically).
+    pub fn write(&self, run: &RunDir) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| VdbError::internal(e.to_string()))?;
+        write_bytes_atomic(&run.report_path(), &bytes)
+    }
+
+    /// The run's report, changed by `f` and written back: how the steps after verify (sync, switch)
+    /// record what they did. The verify step writes the report, so a missing or unreadable one is
+    /// an error naming the file (run the verify step again), never a step left out of the report.
+    pub fn update(run: &RunDir, f: impl FnOnce(&mut Report) -> Result<()>) -> Result<Report> {
+        let path = run.report_path();
+        let unusable = |why: String| {
+            VdbError::new(
+                ErrorKind::Handoff,
+                format!("run report {} {why}: run the verify step of this run again", path.display()),
+            )
+            .with_file(&path)
+        };
+        let bytes = std::fs::read(&path).map_err(|e| unusable(format!("cannot be read ({e})")))?;
+        let mut report: Report =
+            serde_json::from_slice(&bytes).map_err(|e| unusable(format!("is not a valid run report ({e})")))?;
+        f(&mut report)?;
+        report.write(run)?;
+        Ok(report)
+    }
+
     /// What a sync step did, and the collection's size after it.
     pub fn record_sync(&mut self, scope: &[String], deleted: u64, collection_count: u64) {
         self.sync_scope = scope.to_vec();
@@ -207,8 +233,7 @@ pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
         peak_rss_mib: steps.values().map(|s| s.peak_rss_mib).fold(0.0, f64::max),
         steps,
     };
-    let bytes = serde_json::to_vec_pretty(&report).map_err(|e| VdbError::internal(e.to_string()))?;
-    write_bytes_atomic(&run.report_path(), &bytes)?;
+    report.write(run)?;
     if verified != m.rows_valid {
         return Err(VdbError::new(
             ErrorKind::Store,

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -60,7 +62,7 @@ fn to_py(err: VdbError) -> PyErr {
         | NullId | NoRows => InputError::new_err(msg),
         InvalidConfig => ConfigError::new_err(msg),
         Model | Embed => ModelError::new_err(msg),
-        Store | StoreUnavailable | CollectionMismatch => StoreError::new_err(msg),
+        Store | StoreUnavailable | StoreAuth | CollectionMismatch => StoreError::new_err(msg),
         Handoff | RunMismatch | Locked => HandoffError::new_err(msg),
         Io | Internal => exceptions::VdbError::new_err(msg),
     };
@@ -94,11 +96,34 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> PyResult<T> {
     serde_json::from_str(s).map_err(|e| to_py(VdbError::new(ErrorKind::InvalidConfig, format!("bad {what}: {e}"))))
 }
 
-/// `progress`: None (silent), "bar" (terminal bar), "lines" (stderr lines) or a callable taking
-/// one str (e.g. a logger's `info`), called at most every `every` seconds.
-fn progress(progress: Option<Py<PyAny>>, every: f64) -> PyResult<Box<dyn Progress>> {
-    let Some(obj) = progress else { return Ok(Box::new(Silent)) };
-    Python::attach(|py| {
+/// The progress sink of one call. `progress`: None (silent), "bar" (terminal bar), "lines" (stderr
+/// lines) or a callable taking one str (e.g. a logger's `info`), called at most every `every`
+/// seconds. An exception the callable raises is kept (the callable is not called again) and
+/// raised by the call when its work returns ([`CallProgress::result`]): never discarded.
+struct CallProgress {
+    sink: Box<dyn Progress>,
+    raised: Arc<Mutex<Option<PyErr>>>,
+}
+
+impl CallProgress {
+    fn sink(&self) -> &dyn Progress {
+        self.sink.as_ref()
+    }
+
+    /// The call's result, or the exception the progress callable raised during a call that
+    /// succeeded (a call that failed raises its own error).
+    fn result<T>(&self, r: PyResult<T>) -> PyResult<T> {
+        match (r, self.raised.lock().take()) {
+            (Ok(_), Some(e)) => Err(e),
+            (r, _) => r,
+        }
+    }
+}
+
+fn progress(progress: Option<Py<PyAny>>, every: f64) -> PyResult<CallProgress> {
+    let raised = Arc::new(Mutex::new(None::<PyErr>));
+    let Some(obj) = progress else { return Ok(CallProgress { sink: Box::new(Silent), raised }) };
+    let sink = Python::attach(|py| {
         let b = obj.bind(py);
         if let Ok(s) = b.extract::<String>() {
             return match s.as_str() {
@@ -112,15 +137,22 @@ fn progress(progress: Option<Py<PyAny>>, every: f64) -> PyResult<Box<dyn Progres
             };
         }
         let f = Arc::new(obj.clone_ref(py));
+        let slot = raised.clone();
         Ok(Box::new(LogLines::new(
             Duration::from_secs_f64(every),
             Box::new(move |line| {
                 Python::attach(|py| {
-                    let _ = f.call1(py, (line,));
+                    let mut slot = slot.lock();
+                    if slot.is_none() {
+                        if let Err(e) = f.call1(py, (line,)) {
+                            *slot = Some(e);
+                        }
+                    }
                 })
             }),
         )) as Box<dyn Progress>)
-    })
+    })?;
+    Ok(CallProgress { sink, raised })
 }
 
 /// The settings in force: defaults overlaid with the environment.
@@ -219,7 +251,7 @@ fn plan(
     let mapping: ColumnMapping = parse("column mapping", &mapping)?;
     let p = self::progress(progress, 10.0)?;
     let opts = PlanOptions { input, mapping, shard_rows, strict, reuse };
-    let r = work(py, || pipeline::plan(&RunDir::at(run_dir), &opts, p.as_ref()))?;
+    let r = p.result(work(py, || pipeline::plan(&RunDir::at(run_dir), &opts, p.sink())))?;
     json(&r)
 }
 
@@ -287,8 +319,8 @@ impl NativeEmbedder {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let p = self::progress(progress, 1.0)?;
         let opts = EncodeOptions { batch_size, normalize };
-        let vectors = work(py, || {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = p.result(work(py, || {
+            let (refs, p): (Vec<&str>, &dyn Progress) = (texts.iter().map(String::as_str).collect(), p.sink());
             p.start("encode", refs.len() as u64);
             let last = std::sync::atomic::AtomicUsize::new(0);
             let cb = |done: usize| {
@@ -298,7 +330,7 @@ impl NativeEmbedder {
             let v = self.inner.embed(&refs, &opts, Some(&cb));
             p.finish();
             v
-        })?;
+        }))?;
         let bytes: Vec<u8> = vectors.iter().flat_map(|f| f.to_le_bytes()).collect();
         Ok(PyBytes::new(py, &bytes))
     }
@@ -323,13 +355,13 @@ fn embed_shard(
     let p = self::progress(progress, 10.0)?;
     let opts = EncodeOptions { batch_size, normalize: true };
     let run = RunDir::at(run_dir);
-    let r = match (target, collection) {
+    let r = p.result(match (target, collection) {
         (Some(target), Some(collection)) => with_store(py, &target, |store| {
             let source = pipeline::VectorSource { store, collection: &collection, replaces };
-            pipeline::embed_shard(&run, shard, embedder.inner.as_ref(), &opts, Some(source), p.as_ref())
-        })?,
-        _ => work(py, || pipeline::embed_shard(&run, shard, embedder.inner.as_ref(), &opts, None, p.as_ref()))?,
-    };
+            pipeline::embed_shard(&run, shard, embedder.inner.as_ref(), &opts, Some(source), p.sink())
+        }),
+        _ => work(py, || pipeline::embed_shard(&run, shard, embedder.inner.as_ref(), &opts, None, p.sink())),
+    })?;
     json(&r)
 }
 
@@ -374,8 +406,9 @@ fn load_shard(
 ) -> PyResult<String> {
     let o: LoadOptions = parse("load options", &load_options)?;
     let p = self::progress(progress, 10.0)?;
-    let r =
-        with_store(py, &target, |s| pipeline::load_shard(&RunDir::at(run_dir), shard, s, &collection, &o, p.as_ref()))?;
+    let r = p.result(with_store(py, &target, |s| {
+        pipeline::load_shard(&RunDir::at(run_dir), shard, s, &collection, &o, p.sink())
+    }))?;
     json(&r)
 }
 
@@ -446,9 +479,9 @@ fn ingest(
         load,
         sync_scope,
     };
-    let r = with_store(py, &target, |s| {
-        pipeline::ingest(&RunDir::at(run_dir), &opts, embedder.inner.as_ref(), s, p.as_ref())
-    })?;
+    let r = p.result(with_store(py, &target, |s| {
+        pipeline::ingest(&RunDir::at(run_dir), &opts, embedder.inner.as_ref(), s, p.sink())
+    }))?;
     json(&r)
 }
 

@@ -20,16 +20,22 @@ pub struct NativeStore {
     inner: RwLock<Option<Box<dyn VectorStore>>>,
 }
 
+// The lock is only ever taken with the GIL released (inside `work` / `py.detach`): work done under
+// the read lock may log, and a log record crosses into Python's `logging`, which needs the GIL. A
+// thread that waited for the lock while holding the GIL (a `close`, or a call queued behind it)
+// would deadlock with it.
 impl NativeStore {
     fn with<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&dyn VectorStore) -> crate::Result<T> + Send,
     ) -> PyResult<T> {
-        let guard = self.inner.read();
-        let store =
-            guard.as_deref().ok_or_else(|| to_py(VdbError::new(ErrorKind::InvalidConfig, "this Store is closed")))?;
-        work(py, || f(store))
+        work(py, || {
+            let guard = self.inner.read();
+            let store =
+                guard.as_deref().ok_or_else(|| VdbError::new(ErrorKind::InvalidConfig, "this Store is closed"))?;
+            f(store)
+        })
     }
 }
 
@@ -53,6 +59,12 @@ impl NativeStore {
 
     fn aliases(&self, py: Python<'_>) -> PyResult<Vec<(String, String)>> {
         self.with(py, |s| s.aliases())
+    }
+
+    /// (field, index type) pairs: "keyword", "integer", "float" or "datetime".
+    fn payload_indexes(&self, py: Python<'_>, collection: String) -> PyResult<Vec<(String, String)>> {
+        let indexes = self.with(py, |s| s.payload_indexes(&collection))?;
+        Ok(indexes.into_iter().map(|(field, kind)| (field, kind.name().to_string())).collect())
     }
 
     fn count(&self, py: Python<'_>, collection: String) -> PyResult<u64> {
@@ -111,14 +123,14 @@ impl NativeStore {
         })
     }
 
-    /// Closes the store (the embedded store flushes and lets go of its file locks). Idempotent.
+    /// Closes the store (the embedded store flushes and lets go of its file locks) once the calls
+    /// in flight on other threads have returned. Idempotent.
     fn close(&self, py: Python<'_>) {
-        let store = self.inner.write().take();
-        py.detach(|| drop(store));
+        py.detach(|| drop(self.inner.write().take()));
     }
 
     #[getter]
-    fn closed(&self) -> bool {
-        self.inner.read().is_none()
+    fn closed(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.inner.read().is_none())
     }
 }

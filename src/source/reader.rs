@@ -81,7 +81,7 @@ impl ParquetSource {
                 VdbError::new(ErrorKind::FileNotFound, format!("input file {} does not exist", display(path)))
                     .with_file(path)
             } else {
-                VdbError::io(path, "cannot open input file", e)
+                VdbError::input_io(path, "cannot open input file", e)
             }
         })?;
         let meta = file.metadata().map_err(|e| VdbError::io(path, "cannot stat", e))?;

@@ -102,6 +102,15 @@ fn condition(v: &Value) -> Result<pb::Condition> {
         return Ok(pb::Condition { condition_one_of: Some(ConditionOneOf::HasId(pb::HasIdCondition { has_id })) });
     }
     let key = key_of(o)?;
+    // A misspelt or unsupported part is an error, never a condition quietly left out.
+    let parts: Vec<&String> = o.keys().filter(|k| k.as_str() != "key").collect();
+    if parts.len() != 1 || !["match", "range"].contains(&parts[0].as_str()) {
+        return Err(bad(format!(
+            "condition on {key:?} must have exactly one of match, range (found {}): {}",
+            parts.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", "),
+            Value::Object(o.clone())
+        )));
+    }
     if let Some(m) = o.get("match") {
         return Ok(field(pb::FieldCondition {
             key,
@@ -143,6 +152,9 @@ fn condition(v: &Value) -> Result<pb::Condition> {
 
 fn match_value(m: &Value) -> Result<MatchValue> {
     let o = m.as_object().ok_or_else(|| bad("match must be an object"))?;
+    if o.len() != 1 {
+        return Err(bad(format!("match needs exactly one of value, any, except, text, got {m}")));
+    }
     let strings = |items: &Vec<Value>| items.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<Vec<_>>>();
     let ints = |items: &Vec<Value>| items.iter().map(Value::as_i64).collect::<Option<Vec<_>>>();
     if let Some(v) = o.get("value") {
@@ -272,6 +284,12 @@ mod tests {
             json!({"must": [{"match": {"value": 1}}]}),
             json!({"mist": []}),
             json!({"must": [{"key": "x", "match": {"value": 1.5}}]}),
+            // Misspelt or extra parts: an error, never a condition quietly left out.
+            json!({"must": [{"key": "x", "match": {"value": 1}, "rnage": {"gt": 1}}]}),
+            json!({"must": [{"key": "x", "match": {"value": 1, "any": [2]}}]}),
+            json!({"must": [{"key": "x", "match": {"valeu": 1}}]}),
+            json!({"must": [{"key": "x", "range": {"gte": 1, "about": 2}}]}),
+            json!({"must": [{"key": "x"}]}),
         ] {
             let err = to_pb(&bad).unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidConfig, "{bad}");

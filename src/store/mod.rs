@@ -49,13 +49,25 @@ pub const TEXT_KEY: &str = "_vdb_text";
 pub const MODEL_KEY: &str = "vdb_core_model";
 
 /// Payload field index types (created before the bulk load).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IndexKind {
     Keyword,
     Integer,
     Float,
     Datetime,
+}
+
+impl IndexKind {
+    /// Qdrant's name of the index type.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexKind::Keyword => "keyword",
+            IndexKind::Integer => "integer",
+            IndexKind::Float => "float",
+            IndexKind::Datetime => "datetime",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -281,6 +293,9 @@ pub trait VectorStore: Send + Sync {
     /// The model recorded in the collection's metadata ([`MODEL_KEY`]); `None` when the collection
     /// does not exist or was made before models were recorded.
     fn collection_model(&self, collection: &str) -> Result<Option<String>>;
+    /// The collection's payload indexes (field and type), sorted by field: the types its payload
+    /// fields are filtered by. A missing collection is an error.
+    fn payload_indexes(&self, collection: &str) -> Result<Vec<(String, IndexKind)>>;
 
     /// For each of `keys` held by some point in the keyword payload field `field`: one such point.
     /// Reads ids and that field only (no vectors, no other payload).
@@ -398,6 +413,22 @@ pub(crate) fn mismatch_error(collection: &str, place: &str, found: &str) -> VdbE
             "collection '{collection}' {place} holds {found}; recreate it (recreate=true drops its points) or use another collection name"
         ),
     )
+}
+
+/// The query-size check both stores run before searching: a query vector of another size was
+/// made by another model, and its neighbours would mean nothing.
+pub(crate) fn check_query_dim(collection: &str, dim: usize, query: &[f32]) -> Result<()> {
+    if query.len() != dim {
+        return Err(VdbError::new(
+            ErrorKind::CollectionMismatch,
+            format!(
+                "the query vector has size {}, but collection '{collection}' stores vectors of size {dim} (made by \
+                 another model): search it with the model that built it",
+                query.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The vector-size check both stores run before writing, with a sentence naming the point.

@@ -114,15 +114,6 @@ pub(super) fn schema_type(kind: IndexKind) -> qe::PayloadSchemaType {
     }
 }
 
-pub(super) fn index_name(kind: IndexKind) -> &'static str {
-    match kind {
-        IndexKind::Keyword => "keyword",
-        IndexKind::Integer => "integer",
-        IndexKind::Float => "float",
-        IndexKind::Datetime => "datetime",
-    }
-}
-
 pub(super) fn describe_vectors(dim: usize, distance: Distance) -> String {
     format!("size {dim} / {}", distance.name())
 }
@@ -162,7 +153,7 @@ pub(super) fn create_collection(dir: &Path, spec: &CollectionSpec, segment_point
     // qdrant-edge gives every new appendable segment the indexes listed in payload_index.json, so
     // segments created after an optimisation pass keep the payload indexes too.
     let schema: serde_json::Map<String, Value> =
-        spec.payload_indexes.iter().map(|(f, k)| (f.clone(), Value::String(index_name(*k).to_string()))).collect();
+        spec.payload_indexes.iter().map(|(f, k)| (f.clone(), Value::String(k.name().to_string()))).collect();
     let schema_file = serde_json::json!({ "schema": schema });
     write_bytes_atomic(&shard_dir.join("payload_index.json"), schema_file.to_string().as_bytes())?;
 

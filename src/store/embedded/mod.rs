@@ -489,16 +489,7 @@ impl VectorStore for EmbeddedStore {
     ) -> Result<Vec<Hit>> {
         let filter = edge_filter(filter)?;
         self.read(collection, |open, dir| {
-            if vector.len() != open.meta.dim {
-                return Err(VdbError::new(
-                    ErrorKind::Store,
-                    format!(
-                        "query vector has size {}, but collection '{collection}' stores vectors of size {}",
-                        vector.len(),
-                        open.meta.dim
-                    ),
-                ));
-            }
+            check_query_dim(collection, open.meta.dim, vector)?;
             if limit == 0 {
                 return Ok(Vec::new());
             }
@@ -590,6 +581,14 @@ impl VectorStore for EmbeddedStore {
             return Ok(None);
         }
         self.read(collection, |open, _| Ok(open.meta.model.clone()))
+    }
+
+    fn payload_indexes(&self, collection: &str) -> Result<Vec<(String, IndexKind)>> {
+        self.read(collection, |open, _| {
+            let mut out = open.meta.payload_indexes.clone();
+            out.sort();
+            Ok(out)
+        })
     }
 
     fn find_keys(&self, collection: &str, field: &str, keys: &[String]) -> Result<HashMap<String, Uuid>> {

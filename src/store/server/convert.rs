@@ -51,6 +51,18 @@ pub(super) fn pb_field_type(kind: IndexKind) -> pb::FieldType {
     }
 }
 
+/// The index kind of a payload schema type of a collection's info (`None`: a type vdb_core does
+/// not create, e.g. geo or text).
+pub(super) fn index_kind_of(data_type: i32) -> Option<IndexKind> {
+    match pb::PayloadSchemaType::try_from(data_type).ok()? {
+        pb::PayloadSchemaType::Keyword | pb::PayloadSchemaType::Uuid => Some(IndexKind::Keyword),
+        pb::PayloadSchemaType::Integer => Some(IndexKind::Integer),
+        pb::PayloadSchemaType::Float => Some(IndexKind::Float),
+        pb::PayloadSchemaType::Datetime => Some(IndexKind::Datetime),
+        _ => None,
+    }
+}
+
 /// JSON payload value to Qdrant's protobuf value.
 pub(super) fn to_pb_value(v: Value) -> pb::Value {
     let kind = match v {

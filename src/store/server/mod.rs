@@ -566,6 +566,8 @@ impl VectorStore for ServerStore {
     ) -> Result<Vec<Hit>> {
         validate_collection_name(collection)?;
         let filter = pb_filter(filter)?;
+        let (dim, _) = self.layout(self.retry, collection)?;
+        check_query_dim(collection, dim, vector)?;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -604,6 +606,18 @@ impl VectorStore for ServerStore {
     fn collection_model(&self, collection: &str) -> Result<Option<String>> {
         validate_collection_name(collection)?;
         Ok(self.info(collection)?.as_ref().and_then(recorded_model))
+    }
+
+    fn payload_indexes(&self, collection: &str) -> Result<Vec<(String, IndexKind)>> {
+        validate_collection_name(collection)?;
+        let info = self.info(collection)?.ok_or_else(|| self.missing(collection))?;
+        let mut out: Vec<(String, IndexKind)> = info
+            .payload_schema
+            .iter()
+            .filter_map(|(field, schema)| index_kind_of(schema.data_type).map(|k| (field.clone(), k)))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     fn find_keys(&self, collection: &str, field: &str, keys: &[String]) -> Result<HashMap<String, Uuid>> {

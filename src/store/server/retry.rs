@@ -105,7 +105,7 @@ where
                 ""
             };
             return Err(VdbError::new(
-                ErrorKind::Store,
+                if auth { ErrorKind::StoreAuth } else { ErrorKind::Store },
                 format!(
                     "Qdrant at {} rejected {} on collection '{}': {}{hint}",
                     ctx.url,
