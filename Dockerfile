@@ -19,6 +19,11 @@
 #   CUDA_COMPUTE_CAP  the GPU generation of a cuda image: 90 = H100/H200 (default), 80 = A100,
 #                  89 = L4/L40, 100 = B200.
 #   VDB_VERSION, VCS_REF, BUILD_DATE  OCI label values (set by CI; harmless defaults here).
+#
+# Layers of the wheel stage: the dependencies compile in a layer keyed on Cargo.toml/Cargo.lock alone
+# (hundreds of crates, the long part of a first build); an edit of src/ or python/ rebuilds only the
+# layer after it (vdb_core itself). Only the files the wheel needs enter the build (.dockerignore and
+# the explicit COPY lines).
 
 ########################################################################################################
 # Stage 1: the wheel
@@ -42,33 +47,53 @@ RUN python3 -m venv /opt/maturin \
 ENV PATH="/opt/maturin/bin:${PATH}"
 
 WORKDIR /src
-# The whole (.dockerignore'd) context: Cargo.toml may name examples/benches/tests, and maturin
-# needs pyproject.toml, python/ and the README. target/ never comes in (.dockerignore).
-COPY . .
-
 ARG VDB_RUSTFLAGS=""
 ARG VDB_FEATURES=""
 ARG CUDA_COMPUTE_CAP=90
-# Cache mounts keep the crate registry and the target dir between builds: a rebuild after a source
-# change recompiles only vdb_core, not the ~575 crates of Cargo.lock. The wheel goes to /dist, outside the
-# cache mount, so the next stage can copy it. A cuda build first installs nvcc and the CUDA libraries
-# to link with (docker/cuda-toolkit.sh, from PyPI), puts the driver's stand-in into the package (it
-# lets the image import where no driver is mounted) and tags the wheel plain `linux` (it links
-# libraries outside the manylinux set).
-RUN --mount=type=cache,id=vdb-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
-    --mount=type=cache,id=vdb-cargo-git,target=/usr/local/cargo/git,sharing=locked \
-    --mount=type=cache,id=vdb-target,target=/src/target,sharing=locked \
-    if [ -n "${VDB_RUSTFLAGS}" ]; then export RUSTFLAGS="${VDB_RUSTFLAGS}"; fi \
- && set -- \
+
+# Layer 1, keyed on the manifests and Cargo.lock only: compile every dependency once, against stub
+# sources (an empty lib.rs; the test server's and the example's files, which cargo needs to read the
+# manifest, stay stubs: the wheel never contains them). The compiled dependencies live in this
+# layer's target/ (no cache mount), so a source edit recompiles only vdb_core, even after the
+# BuildKit cache was pruned. `cargo clean -p vdb_core` drops the stub's own artifacts: the real
+# sources below may carry older timestamps than the stub, and cargo must not take the stub as fresh.
+# A cuda build first installs nvcc and the CUDA libraries to link with (docker/cuda-toolkit.sh, from
+# PyPI) and puts the driver's stand-in where the package build picks it up; /opt/vdb-build-env holds
+# the build environment both cargo steps source (RUSTFLAGS, and CUDA's variables for a cuda build).
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY crates/qdrant-test-server/Cargo.toml crates/qdrant-test-server/
+COPY docker/cuda-toolkit.sh docker/
+RUN mkdir -p src examples crates/qdrant-test-server/src \
+ && touch src/lib.rs crates/qdrant-test-server/src/lib.rs \
+ && echo 'fn main() {}' > crates/qdrant-test-server/src/main.rs \
+ && echo 'fn main() {}' > examples/embed_bench.rs \
+ && { if [ -n "${VDB_RUSTFLAGS}" ]; then echo "export RUSTFLAGS='${VDB_RUSTFLAGS}'"; fi; } > /opt/vdb-build-env \
  && case "${VDB_FEATURES}" in \
       "") ;; \
       cuda) PYTHON=/opt/maturin/bin/python sh docker/cuda-toolkit.sh /opt/cuda link \
-            && export CUDA_ROOT=/opt/cuda/nvidia/cu13 PATH="/opt/cuda/nvidia/cu13/bin:${PATH}" \
-                      LIBRARY_PATH=/opt/cuda/link CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP}" \
-            && mkdir -p python/vdb_core/_cuda && cp /opt/cuda/link/libcuda.so.1 python/vdb_core/_cuda/ \
-            && set -- --compatibility linux ;; \
+            && printf '%s\n' "export CUDA_ROOT=/opt/cuda/nvidia/cu13 PATH=/opt/cuda/nvidia/cu13/bin:\$PATH" \
+                 "export LIBRARY_PATH=/opt/cuda/link CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP}" >> /opt/vdb-build-env ;; \
       *) echo "VDB_FEATURES must be empty or cuda, not ${VDB_FEATURES}" >&2; exit 1 ;; \
     esac \
+ && . /opt/vdb-build-env \
+ && cargo build --release --locked --lib -p vdb_core --features "python${VDB_FEATURES:+,${VDB_FEATURES}}" \
+ && cargo clean --release -p vdb_core \
+ && rm -f src/lib.rs
+
+# Layer 2: what the wheel is made of, and nothing else (no tests/, bench/, docs/, dags/): the crate's
+# sources, the Python package, pyproject.toml and the README maturin puts into the wheel's metadata.
+# A cuda wheel also carries the driver's stand-in (it lets the image import where no driver is
+# mounted) and is tagged plain `linux` (it links libraries outside the manylinux set). The wheel
+# goes to /dist for the next stage.
+COPY src/ src/
+COPY python/ python/
+COPY pyproject.toml README.md ./
+RUN . /opt/vdb-build-env \
+ && set -- \
+ && if [ "${VDB_FEATURES}" = cuda ]; then \
+      mkdir -p python/vdb_core/_cuda && cp /opt/cuda/link/libcuda.so.1 python/vdb_core/_cuda/ \
+      && set -- --compatibility linux; \
+    fi \
  && maturin build --release --locked --features "python${VDB_FEATURES:+,${VDB_FEATURES}}" "$@" --out /dist \
  && ls -l /dist
 
