@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import vdb_core
+from vdb_core.qdrant_url import DEFAULT_GRPC_PORT as _DEFAULT_GRPC_PORT
+from vdb_core.qdrant_url import DEFAULT_REST_PORT as _DEFAULT_REST_PORT
+from vdb_core.qdrant_url import port_note
 
 log = logging.getLogger("vdb_core")
 
@@ -37,8 +40,6 @@ QDRANT_CONN_ID = "qdrant_default"
 
 #: The extra fields of the provider's connection form (``QdrantHook.get_connection_form_widgets``).
 PROVIDER_EXTRA_FIELDS = ("url", "grpc_port", "prefer_gprc", "https", "prefix")
-_DEFAULT_REST_PORT = 6333
-_DEFAULT_GRPC_PORT = 6334
 _HINTS = {
     "prefer_grpc": "the provider spells it 'prefer_gprc'",
     "api_key": "the provider reads the API key from the connection's password field",
@@ -191,8 +192,7 @@ def connection_target(
     if https is None and api_key is not None and not scheme_from_url:
         notes.append("extra 'https' is not set and an API key is: https, as the provider's client decides")
     notes.append(
-        f"REST port {rest_port} (from {rest_from}) -> gRPC port {grpc_port} "
-        f"(extra grpc_port{'' if 'grpc_port' in extra else ', default'}): vdb_core speaks gRPC"
+        port_note(rest_port, grpc_port, rest_from, f"extra grpc_port{'' if 'grpc_port' in extra else ', default'}")
     )
     if prefix:
         notes.append(f"REST path prefix {prefix!r} does not apply to gRPC (as in the provider's own client)")
