@@ -12,7 +12,7 @@
 #   VDB_RUSTFLAGS  extra rustc flags for the wheel, e.g. "-C target-cpu=x86-64-v3" for an image that
 #                  only runs on AVX2 hosts (default: portable x86-64 baseline).
 #   VDB_FEATURES   "cuda": the GPU image (candle's CUDA backend, `device="cuda"`; for Celery workers
-#                  on GPU nodes, README "GPU embedding"). Still one image for every service of the
+#                  on GPU nodes, docs/embedding.md). Still one image for every service of the
 #                  deployment: on nodes without a GPU it imports and embeds on the CPU as the default
 #                  image does. Adds nvcc (build stage only) and the CUDA 13.0 libraries (~1 GB) from
 #                  PyPI; the NVIDIA driver comes from the host (NVIDIA Container Toolkit). Default: "".

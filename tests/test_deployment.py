@@ -861,16 +861,19 @@ def test_qdrant_connection_can_be_replaced_from_dotenv(tmp_path, value):
             assert svc["environment"]["AIRFLOW_CONN_QDRANT_DEFAULT"] == value, name
 
 
-def test_conda_environment_installs_requirements_dev_itself():
-    """One list of development packages: the conda environment installs requirements-dev.txt instead
-    of a second, drifting copy of it."""
+def test_conda_environment_leaves_the_packages_to_uv():
+    """One list of development packages, installed one way: the conda environment brings Python and
+    uv only (no pip section: pip over Airflow without its constraints is the backtracking the lab
+    suffered), and `make ... VENV=$CONDA_PREFIX` installs requirements-dev.txt into it with uv, as it
+    does into .venv."""
     env = yaml.safe_load((ROOT / "env" / "airflow_qdrant_lab.yml").read_text())
     deps = env["dependencies"]
-    pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
-    assert pip == ["-r ../requirements-dev.txt"]
-    assert (ROOT / "env" / pip[0].split()[1]).resolve() == (ROOT / "requirements-dev.txt").resolve()
-    conda = [d for d in deps if isinstance(d, str)]
-    assert conda == ["python=3.11", "pip"], "Python packages belong in requirements-dev.txt"
+    assert all(isinstance(d, str) for d in deps), "no pip section: the packages come from requirements-dev.txt"
+    assert sorted(deps) == ["python=3.11", "uv"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "uv pip install --quiet --python $(PY) -r requirements-dev.txt" in makefile
+    assert "VENV=$CONDA_PREFIX" in (ROOT / "env" / "airflow_qdrant_lab.yml").read_text()
+    assert "VENV=$CONDA_PREFIX" in (ROOT / "README.md").read_text()
 
 
 # --------------------------------------------------------------------------------------------------
