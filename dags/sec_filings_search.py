@@ -49,7 +49,13 @@ _defaults = vdb_core.resolved_settings()
             description="The collection (or alias) to search.",
         ),
         "limit": Param(
-            10, type="integer", minimum=1, maximum=100, title="Results", section="Search", description="Hits to return."
+            10,
+            type="integer",
+            minimum=1,
+            maximum=100,
+            title="Results",
+            section="Search",
+            description="Number of hits to return.",
         ),
         "filters": Param(
             {},
