@@ -90,7 +90,7 @@ _INPUT, _COLLECTION, _EMBEDDING, _LAYOUT = "Input", "Collection", "Embedding", "
             title="Id columns",
             section=_INPUT,
             description=(
-                "Columns whose values make each point's stable id, one per line. Emptied (null): the default, "
+                "Columns whose values make each point's stable id, one per line. Empty (null): the default, "
                 "filing_id and sentence_index. [] (in the JSON configuration): ids from the text itself."
             ),
         ),
