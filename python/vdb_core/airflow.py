@@ -11,6 +11,11 @@ combines them. vdb_core speaks gRPC only, so the target is always ``<scheme>://<
 Two readings are stricter than the provider's client, which would connect somewhere wrong instead:
 boolean extras given as strings (a connection URI's ``?https=false``) are read as words, and a port
 inside ``host`` is refused.
+
+The connection itself is read in one place, the ``qdrant`` connection type's hook
+(:class:`vdb_core.airflow_hook.VdbQdrantHook`, registered with Airflow by
+:mod:`vdb_core.provider_info`): :func:`resolve_target` asks it, and :func:`connection_target` is the
+rule it applies to the connection's fields.
 """
 
 from __future__ import annotations
@@ -203,21 +208,6 @@ def connection_target(
     return ConnectionTarget(url=f"{scheme}://{target_host}:{grpc_port}", api_key=api_key or None, notes=notes)
 
 
-def target_from_connection_fields(
-    host: str | None,
-    port: int | None,
-    password: str | None,
-    extra: Mapping[str, Any] | None,
-    conn_id: str = QDRANT_CONN_ID,
-) -> dict[str, Any]:
-    """The store target (``vdb_core.store_target`` form) of a ``qdrant`` connection's fields; the
-    reasoning goes to the log. See :func:`connection_target`."""
-    ct = connection_target(host, port, password, extra, conn_id)
-    for note in ct.notes:
-        log.info("connection %r: %s", conn_id, note)
-    return ct.target()
-
-
 def require_server() -> bool:
     """``VDB_REQUIRE_SERVER``: a Qdrant server is expected (docker-compose sets it)."""
     return bool(vdb_core.resolved_settings()["require_server"])
@@ -229,8 +219,9 @@ def resolve_target(conn_id: str = QDRANT_CONN_ID) -> dict[str, Any]:
     a missing connection is a ``ConfigError`` too. Any other failure to read the connection (a
     secrets backend error, a malformed ``AIRFLOW_CONN_...`` variable) propagates."""
     try:
-        from airflow.sdk import Connection
         from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from vdb_core.airflow_hook import VdbQdrantHook
     except ImportError as e:  # no Airflow at all: only the non-Airflow settings can apply
         if require_server():
             raise _config_error(
@@ -240,7 +231,7 @@ def resolve_target(conn_id: str = QDRANT_CONN_ID) -> dict[str, Any]:
         log.info("Airflow not importable; using %s (QDRANT_URL or the embedded store)", describe(target))
         return target
     try:
-        conn = Connection.get(conn_id)
+        target = VdbQdrantHook(conn_id).target()
     except AirflowNotFoundException:
         env_name = f"AIRFLOW_CONN_{conn_id.upper()}"
         if os.environ.get(env_name, "").strip():
@@ -257,9 +248,6 @@ def resolve_target(conn_id: str = QDRANT_CONN_ID) -> dict[str, Any]:
         target = vdb_core.store_target()
         log.info("no Airflow connection %r; using %s (QDRANT_URL or the embedded store)", conn_id, describe(target))
         return target
-    if conn.conn_type and conn.conn_type != "qdrant":
-        log.warning("connection %r has type %r, read as a 'qdrant' connection", conn_id, conn.conn_type)
-    target = target_from_connection_fields(conn.host, conn.port, conn.password, conn.extra_dejson, conn_id)
     log.info("connection %r -> %s", conn_id, describe(target))
     return target
 
