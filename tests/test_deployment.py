@@ -313,6 +313,26 @@ def _resolved_services(tmp_path: Path, env_file: Path) -> dict:
     return json.loads(result.stdout)["services"]
 
 
+def _config_of_a_copy(folder: Path, *args: str) -> dict:
+    """The model `docker compose config` resolves for a copy of the compose file in ``folder`` (where
+    Compose looks for .env and names the project), run in a clean environment with ``args`` before
+    the command."""
+    shutil.copyfile(COMPOSE_FILE, folder / "docker-compose.yml")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder)}
+    cmd = [*COMPOSE, *args, "-f", str(folder / "docker-compose.yml"), "config", "--format", "json"]
+    result = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _services_from_dotenv(tmp_path: Path, dotenv: dict[str, str]) -> dict:
+    """Every service of every profile as Compose resolves them when ``dotenv`` is the .env next to
+    the compose file (where `docker compose` reads it: env_file and interpolation)."""
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
+    profiles = ("--profile", "celery", "--profile", "flower", "--profile", "debug")
+    return _config_of_a_copy(tmp_path, *profiles)["services"]
+
+
 def test_exactly_one_service_builds_and_it_is_an_airflow_service():
     services = _compose_raw()["services"]
     builders = [name for name, svc in services.items() if "build" in svc]
@@ -782,21 +802,8 @@ def test_every_documented_setting_set_in_dotenv_reaches_the_containers(tmp_path)
     readme = (ROOT / "README.md").read_text()
     table = set(re.findall(r"^\| `([A-Z_][A-Z0-9_]*)` \|", readme, flags=re.M))
     assert settings <= table, f"README configuration table lacks {sorted(settings - table)}"
-    compose_copy = tmp_path / "docker-compose.yml"  # .env is read next to the compose file
-    shutil.copyfile(COMPOSE_FILE, compose_copy)
     values = {name: f"from-dotenv-{name.lower()}" for name in sorted(table)}
-    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
-    result = subprocess.run(
-        [*COMPOSE, "-f", str(compose_copy), "--profile", "celery", "--profile", "debug", "config", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    services = json.loads(result.stdout)["services"]
+    services = _services_from_dotenv(tmp_path, values)
     airflow = {name: svc for name, svc in services.items() if name in AIRFLOW_SERVICES}
     assert REQUIRED_AIRFLOW_SERVICES | {"airflow-cli"} <= set(airflow)
     for name, svc in airflow.items():
@@ -866,20 +873,7 @@ def test_first_run_writes_the_default_input_into_the_data_volume():
     ids=["qdrant-cloud", "empty"],
 )
 def test_qdrant_connection_can_be_replaced_from_dotenv(tmp_path, value):
-    compose_copy = tmp_path / "docker-compose.yml"
-    shutil.copyfile(COMPOSE_FILE, compose_copy)
-    (tmp_path / ".env").write_text(f"AIRFLOW_CONN_QDRANT_DEFAULT={value}\n")
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
-    result = subprocess.run(
-        [*COMPOSE, "-f", str(compose_copy), "config", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    for name, svc in json.loads(result.stdout)["services"].items():
+    for name, svc in _services_from_dotenv(tmp_path, {"AIRFLOW_CONN_QDRANT_DEFAULT": value}).items():
         if name in AIRFLOW_SERVICES:
             assert svc["environment"]["AIRFLOW_CONN_QDRANT_DEFAULT"] == value, name
 
@@ -911,27 +905,7 @@ def test_project_name_is_fixed_so_volume_names_do_not_follow_the_folder(tmp_path
     assert _compose_raw()["name"] == "vdb_core"
     folder = tmp_path / "Some Other Folder"
     folder.mkdir()
-    shutil.copyfile(COMPOSE_FILE, folder / "docker-compose.yml")
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
-    result = subprocess.run(
-        [
-            *COMPOSE,
-            "--env-file",
-            str(env_from_example),
-            "-f",
-            str(folder / "docker-compose.yml"),
-            "config",
-            "--format",
-            "json",
-        ],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    model = json.loads(result.stdout)
+    model = _config_of_a_copy(folder, "--env-file", str(env_from_example))
     assert model["name"] == "vdb_core"
     assert model["volumes"]["qdrant-storage"]["name"] == "vdb_core_qdrant-storage"
     readme = (ROOT / "README.md").read_text()
@@ -985,21 +959,7 @@ def test_task_environments_carry_no_database_or_admin_password(tmp_path):
     processes of the Airflow services (and so their tasks) start without them: the compose entrypoint
     drops them (`env -u`, run here for real on the resolved environment) and the database URLs are
     files (`*_CMD`). Only airflow-init sees them; it writes the files."""
-    compose_copy = tmp_path / "docker-compose.yml"
-    shutil.copyfile(COMPOSE_FILE, compose_copy)
-    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in SECRETS_IN_DOTENV.items()))
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
-    result = subprocess.run(
-        [*COMPOSE, "-f", str(compose_copy), "--profile", "celery", "--profile", "flower", "--profile", "debug"]
-        + ["config", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    services = json.loads(result.stdout)["services"]
+    services = _services_from_dotenv(tmp_path, SECRETS_IN_DOTENV)
     checked = 0
     for name, svc in services.items():
         if name not in AIRFLOW_SERVICES or name == "airflow-init":
