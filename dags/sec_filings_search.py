@@ -33,16 +33,50 @@ _defaults = vdb_core.resolved_settings()
     default_args={"retries": 2, "retry_delay": timedelta(seconds=20), "execution_timeout": timedelta(minutes=10)},
     on_failure_callback=on_dag_failure,
     params={
-        "query": Param("supply chain disruptions reduced gross margin", type="string", title="Query"),
-        "collection": Param(_defaults["collection"], type="string", title="Qdrant collection"),
-        "limit": Param(10, type="integer", minimum=1, maximum=100, title="Results"),
+        "query": Param(
+            "supply chain disruptions reduced gross margin",
+            type="string",
+            minLength=1,
+            title="Query",
+            section="Search",
+            description="The text to search for: it is embedded with the same model as the sentences.",
+        ),
+        "collection": Param(
+            _defaults["collection"],
+            type="string",
+            title="Qdrant collection",
+            section="Search",
+            description="The collection (or alias) to search.",
+        ),
+        "limit": Param(
+            10,
+            type="integer",
+            minimum=1,
+            maximum=100,
+            title="Results",
+            section="Search",
+            description="Number of hits to return.",
+        ),
         "filters": Param(
             {},
-            type="object",
+            type=["object", "null"],
             title="Payload filters",
-            description='e.g. {"form_type": "10-K", "fiscal_year": {"gte": 2020, "lte": 2022}}',
+            section="Filters",
+            description=(
+                'field: value pairs, e.g. {"form_type": "10-K", "fiscal_year": {"gte": 2020, "lte": 2022}}, or '
+                'Qdrant\'s own filter JSON ({"must": [...]}). Empty ({} or null): no filter.'
+            ),
         ),
-        "model_dir": Param(None, type=["string", "null"], title="Model folder"),
+        "model_dir": Param(
+            None,
+            type=["string", "null"],
+            title="Model folder",
+            section="Model",
+            description=(
+                "The sentence-transformers folder the collection was embedded with. "
+                "Empty: the bundled all-MiniLM-L6-v2."
+            ),
+        ),
     },
 )
 def sec_filings_search():

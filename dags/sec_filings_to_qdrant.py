@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 _defaults = vdb_core.resolved_settings()
 #: The asset this DAG updates: the default collection (VDB_COLLECTION) behind qdrant_default.
 COLLECTION_ASSET = collection_asset(_defaults["collection"])
+#: Sections of the trigger form.
+_INPUT, _COLLECTION, _EMBEDDING, _LAYOUT = "Input", "Collection", "Embedding", "Qdrant layout (new collections)"
 
 
 @dag(
@@ -67,90 +69,94 @@ COLLECTION_ASSET = collection_asset(_defaults["collection"])
     },
     # Logs the failure, then calls VDB_ON_FAILURE_CALLBACK ("module:function") if set.
     on_failure_callback=on_dag_failure,
+    # The trigger form: one section per topic (`section=`); every Param says what an empty value means.
     params={
         "input_path": Param(
             str(_defaults["input"]),
             type="string",
             title="Input parquet",
+            section=_INPUT,
             description=(
                 "Path of the parquet file as the workers see it. In Docker: under /opt/airflow/data "
                 "(the sample is there; your ./data folder is /opt/airflow/data/host)."
             ),
         ),
-        "collection": Param(
-            _defaults["collection"],
-            type="string",
-            title="Qdrant collection",
-            description="Created if missing (cosine, 384-d); loading again never duplicates points.",
+        "text_column": Param(
+            "sentence", type="string", title="Text column", section=_INPUT, description="The column to embed."
         ),
-        "text_column": Param("sentence", type="string", title="Text column", description="The column to embed."),
         "id_columns": Param(
             ["filing_id", "sentence_index"],
             type=["array", "null"],
             title="Id columns",
-            description="Columns whose values make the stable point id. Empty list: ids from the text.",
+            section=_INPUT,
+            description=(
+                "Columns whose values make each point's stable id, one per line. Empty (null): the default, "
+                "filing_id and sentence_index. [] (in the JSON configuration): ids from the text itself."
+            ),
         ),
         "payload_columns": Param(
             None,
             type=["array", "null"],
             title="Payload columns",
-            description="Columns stored with each vector. Empty: every column but the text.",
-        ),
-        "shard_rows": Param(
-            _defaults["shard_rows"],
-            type="integer",
-            minimum=100,
-            title="Rows per shard",
-            description="Each shard is one embed task and one load task.",
-        ),
-        "batch_size": Param(
-            _defaults["batch_size"],
-            type="integer",
-            minimum=1,
-            maximum=4096,
-            title="Embedding batch size",
-            description="Sentences per forward pass (upper bound). CPU: 32; GPU: a few hundred.",
-        ),
-        "upsert_batch_size": Param(
-            _defaults["upsert_batch"], type="integer", minimum=1, maximum=4096, title="Points per upsert"
-        ),
-        "recreate": Param(
-            False,
-            type="boolean",
-            title="Recreate collection",
-            description="Drop the collection first (all its points are deleted).",
-        ),
-        "rebuild": Param(
-            False,
-            type="boolean",
-            title="Rebuild (blue/green)",
+            section=_INPUT,
             description=(
-                "Build a new collection from this input and switch the collection name (a Qdrant alias) to it "
-                "after verify; searches see the old data until then, and a failed run changes nothing. The "
-                "previous collection is kept until the next rebuild. Excludes Recreate and Sync scope."
+                "Columns stored with each vector, one per line. Empty (null or []): every column but the text. "
+                "The text itself is always stored."
             ),
         ),
         "strict": Param(
             False,
             type="boolean",
             title="Strict input",
+            section=_INPUT,
             description="Fail on null/blank text or duplicate ids instead of skipping and counting them.",
         ),
-        "model_dir": Param(
-            None,
-            type=["string", "null"],
-            title="Model folder",
-            description="A sentence-transformers folder; empty: the bundled all-MiniLM-L6-v2.",
+        "collection": Param(
+            _defaults["collection"],
+            type="string",
+            title="Qdrant collection",
+            section=_COLLECTION,
+            description="Created if missing (cosine, 384-d); loading again never duplicates points.",
+        ),
+        "recreate": Param(
+            False,
+            type="boolean",
+            title="Recreate collection",
+            section=_COLLECTION,
+            description="Drop the collection first (all its points are deleted).",
+        ),
+        "rebuild": Param(
+            False,
+            type="boolean",
+            title="Rebuild (blue/green)",
+            section=_COLLECTION,
+            description=(
+                "Build a new collection from this input and switch the collection name (a Qdrant alias) to it "
+                "after verify; searches see the old data until then, and a failed run changes nothing. The "
+                "previous collection is kept until the next rebuild. Excludes Recreate and Sync scope."
+            ),
+        ),
+        "sync_scope": Param(
+            [],
+            type=["array", "null"],
+            title="Sync scope",
+            section=_COLLECTION,
+            description=(
+                "Payload columns (e.g. filing_id) whose values this input replaces: after a verified load, points "
+                "with one of the input's values that the input no longer has are deleted. Empty (null or []): "
+                "nothing is deleted."
+            ),
         ),
         "precision": Param(
             _defaults["precision"],
             type="string",
             enum=["float32", "int8", "bf16", "float16"],
             title="Embedding precision",
+            section=_EMBEDDING,
             description=(
-                "float32: the same vectors as sentence-transformers. int8 (CPU): 1.4-2x as fast, cosine >= 0.99. "
-                "bf16: CPUs with AVX512-BF16 (fails elsewhere) or a GPU, cosine >= 0.9999 (GPU: 0.999). "
-                "float16: GPU only, cosine >= 0.999."
+                "float32: the same vectors as sentence-transformers. int8 (CPU): 1.1-1.3x as fast as float32 "
+                "(measured, docs/benchmarks.md), cosine >= 0.99. bf16: CPUs with AVX512-BF16 (fails elsewhere) or "
+                "a GPU, cosine >= 0.9999 (GPU: 0.999). float16: GPU only, cosine >= 0.999."
             ),
         ),
         "device": Param(
@@ -158,10 +164,47 @@ COLLECTION_ASSET = collection_asset(_defaults["collection"])
             type="string",
             pattern="^(cpu|cuda(:[0-9]+)?)$",
             title="Embedding device",
+            section=_EMBEDDING,
             description=(
                 "cpu, or cuda / cuda:N: an NVIDIA GPU on the worker (an image built with VDB_FEATURES=cuda; "
                 "fails at once elsewhere). Raise the batch size to a few hundred on a GPU."
             ),
+        ),
+        "batch_size": Param(
+            _defaults["batch_size"],
+            type="integer",
+            minimum=1,
+            maximum=4096,
+            title="Embedding batch size",
+            section=_EMBEDDING,
+            description="Sentences per forward pass (upper bound). CPU: 32; GPU: a few hundred.",
+        ),
+        "model_dir": Param(
+            None,
+            type=["string", "null"],
+            title="Model folder",
+            section=_EMBEDDING,
+            description="A sentence-transformers model folder on the workers. Empty: the bundled all-MiniLM-L6-v2.",
+        ),
+        "shard_rows": Param(
+            _defaults["shard_rows"],
+            type="integer",
+            minimum=100,
+            title="Rows per shard",
+            section=_EMBEDDING,
+            description=(
+                "Each shard is one embed task and one load task (raised by itself when the input would need more "
+                "than [core] max_map_length shards)."
+            ),
+        ),
+        "upsert_batch_size": Param(
+            _defaults["upsert_batch"],
+            type="integer",
+            minimum=1,
+            maximum=4096,
+            title="Points per upsert",
+            section=_LAYOUT,
+            description="Points sent to Qdrant in one upsert request.",
         ),
         # Collection layout for large collections and Qdrant clusters (applied when it is created).
         "shard_number": Param(
@@ -169,44 +212,47 @@ COLLECTION_ASSET = collection_asset(_defaults["collection"])
             type=["integer", "null"],
             minimum=1,
             title="Shards (Qdrant cluster)",
-            description="Qdrant shard_number of a new collection; empty: Qdrant's default (1).",
+            section=_LAYOUT,
+            description="Qdrant shard_number of a new collection. Empty: Qdrant's default (1).",
         ),
         "replication_factor": Param(
             None,
             type=["integer", "null"],
             minimum=1,
             title="Replication factor",
-            description="Copies of each shard in a Qdrant cluster; empty: 1.",
+            section=_LAYOUT,
+            description="Copies of each shard of a new collection in a Qdrant cluster. Empty: 1.",
         ),
         "write_consistency_factor": Param(
             None,
             type=["integer", "null"],
             minimum=1,
             title="Write consistency factor",
-            description="Replicas that must confirm a write; empty: 1.",
+            section=_LAYOUT,
+            description="Replicas that must confirm a write, for a new collection. Empty: 1.",
         ),
         "on_disk": Param(
             False,
             type="boolean",
             title="Vectors on disk",
-            description="Memory-mapped vectors instead of RAM (large collections).",
+            section=_LAYOUT,
+            description="Memory-mapped vectors instead of RAM, for a new collection (large collections).",
         ),
-        "on_disk_payload": Param(False, type="boolean", title="Payloads on disk"),
+        "on_disk_payload": Param(
+            False,
+            type="boolean",
+            title="Payloads on disk",
+            section=_LAYOUT,
+            description="Payloads on disk instead of RAM, for a new collection.",
+        ),
         "quantization": Param(
             None,
             type=["string", "null"],
             enum=[None, "int8"],
             title="Quantization",
-            description="int8: scalar quantization of the vectors (4x less RAM for search).",
-        ),
-        "sync_scope": Param(
-            [],
-            type=["array", "null"],
-            title="Sync scope",
-            description=(
-                "Payload columns (e.g. filing_id) whose values this input replaces: after a verified load, points "
-                "with one of the input's values that the input no longer has are deleted. Empty: nothing is deleted."
-            ),
+            section=_LAYOUT,
+            description="int8: scalar quantization of a new collection's vectors (4x less RAM for search). "
+            "Empty: none.",
         ),
     },
 )
@@ -222,7 +268,11 @@ def sec_filings_to_qdrant():
             raise vdb_core.ConfigError("the rebuild Param excludes recreate and sync_scope: set one of them")
         input_path = resolve_input(p["input_path"])
         run_dir = current_run_dir()
-        info = vdb_core.inspect(input_path, p["text_column"], p["id_columns"], p["payload_columns"])
+        # An empty payload list means what the form says: every column but the text (never "none").
+        payload_columns = p["payload_columns"] or None
+        if p["payload_columns"] is not None and payload_columns is None:
+            log.info("payload_columns is empty: storing every column but the text")
+        info = vdb_core.inspect(input_path, p["text_column"], p["id_columns"], payload_columns)
         log.info("input %s: %d rows, %d row groups", info["path"], info["rows"], info["row_groups"])
         # One mapped embed/load task per shard, and Airflow fails a plan that maps to more than
         # [core] max_map_length tasks: raise the shard size instead of failing the run.
@@ -242,7 +292,7 @@ def sec_filings_to_qdrant():
             input_path,
             text_column=p["text_column"],
             id_columns=p["id_columns"],
-            payload_columns=p["payload_columns"],
+            payload_columns=payload_columns,
             shard_rows=shard_rows,
             strict=p["strict"],
             progress=task_progress(log),

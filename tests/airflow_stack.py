@@ -180,8 +180,8 @@ class AirflowStack:
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read() or b"{}")
 
-    def wait_ready(self, dag_id: str, timeout: float = 240) -> None:
-        """Health, a token, and ``dag_id`` parsed and unpaused."""
+    def wait_api(self, timeout: float = 240) -> None:
+        """The api-server healthy, and a token of its admin user for the calls that follow."""
         deadline = time.time() + timeout
         while True:
             self.check_alive()
@@ -196,6 +196,11 @@ class AirflowStack:
         users = json.loads(passwords.read_text())
         user, password = next(iter(users.items()))
         self.token = self.api("POST", "/auth/token", {"username": user, "password": password})["access_token"]
+
+    def wait_ready(self, dag_id: str, timeout: float = 240) -> None:
+        """Health, a token, and ``dag_id`` parsed and unpaused."""
+        deadline = time.time() + timeout
+        self.wait_api(timeout)
         while True:  # the dag-processor must have parsed the DAG
             self.check_alive()
             try:

@@ -43,11 +43,13 @@ def server_binary() -> Path:
 
 
 class QdrantTestServer:
-    """The test-support Qdrant gRPC server (real qdrant engine behind Qdrant's own gRPC API)."""
+    """The test-support Qdrant gRPC server (real qdrant engine behind Qdrant's own gRPC API); with
+    ``api_key``, requests without that key are refused as Qdrant refuses them."""
 
-    def __init__(self, storage: Path, port: int = 0):
+    def __init__(self, storage: Path, port: int = 0, api_key: str | None = None):
+        key = ["--api-key", api_key] if api_key else []
         self.proc = subprocess.Popen(
-            [str(server_binary()), "--port", str(port), "--storage", str(storage)],
+            [str(server_binary()), "--port", str(port), "--storage", str(storage), *key],
             stdout=subprocess.PIPE,
             stderr=sys.stderr,
             text=True,

@@ -407,8 +407,13 @@ def test_init_secrets_generates_keeps_and_validates(tmp_path, capsys):
 
     auth = tmp_path / "auth"
     first = deploy.init_secrets(auth, env={"AIRFLOW_ADMIN_USERNAME": "alice"})
-    assert first == {"jwt_secret": "generated", "fernet_key": "generated", "admin_password": "generated"}
-    for name in ("jwt_secret", "fernet_key", deploy.PASSWORDS_FILE):
+    assert first == {
+        "jwt_secret": "generated",
+        "fernet_key": "generated",
+        "api_secret_key": "generated",
+        "admin_password": "generated",
+    }
+    for name in ("jwt_secret", "fernet_key", "api_secret_key", deploy.PASSWORDS_FILE):
         assert stat.S_IMODE((auth / name).stat().st_mode) == 0o640, name
     secret = (auth / "jwt_secret").read_text()
     assert len(secret.encode()) >= 64
@@ -421,17 +426,44 @@ def test_init_secrets_generates_keeps_and_validates(tmp_path, capsys):
         assert jwt.decode(token, secret, algorithms=["HS512"])["sub"] == "x"
 
     again = deploy.init_secrets(auth, env={"AIRFLOW_ADMIN_USERNAME": "alice"})
-    assert again == {"jwt_secret": "kept", "fernet_key": "kept", "admin_password": "kept"}
+    assert again == {"jwt_secret": "kept", "fernet_key": "kept", "api_secret_key": "kept", "admin_password": "kept"}
+    assert len((auth / "api_secret_key").read_text().encode()) >= deploy.API_SECRET_MIN_BYTES
     assert (auth / "jwt_secret").read_text() == secret
     assert json.loads((auth / deploy.PASSWORDS_FILE).read_text())["alice"] == password
 
     own = {
         "AIRFLOW__API_AUTH__JWT_SECRET": "j" * 64,
         "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(b"k" * 32).decode(),
+        "AIRFLOW__API__SECRET_KEY": "s" * 32,
         "AIRFLOW_ADMIN_PASSWORD": "a-long-password",
     }
     assert set(deploy.init_secrets(auth, env=own).values()) == {"from .env"}
     assert (auth / "jwt_secret").read_text() == "j" * 64
+    assert (auth / "api_secret_key").read_text() == "s" * 32
+
+
+def test_init_secrets_writes_the_database_urls_the_services_read(tmp_path):
+    """With POSTGRES_* (airflow-init's environment only), the metadata database's and the Celery
+    result backend's URLs are files (read through *_CMD), the password URL-quoted: SQLAlchemy reads
+    back exactly the password that was set, special characters included."""
+    from sqlalchemy.engine import make_url
+
+    auth = tmp_path / "auth"
+    env = {"POSTGRES_USER": "air flow", "POSTGRES_PASSWORD": "p@ss:w/rd%?#", "POSTGRES_DB": "meta"}
+    assert deploy.init_secrets(auth, env=env)["database_urls"] == "written"
+    for name, driver in (("sql_alchemy_conn", "postgresql+psycopg2"), ("celery_result_backend", "postgresql")):
+        assert stat.S_IMODE((auth / name).stat().st_mode) == 0o640, name
+        url = make_url((auth / name).read_text().removeprefix("db+"))
+        assert (url.drivername, url.username, url.password, url.host, url.database) == (
+            driver,
+            "air flow",
+            "p@ss:w/rd%?#",
+            "postgres",
+            "meta",
+        ), name
+    assert not (tmp_path / "no-db" / "sql_alchemy_conn").exists()
+    deploy.init_secrets(tmp_path / "no-db", env={})
+    assert not (tmp_path / "no-db" / "sql_alchemy_conn").exists()  # nothing to write without POSTGRES_PASSWORD
 
 
 @pytest.mark.parametrize(
@@ -444,6 +476,8 @@ def test_init_secrets_generates_keeps_and_validates(tmp_path, capsys):
         ({"AIRFLOW__CORE__FERNET_KEY": "not-a-key"}, "not a Fernet key"),
         ({"AIRFLOW_ADMIN_PASSWORD": "admin"}, "publicly known"),
         ({"AIRFLOW_ADMIN_PASSWORD": "short"}, "shorter than 8"),
+        ({"AIRFLOW__API__SECRET_KEY": "short"}, "at least 16"),
+        ({"AIRFLOW__API__SECRET_KEY": "change-me"}, "publicly known"),
     ],
     ids=lambda v: v if isinstance(v, str) else next(iter(v)),
 )

@@ -265,7 +265,8 @@ def test_compose_resolved_model(tmp_path, env_from_example):
         # mounted read-only inside it.
         assert mounts["/opt/airflow/data"] == {**mounts["/opt/airflow/data"], "type": "volume", "source": "vdb-data"}
         assert mounts["/opt/airflow/data/host"]["type"] == "bind", name
-        assert mounts["/opt/airflow/data/host"].get("read_only") is True, name
+        # Read-only for every service but airflow-init, which copies the sample parquet there.
+        assert mounts["/opt/airflow/data/host"].get("read_only") is (None if name == "airflow-init" else True), name
         assert mounts["/tmp/vdb"] == {**mounts["/tmp/vdb"], "type": "volume", "source": "vdb-work"}, name
         for folder in ("config", "plugins", "logs"):
             assert Path(mounts[f"/opt/airflow/{folder}"]["source"]).name == folder, name
@@ -275,6 +276,8 @@ def test_compose_resolved_model(tmp_path, env_from_example):
         assert environment["VDB_REQUIRE_SERVER"] == "1", name
         assert environment["AIRFLOW__CORE__EXECUTOR"] == env_values["AIRFLOW_EXECUTOR"], name
         assert environment["AIRFLOW__API_AUTH__JWT_ISSUER"] == env_values["AIRFLOW_JWT_ISSUER"], name
+        # The connections' Test button (for `qdrant`: vdb_core's own store, tests/test_qdrant_connection.py).
+        assert environment["AIRFLOW__CORE__TEST_CONNECTION"] == env_values["AIRFLOW_TEST_CONNECTION"] == "Enabled"
 
         # The connection survives interpolation as valid JSON, in the Qdrant provider's fields
         # (`prefer_gprc` is the provider's spelling); https explicitly off, or the provider's rule
@@ -308,6 +311,26 @@ def _resolved_services(tmp_path: Path, env_file: Path) -> dict:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["services"]
+
+
+def _config_of_a_copy(folder: Path, *args: str) -> dict:
+    """The model `docker compose config` resolves for a copy of the compose file in ``folder`` (where
+    Compose looks for .env and names the project), run in a clean environment with ``args`` before
+    the command."""
+    shutil.copyfile(COMPOSE_FILE, folder / "docker-compose.yml")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder)}
+    cmd = [*COMPOSE, *args, "-f", str(folder / "docker-compose.yml"), "config", "--format", "json"]
+    result = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _services_from_dotenv(tmp_path: Path, dotenv: dict[str, str]) -> dict:
+    """Every service of every profile as Compose resolves them when ``dotenv`` is the .env next to
+    the compose file (where `docker compose` reads it: env_file and interpolation)."""
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
+    profiles = ("--profile", "celery", "--profile", "flower", "--profile", "debug")
+    return _config_of_a_copy(tmp_path, *profiles)["services"]
 
 
 def test_exactly_one_service_builds_and_it_is_an_airflow_service():
@@ -372,11 +395,13 @@ def test_celery_profile_workers_scale_on_one_image(tmp_path, env_from_example):
     # Scaling: N copies need no fixed name and no host port.
     assert "container_name" not in worker and not worker.get("ports")
     assert [(p["host_ip"], p["published"], p["target"]) for p in flower["ports"]] == [("127.0.0.1", "5555", 5555)]
-    user, password, db = (env_values[k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
+    password = env_values["POSTGRES_PASSWORD"]
     for name in ("airflow-scheduler", "airflow-worker", "flower"):
         env = services[name]["environment"]
         assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", name
-        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+postgresql://{user}:{password}@postgres/{db}", name
+        # The result backend's URL holds the database password: a file airflow-init writes.
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND_CMD"] == "cat /opt/airflow/auth/celery_result_backend", name
+        assert not any(f":{password}@" in str(value) for value in env.values()), name
         assert env["VDB_THREADS"] == env_values["VDB_THREADS"], name
     assert worker["environment"]["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == env_values["VDB_WORKER_CONCURRENCY"]
     # The documented sizing: a worker's task slots x threads per task = its cores (2 by default).
@@ -436,7 +461,8 @@ def test_airflow_mounts():
         for folder in ("dags", "logs", "config", "plugins"):
             assert f"./{folder}:/opt/airflow/{folder}" in volumes, name
         assert "vdb-data:/opt/airflow/data" in volumes, name
-        assert "${VDB_DATA_DIR:-./data}:/opt/airflow/data/host:ro" in volumes, name
+        host = "${VDB_DATA_DIR:-./data}:/opt/airflow/data/host"
+        assert (host if name == "airflow-init" else host + ":ro") in volumes, name
         assert "vdb-work:/tmp/vdb" in volumes, name
         assert svc["environment"]["VDB_WORK_DIR"] == "/tmp/vdb", name
         assert svc["environment"]["AIRFLOW_CONFIG"] == "/opt/airflow/config/airflow.cfg", name
@@ -472,7 +498,7 @@ def test_dockerignore_excludes_build_output_envs_vcs_and_data():
         if line and not line.startswith(("#", "!")):
             entries.add(line.removeprefix("**/").strip("/"))
     for required in (
-        "target",
+        "target*",
         ".venv",
         "venv",
         ".git",
@@ -485,10 +511,22 @@ def test_dockerignore_excludes_build_output_envs_vcs_and_data():
         "*.ipynb",
         ".DS_Store",
         "__pycache__",
+        # Lab leftovers and run-time data that must never enter the build context.
+        "postgres_data",
+        "snapshots",
+        "*.snapshot",
+        "*.sql",
+        "*.dump",
+        ".gpu",
+        "*.parquet",
+        # Not part of the wheel.
+        "tests",
+        "bench",
+        "docs",
     ):
         assert required in entries, f".dockerignore lacks {required}"
     # What the wheel stage needs must not be excluded.
-    for needed in ("src", "python", "Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md", "docker"):
+    for needed in ("src", "python", "Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md", "docker", "build.rs"):
         assert needed not in entries, f".dockerignore excludes {needed}, which the build needs"
 
 
@@ -519,8 +557,64 @@ def test_wheel_stage_builds_release_abi3_wheel_with_pinned_tools():
     for flag in ("--release", "--locked", "/dist"):
         assert flag in build, f"maturin build lacks {flag}"
     assert re.search(r'--features "?python\b', build), "maturin build lacks --features python"
-    for cache in ("/usr/local/cargo/registry", "target"):
-        assert re.search(rf"--mount=type=cache,[^ ]*target=[^ ]*{re.escape(cache)}", build), cache
+
+
+def _copy_sources(rest: str) -> list[str]:
+    return [t for t in rest.split() if not t.startswith("--")][:-1]
+
+
+def test_dependencies_compile_in_a_layer_keyed_on_the_lock_file():
+    """The wheel stage compiles the dependency set in its own layer, before any source is copied:
+    an edit of src/ or python/ invalidates only the layers after it (vdb_core itself), and the
+    compiled dependencies are in the layer, not in a BuildKit cache mount that a prune empties.
+    That layer builds exactly the features and profile the wheel does (else the wheel's build would
+    compile the dependencies again), and drops the stub crate's own artifacts."""
+    builder = _stages()[0]
+    deps_at = next(i for i, (k, rest) in enumerate(builder) if k == "RUN" and "cargo build" in rest)
+    wheel_at = next(i for i, (k, rest) in enumerate(builder) if k == "RUN" and "maturin build" in rest)
+    assert deps_at < wheel_at
+    copied_before = [src for k, rest in builder[:deps_at] if k == "COPY" for src in _copy_sources(rest)]
+    assert sorted(copied_before) == sorted(
+        ["Cargo.toml", "Cargo.lock", "build.rs", "crates/qdrant-test-server/Cargo.toml", "docker/cuda-toolkit.sh"]
+    ), copied_before
+    copied_after = [src for k, rest in builder[deps_at:wheel_at] if k == "COPY" for src in _copy_sources(rest)]
+    assert sorted(copied_after) == ["README.md", "pyproject.toml", "python/", "src/"], copied_after
+    deps, wheel = builder[deps_at][1], builder[wheel_at][1]
+    assert "--mount=type=cache" not in deps and "--mount=type=cache" not in wheel, (
+        "compiled crates must be in the layer"
+    )
+    features = re.compile(r'--features ("[^"]*"|\S+)')
+    assert features.search(deps).group(1) == features.search(wheel).group(1)
+    assert "--release --locked" in deps and "--release --locked" in wheel
+    assert "cargo clean --release -p vdb_core" in deps
+    # Nothing outside what the wheel needs is copied: no tests/, bench/, docs/, examples/.
+    for keyword, rest in builder:
+        if keyword in ("COPY", "ADD"):
+            assert not re.search(r"(^|\s)\.(\s|$)", rest), f"{keyword} {rest}: copies the whole context"
+            for src in _copy_sources(rest):
+                assert not src.startswith(("tests", "bench", "docs", "examples", "dags", "data")), src
+
+
+def test_what_the_dockerfile_copies_is_not_dockerignored():
+    """Every COPY source of the wheel stage is in the build context, checked with the same pattern
+    semantics Docker uses for simple patterns (fnmatch on the path and each of its parents)."""
+    import fnmatch
+
+    patterns = [
+        line.strip().strip("/").removeprefix("**/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "!"))
+    ]
+    for keyword, rest in _stages()[0]:
+        if keyword != "COPY":
+            continue
+        for src in _copy_sources(rest):
+            path = src.strip("/")
+            parts = path.split("/")
+            prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+            hit = [p for p in patterns for pre in prefixes if fnmatch.fnmatchcase(pre, p)]
+            assert not hit, f"COPY {src}: excluded by .dockerignore {hit}"
+            assert (ROOT / path).exists(), f"COPY {src}: no such file in the repository"
 
 
 def test_final_stage_installs_pinned_packages_and_copies_no_dags_or_data():
@@ -540,6 +634,27 @@ def test_final_stage_installs_pinned_packages_and_copies_no_dags_or_data():
         assert f"org.opencontainers.image.{label}=" in labels, label
 
 
+def test_the_image_gets_the_qdrant_connection_type_from_vdb_core_only():
+    """vdb_core's wheel is the Airflow provider of `qdrant` (entry point); the official Qdrant provider
+    would take that type over (first registration wins), so nothing installs it and the image's build
+    fails if it is there."""
+    text = DOCKERFILE.read_text()
+    assert "vdb_core.provider_info:get_provider_info" in text
+    assert "find_spec('airflow.providers.qdrant') is None" in text
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert (
+        '[project.entry-points.apache_airflow_provider]\nprovider_info = "vdb_core.provider_info:get_provider_info"'
+        in (pyproject)
+    )
+    for f in (
+        CONSTRAINTS,
+        MODEL_REQUIREMENTS,
+        ROOT / "requirements-dev.txt",
+        ROOT / "docker" / "cuda-requirements.txt",
+    ):
+        assert "providers-qdrant" not in f.read_text(), f
+
+
 def test_gpu_image_is_a_build_arg_of_the_one_image():
     """VDB_FEATURES=cuda builds the GPU variant of the same image (no second Dockerfile or target):
     nvcc and the link libraries from docker/cuda-toolkit.sh in the wheel stage, the pinned CUDA
@@ -552,10 +667,12 @@ def test_gpu_image_is_a_build_arg_of_the_one_image():
     assert [rest for keyword, rest in stages[-1] if keyword == "ARG" and rest.startswith("VDB_FEATURES")] == [
         'VDB_FEATURES=""'
     ]
-    build = next(rest for keyword, rest in stages[0] if keyword == "RUN" and "maturin build" in rest)
+    build = " ".join(
+        rest for keyword, rest in stages[0] if keyword == "RUN" and ("cargo build" in rest or "maturin" in rest)
+    )
     for piece in (
         "docker/cuda-toolkit.sh /opt/cuda link",
-        'CUDA_COMPUTE_CAP="${CUDA_COMPUTE_CAP}"',
+        "CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP}",
         '--features "python${VDB_FEATURES:+,${VDB_FEATURES}}"',
         "set -- --compatibility linux",
         "python/vdb_core/_cuda",
@@ -612,7 +729,13 @@ def _settings_envs() -> set[str]:
 
 
 # Read by airflow-init from .env through env_file (never interpolated by the compose file).
-INIT_READS = {"AIRFLOW_ADMIN_PASSWORD", "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "VDB_SAMPLE_ROWS"}
+INIT_READS = {
+    "AIRFLOW_ADMIN_PASSWORD",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API__SECRET_KEY",
+    "VDB_SAMPLE_ROWS",
+}
 
 
 def test_env_example_documents_every_compose_variable():
@@ -632,7 +755,12 @@ def test_env_example_documents_every_compose_variable():
 
 def test_env_example_holds_placeholders_not_secrets():
     values = _env_keys(ENV_EXAMPLE)
-    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW_ADMIN_PASSWORD"):
+    for key in (
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW_ADMIN_PASSWORD",
+    ):
         assert key not in values, f".env.example sets {key}; keep it commented out (airflow-init generates it)"
         assert key in _documented_keys(ENV_EXAMPLE), f".env.example does not document {key}"
     assert '"' not in values["QDRANT_API_KEY"] and "\\" not in values["QDRANT_API_KEY"]
@@ -640,9 +768,13 @@ def test_env_example_holds_placeholders_not_secrets():
     # No secret default in the compose file either: the token secret and the Fernet key come from files
     # that airflow-init writes (or from .env through env_file).
     env = _compose_raw()["x-airflow-common"]["environment"]
-    assert "AIRFLOW__API_AUTH__JWT_SECRET" not in env and "AIRFLOW__CORE__FERNET_KEY" not in env
+    for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY"):
+        assert key not in env, key
     assert env["AIRFLOW__API_AUTH__JWT_SECRET_CMD"] == "cat /opt/airflow/auth/jwt_secret"
     assert env["AIRFLOW__CORE__FERNET_KEY_CMD"] == "cat /opt/airflow/auth/fernet_key"
+    assert env["AIRFLOW__API__SECRET_KEY_CMD"] == "cat /opt/airflow/auth/api_secret_key"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"] == "cat /opt/airflow/auth/sql_alchemy_conn"
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env and "AIRFLOW__CELERY__RESULT_BACKEND" not in env
     assert "local-dev-jwt-secret" not in text and "AIRFLOW_ADMIN_PASSWORD:-" not in text
     init = " ".join(_compose_raw()["services"]["airflow-init"]["command"])
     assert "python -m vdb_core.deploy init-secrets /opt/airflow/auth" in init
@@ -670,21 +802,8 @@ def test_every_documented_setting_set_in_dotenv_reaches_the_containers(tmp_path)
     readme = (ROOT / "README.md").read_text()
     table = set(re.findall(r"^\| `([A-Z_][A-Z0-9_]*)` \|", readme, flags=re.M))
     assert settings <= table, f"README configuration table lacks {sorted(settings - table)}"
-    compose_copy = tmp_path / "docker-compose.yml"  # .env is read next to the compose file
-    shutil.copyfile(COMPOSE_FILE, compose_copy)
     values = {name: f"from-dotenv-{name.lower()}" for name in sorted(table)}
-    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
-    result = subprocess.run(
-        [*COMPOSE, "-f", str(compose_copy), "--profile", "celery", "--profile", "debug", "config", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    services = json.loads(result.stdout)["services"]
+    services = _services_from_dotenv(tmp_path, values)
     airflow = {name: svc for name, svc in services.items() if name in AIRFLOW_SERVICES}
     assert REQUIRED_AIRFLOW_SERVICES | {"airflow-cli"} <= set(airflow)
     for name, svc in airflow.items():
@@ -754,31 +873,181 @@ def test_first_run_writes_the_default_input_into_the_data_volume():
     ids=["qdrant-cloud", "empty"],
 )
 def test_qdrant_connection_can_be_replaced_from_dotenv(tmp_path, value):
-    compose_copy = tmp_path / "docker-compose.yml"
-    shutil.copyfile(COMPOSE_FILE, compose_copy)
-    (tmp_path / ".env").write_text(f"AIRFLOW_CONN_QDRANT_DEFAULT={value}\n")
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
-    result = subprocess.run(
-        [*COMPOSE, "-f", str(compose_copy), "config", "--format", "json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    for name, svc in json.loads(result.stdout)["services"].items():
+    for name, svc in _services_from_dotenv(tmp_path, {"AIRFLOW_CONN_QDRANT_DEFAULT": value}).items():
         if name in AIRFLOW_SERVICES:
             assert svc["environment"]["AIRFLOW_CONN_QDRANT_DEFAULT"] == value, name
 
 
-def test_conda_environment_installs_requirements_dev_itself():
-    """One list of development packages: the conda environment installs requirements-dev.txt instead
-    of a second, drifting copy of it."""
+def test_conda_environment_leaves_the_packages_to_uv():
+    """One list of development packages, installed one way: the conda environment brings Python and
+    uv only (no pip section: pip over Airflow without its constraints is the backtracking the lab
+    suffered), and `make ... VENV=$CONDA_PREFIX` installs requirements-dev.txt into it with uv, as it
+    does into .venv."""
     env = yaml.safe_load((ROOT / "env" / "airflow_qdrant_lab.yml").read_text())
     deps = env["dependencies"]
-    pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
-    assert pip == ["-r ../requirements-dev.txt"]
-    assert (ROOT / "env" / pip[0].split()[1]).resolve() == (ROOT / "requirements-dev.txt").resolve()
-    conda = [d for d in deps if isinstance(d, str)]
-    assert conda == ["python=3.11", "pip"], "Python packages belong in requirements-dev.txt"
+    assert all(isinstance(d, str) for d in deps), "no pip section: the packages come from requirements-dev.txt"
+    assert sorted(deps) == ["python=3.11", "uv"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "uv pip install --quiet --python $(PY) -r requirements-dev.txt" in makefile
+    assert "VENV=$CONDA_PREFIX" in (ROOT / "env" / "airflow_qdrant_lab.yml").read_text()
+    assert "VENV=$CONDA_PREFIX" in (ROOT / "README.md").read_text()
+
+
+# --------------------------------------------------------------------------------------------------
+# The project name, Qdrant's snapshots, the opt-in bind mount, secrets out of the task environment
+# --------------------------------------------------------------------------------------------------
+
+
+@needs_compose
+def test_project_name_is_fixed_so_volume_names_do_not_follow_the_folder(tmp_path, env_from_example):
+    """A top-level `name:`: the volumes are vdb_core_<volume> whatever the checkout's folder is called
+    (Docker Desktop's Volumes view and `docker volume ls` show these names; README "Where is my stuff")."""
+    assert _compose_raw()["name"] == "vdb_core"
+    folder = tmp_path / "Some Other Folder"
+    folder.mkdir()
+    model = _config_of_a_copy(folder, "--env-file", str(env_from_example))
+    assert model["name"] == "vdb_core"
+    assert model["volumes"]["qdrant-storage"]["name"] == "vdb_core_qdrant-storage"
+    readme = (ROOT / "README.md").read_text()
+    for volume in ("qdrant-storage", "qdrant-snapshots", "postgres-db", "vdb-data"):
+        assert volume in model["volumes"], volume
+        assert f"vdb_core_{volume}" in readme, f"README does not name the volume vdb_core_{volume}"
+
+
+def test_qdrant_snapshots_are_on_a_volume():
+    config = _compose_raw()
+    qdrant = config["services"]["qdrant"]
+    assert "qdrant-snapshots:/qdrant/snapshots" in qdrant["volumes"]
+    assert qdrant["environment"]["QDRANT__STORAGE__SNAPSHOTS_PATH"] == "/qdrant/snapshots"
+    assert "qdrant-snapshots" in config["volumes"]
+
+
+@needs_compose
+def test_bind_mount_override_puts_qdrant_storage_in_a_host_folder(tmp_path, env_from_example):
+    """docker-compose.bind-mounts.yml (opt-in) replaces the storage volume with ./qdrant_storage and
+    carries Qdrant's warning; without it, the named volume."""
+    override = ROOT / "docker-compose.bind-mounts.yml"
+    text = override.read_text()
+    for warning in ("POSIX", "NFS", "Windows", "qdrant.tech/documentation"):
+        assert warning in text, warning
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    cmd = [*COMPOSE, "--env-file", str(env_from_example), "-f", str(COMPOSE_FILE), "-f", str(override)]
+    result = subprocess.run(
+        [*cmd, "config", "--format", "json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    mounts = {m["target"]: m for m in json.loads(result.stdout)["services"]["qdrant"]["volumes"]}
+    assert mounts["/qdrant/storage"]["type"] == "bind"
+    assert Path(mounts["/qdrant/storage"]["source"]) == ROOT / "qdrant_storage"
+    assert mounts["/qdrant/snapshots"]["type"] == "volume"  # only the storage moves
+    assert "docker-compose.bind-mounts.yml" in (ROOT / "README.md").read_text()
+    assert "qdrant_storage" in DOCKERIGNORE.read_text() and "/qdrant_storage" in (ROOT / ".gitignore").read_text()
+
+
+SECRETS_IN_DOTENV = {
+    "POSTGRES_PASSWORD": "pg-Pass/word@1",
+    "AIRFLOW_ADMIN_PASSWORD": "admin-pass-7f3k2",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "j" * 70,
+    "AIRFLOW__CORE__FERNET_KEY": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=",
+    "AIRFLOW__API__SECRET_KEY": "api-secret-key-0123456789",
+}
+
+
+@needs_compose
+def test_task_environments_carry_no_database_or_admin_password(tmp_path):
+    """With the passwords and keys set in .env (which env_file hands to every container), the
+    processes of the Airflow services (and so their tasks) start without them: the compose entrypoint
+    drops them (`env -u`, run here for real on the resolved environment) and the database URLs are
+    files (`*_CMD`). Only airflow-init sees them; it writes the files."""
+    services = _services_from_dotenv(tmp_path, SECRETS_IN_DOTENV)
+    checked = 0
+    for name, svc in services.items():
+        if name not in AIRFLOW_SERVICES or name == "airflow-init":
+            continue
+        entrypoint = svc["entrypoint"]
+        assert entrypoint[:2] == ["/usr/bin/dumb-init", "--"] and entrypoint[-1] == "/entrypoint", name
+        # Run the entrypoint's middle part (env -u ...) with the service's resolved environment and
+        # print what the image's /entrypoint would receive.
+        proc = subprocess.run(
+            [*entrypoint[2:-1], "env"],
+            env={k: str(v) for k, v in svc["environment"].items() if v is not None},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert proc.returncode == 0, proc.stderr
+        for key, secret in SECRETS_IN_DOTENV.items():
+            assert secret not in proc.stdout, f"{name}: {key}'s value reaches the processes"
+        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD=cat /opt/airflow/auth/sql_alchemy_conn" in proc.stdout
+        checked += 1
+    assert checked >= 5
+    init_env = services["airflow-init"]["environment"]
+    assert init_env["POSTGRES_PASSWORD"] == SECRETS_IN_DOTENV["POSTGRES_PASSWORD"]
+    assert "entrypoint" in services["airflow-init"] and services["airflow-init"]["entrypoint"] == ["/bin/bash"]
+
+
+@needs_compose
+def test_init_continues_when_chown_of_a_bind_mount_fails(tmp_path, env_from_example):
+    """airflow-init's ownership step, run for real (bash, `set -euo pipefail`, the resolved script)
+    on bind-mounted folders that refuse chown (here: missing ones): it warns and goes on, so rootless
+    Docker or a network share does not stop the stack."""
+    script = _resolved_services(tmp_path, env_from_example)["airflow-init"]["command"][-1]
+    start = script.index("# Ownership:")
+    end = script.index("# Volumes (Docker's own storage)")
+    block = script[start:end].replace("/opt/airflow/", str(tmp_path / "missing") + "/")
+    result = subprocess.run(
+        ["bash", "-c", 'set -euo pipefail\nwarn() { echo "WARNING: $*"; }\n' + block + "\necho REACHED"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING: could not chown ./logs" in result.stdout and "REACHED" in result.stdout
+
+
+def test_vdb_help_hint_runs_through_the_images_entrypoint():
+    """The image's entrypoint runs `bash ...`/`python ...` as given and prefixes anything else with
+    `airflow`: a hint `run --rm airflow-cli vdb ...` would run `airflow vdb`. Every hint goes
+    through bash (or exec, which bypasses the entrypoint)."""
+    texts = {"docker-compose.yml": COMPOSE_FILE.read_text(), "README.md": (ROOT / "README.md").read_text()}
+    found = 0
+    for name, text in texts.items():
+        for m in re.finditer(r"docker compose (?:--profile \w+ )?(run --rm airflow-cli|exec [\w-]+) ([^\n`]*)", text):
+            cmd = m.group(2)
+            if "vdb" in cmd.split()[:3] or cmd.startswith(("vdb", '"vdb')):
+                found += 1
+                if m.group(1).startswith("run"):
+                    assert cmd.startswith('bash -c "vdb'), f"{name}: {m.group(0)}"
+            elif m.group(1).startswith("run") and "vdb" in cmd:
+                assert cmd.startswith(("bash -c", "python -m vdb_core")), f"{name}: {m.group(0)}"
+    assert found >= 2
+
+
+def test_gitattributes_keep_shell_scripts_lf():
+    """Every script a Linux shell runs (shebang files, *.sh) is checked out with LF on Windows too,
+    asked of git itself (`git check-attr`)."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("git or the repository's .git is not available")
+    listed = subprocess.run([git, "ls-files"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    if listed.returncode != 0:
+        pytest.skip(f"git ls-files failed: {listed.stderr.strip()}")
+    scripts = []
+    for rel in listed.stdout.splitlines():
+        path = ROOT / rel
+        if not path.is_file():
+            continue
+        with path.open("rb") as f:
+            if rel.endswith(".sh") or f.read(2) == b"#!":
+                scripts.append(rel)
+    assert ".ci/run" in scripts and "scripts/fuzz.sh" in scripts
+    attrs = subprocess.run(
+        [git, "check-attr", "eol", "--", *scripts, "Dockerfile", "docker-compose.yml", ".env.example"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert attrs.returncode == 0, attrs.stderr
+    for line in attrs.stdout.splitlines():
+        assert line.endswith(": eol: lf"), line

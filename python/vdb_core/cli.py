@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import vdb_core
+from vdb_core import qdrant_url as _qdrant_url
 
 
 def _settings_epilog() -> str:
@@ -36,9 +38,15 @@ def _add_store_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collection", default=None, help="Qdrant collection (default: VDB_COLLECTION or sec_filings)")
     g = p.add_mutually_exclusive_group()
     g.add_argument(
-        "--qdrant-url", default=None, help="Qdrant gRPC URL, e.g. http://localhost:6334 (default: QDRANT_URL)"
+        "--qdrant-url",
+        default=None,
+        help="Qdrant server URL (default: QDRANT_URL). The REST URL you copy from the dashboard or Qdrant Cloud "
+        "(http://localhost:6333) is fine: port 6333, or no port, goes to the gRPC port 6334 (logged); any "
+        "other port is taken as the gRPC port",
     )
-    g.add_argument("--store", default=None, help="embedded store directory (default: VDB_STORE_PATH)")
+    g.add_argument(
+        "--store", default=None, help="embedded store directory (default: VDB_STORE_PATH; used when no Qdrant URL)"
+    )
     p.add_argument("--api-key", default=None, help="Qdrant API key (default: QDRANT_API_KEY)")
     p.add_argument("--model-dir", default=None, help="model folder (default: VDB_MODEL_DIR or the bundled package)")
 
@@ -269,15 +277,17 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     sp = sub.add_parser("inspect", help="row count, schema, null counts and column mapping of a parquet file")
-    sp.add_argument("parquet")
+    sp.add_argument("parquet", help="the parquet file")
     mapping_flags(sp)
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(func=cmd_inspect)
 
     sp = sub.add_parser("sample-data", help="write a deterministic SEC-filings-like parquet")
-    sp.add_argument("--rows", type=int, default=200_000)
-    sp.add_argument("--out", default="data/sample_sec_sentences.parquet")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--rows", type=int, default=200_000, help="rows to write (default: 200000)")
+    sp.add_argument(
+        "--out", default="data/sample_sec_sentences.parquet", help="parquet file to write (default: %(default)s)"
+    )
+    sp.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same file (default: 0)")
     sp.add_argument(
         "--duplicate-rate",
         type=float,
@@ -287,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_sample_data)
 
     sp = sub.add_parser("ingest", help="parquet -> embeddings -> Qdrant, resumable")
-    sp.add_argument("parquet")
+    sp.add_argument("parquet", help="the parquet file of sentences to ingest")
     mapping_flags(sp)
     _add_store_flags(sp)
     sp.add_argument(
@@ -304,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["float32", "int8", "bf16", "float16"],
         default=None,
         help=(
-            "embedding arithmetic (default: VDB_PRECISION, float32); int8 is 1.4-2x faster, cosine >= 0.99 to float32; "
+            "embedding arithmetic (default: VDB_PRECISION, float32); int8 is 1.1-1.3x as fast (measured: "
+            "docs/benchmarks.md), cosine >= 0.99 to float32; "
             "bf16 needs AVX512-BF16 (or a GPU), cosine >= 0.9999 (GPU: 0.999); float16 runs on a GPU only"
         ),
     )
@@ -344,9 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_ingest)
 
     sp = sub.add_parser("search", help="nearest sentences to a query text")
-    sp.add_argument("query")
+    sp.add_argument("query", help="the query text (embedded with the same model as the sentences)")
     _add_store_flags(sp)
-    sp.add_argument("--limit", type=int, default=10)
+    sp.add_argument("--limit", type=int, default=10, help="number of hits (default: 10)")
     sp.add_argument(
         "--filter",
         action="append",
@@ -362,13 +373,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("count", help="points in the collection")
     _add_store_flags(sp)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help='print {"count": N}')
     sp.set_defaults(func=cmd_count)
     return p
 
 
+def _show_target_notes() -> None:
+    """The store-target notes (the REST -> gRPC port mapping of vdb_core.qdrant_url) on stderr."""
+    if not any(getattr(h, "_vdb_cli", False) for h in _qdrant_url.log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("vdb: %(message)s"))
+        handler._vdb_cli = True  # type: ignore[attr-defined]
+        _qdrant_url.log.addHandler(handler)
+    _qdrant_url.log.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    _show_target_notes()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -1,9 +1,14 @@
 """Deployment helpers run by docker-compose's ``airflow-init``: ``python -m vdb_core.deploy init-secrets DIR``.
 
 Airflow's shared secrets (the JWT secret that signs API and task tokens, the Fernet key that encrypts
-connection passwords) and the UI admin password come from ``.env`` when set there, else from the
-files an earlier ``up`` wrote, else they are generated. A value that anyone can read in this
-repository or in a tutorial is refused, and so is a JWT secret too short for Airflow's HS512.
+connection passwords, the ``[api] secret_key`` that signs the UI's session cookies) and the UI admin
+password come from ``.env`` when set there, else from the files an earlier ``up`` wrote, else they are
+generated. A value that anyone can read in this repository or in a tutorial is refused, and so is a
+JWT secret too short for Airflow's HS512.
+
+The database URLs (metadata database, Celery result backend) are written as files too, from
+``POSTGRES_USER``/``POSTGRES_PASSWORD``/``POSTGRES_DB``: the Airflow services read them through
+``*_CMD`` settings, so the database password is in no service's environment and no task inherits it.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ import secrets
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 JWT_ENV = "AIRFLOW__API_AUTH__JWT_SECRET"
 FERNET_ENV = "AIRFLOW__CORE__FERNET_KEY"
+API_SECRET_ENV = "AIRFLOW__API__SECRET_KEY"
 ADMIN_USER_ENV = "AIRFLOW_ADMIN_USERNAME"
 ADMIN_PASSWORD_ENV = "AIRFLOW_ADMIN_PASSWORD"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json"
@@ -28,6 +35,8 @@ PASSWORDS_FILE = "simple_auth_manager_passwords.json"
 #: hash's output (64 bytes for SHA-512).
 JWT_MIN_BYTES = 64
 ADMIN_MIN_CHARS = 8
+#: ``[api] secret_key``: Airflow's own default is 16 random bytes; ours are 32.
+API_SECRET_MIN_BYTES = 16
 
 #: Values published in this repository's history, in Airflow's docs or in common tutorials.
 KNOWN_PUBLIC = frozenset(
@@ -75,6 +84,15 @@ def check_fernet_key(value: str) -> None:
         raw = b""
     if len(raw) != 32:
         raise SecretError(f"{FERNET_ENV} is not a Fernet key (32 url-safe base64-encoded bytes)")
+
+
+def check_api_secret_key(value: str) -> None:
+    _check_common(API_SECRET_ENV, value)
+    if len(value.encode()) < API_SECRET_MIN_BYTES:
+        raise SecretError(
+            f"{API_SECRET_ENV} has {len(value.encode())} bytes; use at least {API_SECRET_MIN_BYTES}: "
+            'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+        )
 
 
 def check_admin_password(value: str) -> None:
@@ -125,7 +143,13 @@ def init_secrets(auth_dir: str | os.PathLike[str], env: Mapping[str, str] | None
             check_fernet_key,
             lambda: base64.urlsafe_b64encode(os.urandom(32)).decode(),
         ),
+        "api_secret_key": _secret_file(
+            root / "api_secret_key", env, API_SECRET_ENV, check_api_secret_key, lambda: secrets.token_urlsafe(32)
+        ),
     }
+    if "POSTGRES_PASSWORD" in env:
+        write_database_urls(root, env)
+        out["database_urls"] = "written"
     user = env.get(ADMIN_USER_ENV) or "admin"
     passwords = root / PASSWORDS_FILE
     if ADMIN_PASSWORD_ENV in env:
@@ -141,6 +165,24 @@ def init_secrets(auth_dir: str | os.PathLike[str], env: Mapping[str, str] | None
             print(f"generated the password of UI user {user!r}: {password}  (set {ADMIN_PASSWORD_ENV} in .env instead)")
     _write_private(passwords, json.dumps({user: password}))
     return out
+
+
+def database_urls(env: Mapping[str, str]) -> dict[str, str]:
+    """The metadata database's SQLAlchemy URL and the Celery result backend's, for the compose
+    service ``postgres`` (user, password and database name URL-quoted)."""
+    user = quote(env.get("POSTGRES_USER") or "airflow", safe="")
+    password = quote(env.get("POSTGRES_PASSWORD") or "", safe="")
+    db = quote(env.get("POSTGRES_DB") or "airflow", safe="")
+    host = env.get("POSTGRES_HOST") or "postgres"
+    where = f"{user}:{password}@{host}/{db}"
+    return {"sql_alchemy_conn": f"postgresql+psycopg2://{where}", "celery_result_backend": f"db+postgresql://{where}"}
+
+
+def write_database_urls(auth_dir: str | os.PathLike[str], env: Mapping[str, str]) -> None:
+    """Write :func:`database_urls` into ``auth_dir`` (mode 0640), where the services' ``*_CMD``
+    settings read them."""
+    for name, url in database_urls(env).items():
+        _write_private(Path(auth_dir) / name, url)
 
 
 def default_secret_warnings(env: Mapping[str, str] | None = None) -> list[str]:
