@@ -112,7 +112,7 @@ def test_hook_get_conn_is_our_store_and_target_is_what_tasks_use(monkeypatch, ke
 def test_hook_test_connection_with_a_wrong_key(monkeypatch, keyed_server):
     ok, message = _hook(monkeypatch, **_fields(keyed_server.port, key="wrong-key")).test_connection()
     assert not ok
-    assert message.startswith("StoreError [store]:") and "API key is missing or wrong" in message, message
+    assert message.startswith("StoreError [store_auth]:") and "API key is missing or wrong" in message, message
     assert "wrong-key" not in message
     ok, message = _hook(monkeypatch, **_fields(keyed_server.port, key=None)).test_connection()
     assert not ok and "API key is missing or wrong" in message, message

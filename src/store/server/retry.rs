@@ -32,8 +32,20 @@ impl From<&LoadOptions> for RetryPolicy {
 /// What a request is about, for error messages.
 pub(super) struct Ctx<'a> {
     pub(super) url: &'a str,
+    /// `*`: a request about no one collection (listing collections or aliases).
     pub(super) collection: &'a str,
     pub(super) what: &'a str,
+}
+
+impl Ctx<'_> {
+    /// " on collection 'x'" for messages, nothing for a request about no one collection.
+    fn on(&self) -> String {
+        if self.collection == "*" {
+            String::new()
+        } else {
+            format!(" on collection '{}'", self.collection)
+        }
+    }
 }
 
 /// Whether an error is worth retrying, and the server's requested pause if it gave one.
@@ -106,13 +118,7 @@ where
             };
             return Err(VdbError::new(
                 if auth { ErrorKind::StoreAuth } else { ErrorKind::Store },
-                format!(
-                    "Qdrant at {} rejected {} on collection '{}': {}{hint}",
-                    ctx.url,
-                    ctx.what,
-                    ctx.collection,
-                    describe_err(&err)
-                ),
+                format!("Qdrant at {} rejected {}{}: {}{hint}", ctx.url, ctx.what, ctx.on(), describe_err(&err)),
             )
             .with_source(err));
         };
@@ -120,10 +126,10 @@ where
             return Err(VdbError::new(
                 ErrorKind::StoreUnavailable,
                 format!(
-                    "Qdrant at {} is unavailable for collection '{}': {} failed after {} attempts over {:.1}s; last error: {}",
+                    "Qdrant at {} is unavailable: {}{} failed after {} attempts over {:.1}s; last error: {}",
                     ctx.url,
-                    ctx.collection,
                     ctx.what,
+                    ctx.on(),
                     retry + 1,
                     start.elapsed().as_secs_f64(),
                     describe_err(&err)
@@ -133,10 +139,10 @@ where
         }
         let pause = backoff(policy.base_ms, retry).max(server_pause.unwrap_or_default().min(MAX_BACKOFF));
         log::warn!(
-            "Qdrant at {}: {} on collection '{}' failed ({}); retry {}/{} in {:.1}s",
+            "Qdrant at {}: {}{} failed ({}); retry {}/{} in {:.1}s",
             ctx.url,
             ctx.what,
-            ctx.collection,
+            ctx.on(),
             describe_err(&err),
             retry + 1,
             policy.max_retries,
