@@ -20,6 +20,10 @@
 #                  89 = L4/L40, 100 = B200.
 #   VDB_VERSION, VCS_REF, BUILD_DATE  OCI label values (set by CI; harmless defaults here).
 #
+# The image's wheel is built without the `embedded` cargo feature (the in-process Qdrant engine,
+# about half of the dependency build): every service of the stack talks to the Qdrant server
+# (VDB_REQUIRE_SERVER=1). Local installs (`make develop`, `pip install .`) keep it.
+#
 # Layers of the wheel stage: the dependencies compile in a layer keyed on Cargo.toml/Cargo.lock alone
 # (hundreds of crates, the long part of a first build); an edit of src/ or python/ rebuilds only the
 # layer after it (vdb_core itself). Only the files the wheel needs enter the build (.dockerignore and
@@ -76,7 +80,7 @@ RUN mkdir -p src examples crates/qdrant-test-server/src \
       *) echo "VDB_FEATURES must be empty or cuda, not ${VDB_FEATURES}" >&2; exit 1 ;; \
     esac \
  && . /opt/vdb-build-env \
- && cargo build --release --locked --lib -p vdb_core --features "python${VDB_FEATURES:+,${VDB_FEATURES}}" \
+ && cargo build --release --locked --lib -p vdb_core --no-default-features --features "python${VDB_FEATURES:+,${VDB_FEATURES}}" \
  && cargo clean --release -p vdb_core \
  && rm -f src/lib.rs
 
@@ -94,7 +98,7 @@ RUN . /opt/vdb-build-env \
       mkdir -p python/vdb_core/_cuda && cp /opt/cuda/link/libcuda.so.1 python/vdb_core/_cuda/ \
       && set -- --compatibility linux; \
     fi \
- && maturin build --release --locked --features "python${VDB_FEATURES:+,${VDB_FEATURES}}" "$@" --out /dist \
+ && maturin build --release --locked --no-default-features --features "python${VDB_FEATURES:+,${VDB_FEATURES}}" "$@" --out /dist \
  && ls -l /dist
 
 ########################################################################################################

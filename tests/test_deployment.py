@@ -559,6 +559,37 @@ def test_wheel_stage_builds_release_abi3_wheel_with_pinned_tools():
     assert re.search(r'--features "?python\b', build), "maturin build lacks --features python"
 
 
+def test_the_image_leaves_the_embedded_engine_out():
+    """The image's wheel and its dependency layer build without default features (no `embedded`:
+    the in-process engine the stack never uses), and that feature set resolves to at most 300
+    crates, qdrant-edge not among them (`cargo tree`, offline)."""
+    builder = _stages()[0]
+    for step in ("cargo build", "maturin build"):
+        rest = next(rest for keyword, rest in builder if keyword == "RUN" and step in rest)
+        assert "--no-default-features" in rest, f"{step} must leave the embedded store out"
+    cargo = shutil.which("cargo")
+    if cargo is None:
+        pytest.skip("cargo is not on PATH: the crate count needs it")
+    tree = subprocess.run(
+        [cargo, "tree", "--offline", "-p", "vdb_core", "--no-default-features", "--features", "python"]
+        + ["-e", "normal,build", "--prefix", "none"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    crates = {line.replace(" (*)", "").replace(" (proc-macro)", "").strip() for line in tree.splitlines() if line}
+    assert not [c for c in crates if c.startswith("qdrant-edge ")], "qdrant-edge is in the image's build"
+    assert len(crates) <= 300, f"the image's wheel compiles {len(crates)} crates"
+    default = subprocess.run(
+        [cargo, "tree", "--offline", "-p", "vdb_core", "--features", "python", "-i", "qdrant-edge"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert default.returncode == 0 and "qdrant-edge" in default.stdout, "local installs keep the embedded store"
+
+
 def _copy_sources(rest: str) -> list[str]:
     return [t for t in rest.split() if not t.startswith("--")][:-1]
 

@@ -57,10 +57,14 @@ from ._native import (  # noqa: E402
 __version__: str = _native.__version__
 #: True in a build with the ``cuda`` cargo feature (``make cuda``), where ``device="cuda"`` can work.
 CUDA_BUILT: bool = _native.CUDA_BUILT
+#: True in a build with the ``embedded`` cargo feature (the default; the Docker image leaves it out):
+#: the in-process Qdrant engine behind ``store_path``.
+EMBEDDED_BUILT: bool = _native.EMBEDDED_BUILT
 
 __all__ = [
     "__version__",
     "CUDA_BUILT",
+    "EMBEDDED_BUILT",
     "VdbError",
     "InputError",
     "ConfigError",

@@ -11,6 +11,8 @@ from typing import Any
 __version__: str
 CUDA_BUILT: bool
 """True in a build with the ``cuda`` cargo feature (``make cuda``): ``device="cuda"`` can work."""
+EMBEDDED_BUILT: bool
+"""True in a build with the ``embedded`` cargo feature (the default; the Docker image leaves it out)."""
 
 Progress = None | str | Callable[[str], Any]
 

@@ -501,6 +501,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .install();
     m.add("__version__", crate::VERSION)?;
     m.add("CUDA_BUILT", crate::embed::device::CUDA_BUILT)?;
+    m.add("EMBEDDED_BUILT", crate::store::EMBEDDED_BUILT)?;
     m.add("VdbError", py.get_type::<exceptions::VdbError>())?;
     m.add("InputError", py.get_type::<InputError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

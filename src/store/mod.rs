@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::error::{ErrorKind, Result, VdbError};
 
+#[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod filter;
 pub mod server;
@@ -337,9 +338,22 @@ pub trait VectorStore: Send + Sync {
 pub fn open(target: &StoreTarget) -> Result<Box<dyn VectorStore>> {
     match target {
         StoreTarget::Server { url, api_key } => Ok(Box::new(server::ServerStore::connect(url, api_key.as_deref())?)),
+        #[cfg(feature = "embedded")]
         StoreTarget::Embedded { path } => Ok(Box::new(embedded::EmbeddedStore::open(path)?)),
+        #[cfg(not(feature = "embedded"))]
+        StoreTarget::Embedded { path } => Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "the embedded store ({}) is not in this build of vdb_core (built without the `embedded` feature, as \
+                 the Docker image is): set QDRANT_URL to a Qdrant server, or install vdb_core with default features",
+                path.display()
+            ),
+        )),
     }
 }
+
+/// Whether this build has the embedded store (the cargo feature `embedded`, on by default).
+pub const EMBEDDED_BUILT: bool = cfg!(feature = "embedded");
 
 /// The collection `name` stands for: the one the alias `name` points to, or `name` itself.
 pub fn resolve_alias(store: &dyn VectorStore, name: &str) -> Result<String> {
