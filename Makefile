@@ -43,13 +43,15 @@ test-python: setup
 test: $(VENV)/.deps test-rust test-python
 
 # The lint gate CI runs before the tests: one format for Rust (rustfmt.toml) and Python (ruff),
-# clippy and ruff without warnings.
-lint: $(VENV)/.deps
+# clippy and ruff without warnings, and the .pyi stubs checked against the runtime (mypy stubtest;
+# it imports the extension, so lint needs `make develop` first).
+lint: develop
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --features vdb_core/reference -- -D warnings
 	cargo clippy --no-default-features --features python --lib -- -D warnings   # the Docker image's feature set
 	$(VENV)/bin/ruff format --check python dags tests bench
 	$(VENV)/bin/ruff check python dags tests bench
+	cd python && $(abspath $(PY)) -m mypy.stubtest vdb_core --allowlist stubtest-allowlist.txt
 
 bench: setup
 	$(PY) bench/embed_bench.py

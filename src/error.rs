@@ -55,6 +55,32 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in declaration order (the Python stub's `ErrorKind` literal is checked against
+    /// this list by `tests/test_contract.py`).
+    pub const ALL: [ErrorKind; 21] = [
+        ErrorKind::FileNotFound,
+        ErrorKind::NotParquet,
+        ErrorKind::CorruptFile,
+        ErrorKind::MissingColumn,
+        ErrorKind::WrongColumnType,
+        ErrorKind::EmptyText,
+        ErrorKind::DuplicateId,
+        ErrorKind::NullId,
+        ErrorKind::NoRows,
+        ErrorKind::InvalidConfig,
+        ErrorKind::Model,
+        ErrorKind::Embed,
+        ErrorKind::Store,
+        ErrorKind::StoreUnavailable,
+        ErrorKind::StoreAuth,
+        ErrorKind::CollectionMismatch,
+        ErrorKind::Handoff,
+        ErrorKind::RunMismatch,
+        ErrorKind::Locked,
+        ErrorKind::Io,
+        ErrorKind::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::FileNotFound => "file_not_found",
@@ -178,6 +204,42 @@ pub fn catch_panic<T>(f: impl FnOnce() -> T, on_panic: impl FnOnce(String) -> Vd
 mod tests {
     use super::*;
     use std::error::Error;
+
+    /// `ALL` holds every kind once: the match below does not compile when a kind is added without
+    /// a place in it, and each place must hold that kind.
+    #[test]
+    fn all_kinds_are_listed_once() {
+        let place = |k: ErrorKind| match k {
+            ErrorKind::FileNotFound => 0,
+            ErrorKind::NotParquet => 1,
+            ErrorKind::CorruptFile => 2,
+            ErrorKind::MissingColumn => 3,
+            ErrorKind::WrongColumnType => 4,
+            ErrorKind::EmptyText => 5,
+            ErrorKind::DuplicateId => 6,
+            ErrorKind::NullId => 7,
+            ErrorKind::NoRows => 8,
+            ErrorKind::InvalidConfig => 9,
+            ErrorKind::Model => 10,
+            ErrorKind::Embed => 11,
+            ErrorKind::Store => 12,
+            ErrorKind::StoreUnavailable => 13,
+            ErrorKind::StoreAuth => 14,
+            ErrorKind::CollectionMismatch => 15,
+            ErrorKind::Handoff => 16,
+            ErrorKind::RunMismatch => 17,
+            ErrorKind::Locked => 18,
+            ErrorKind::Io => 19,
+            ErrorKind::Internal => 20,
+        };
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::ALL[place(k)], k);
+        }
+        let mut slugs: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        slugs.sort();
+        slugs.dedup();
+        assert_eq!(slugs.len(), ErrorKind::ALL.len());
+    }
 
     #[test]
     fn io_errors_keep_their_cause() {

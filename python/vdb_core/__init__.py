@@ -45,6 +45,7 @@ _load_cuda_driver()
 
 from . import _native  # noqa: E402  (after the driver, see above)
 from . import qdrant_url as _qdrant_url  # noqa: E402
+from ._kinds import ErrorKind  # noqa: E402
 from ._native import (  # noqa: E402
     ConfigError,
     HandoffError,
@@ -240,7 +241,7 @@ class Embedder:
         """Embed sentences like ``SentenceTransformer.encode``: a float32 array (n, dim) in input
         order, or (dim,) for a single string. The GIL is released while computing."""
         single = isinstance(sentences, str)
-        texts = [sentences] if single else list(sentences)
+        texts: list[str] = [sentences] if isinstance(sentences, str) else list(sentences)
         raw = self._native.encode(texts, batch_size, normalize_embeddings, "bar" if show_progress_bar else None)
         out = np.frombuffer(raw, dtype="<f4").reshape(len(texts), self.dim)
         return out[0] if single else out
@@ -285,7 +286,7 @@ _E = TypeVar("_E", bound=VdbError)
 def _error(
     cls: type[_E],
     message: str,
-    kind: str = "invalid_config",
+    kind: ErrorKind = "invalid_config",
     *,
     file: str | None = None,
     row: int | None = None,

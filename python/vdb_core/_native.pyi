@@ -1,4 +1,5 @@
-"""Type stubs of the Rust extension ``vdb_core._native``.
+"""Type stubs of the Rust extension ``vdb_core._native``: the contract the runtime is checked
+against (``python -m mypy.stubtest vdb_core._native``, in ``make lint``).
 
 Functions exchange JSON strings for structured values (the ``vdb_core`` package decodes them);
 errors are raised as the exceptions below, each with ``kind`` (a stable slug such as
@@ -6,7 +7,43 @@ errors are raised as the exceptions below, each with ``kind`` (a stable slug suc
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias, final
+
+from vdb_core._kinds import ErrorKind
+
+__all__ = [
+    "__version__",
+    "CUDA_BUILT",
+    "EMBEDDED_BUILT",
+    "VdbError",
+    "InputError",
+    "ConfigError",
+    "ModelError",
+    "StoreError",
+    "HandoffError",
+    "NativeEmbedder",
+    "NativeStore",
+    "error_kinds",
+    "settings_json",
+    "cpu_info_json",
+    "linear_gflops",
+    "resolved_settings_json",
+    "resolve_target",
+    "run_dir",
+    "remove_run_dir",
+    "inspect",
+    "sample_data",
+    "plan",
+    "embed_shard",
+    "ensure_collection",
+    "load_shard",
+    "restore_indexing",
+    "verify",
+    "sync",
+    "switch",
+    "report_summary",
+    "ingest",
+]
 
 __version__: str
 CUDA_BUILT: bool
@@ -14,16 +51,13 @@ CUDA_BUILT: bool
 EMBEDDED_BUILT: bool
 """True in a build with the ``embedded`` cargo feature (the default; the Docker image leaves it out)."""
 
-Progress = None | str | Callable[[str], Any]
+_Progress: TypeAlias = None | str | Callable[[str], Any]
 
 class VdbError(Exception):
     """Base of every vdb_core error."""
 
-    kind: str
-    """Stable error slug: file_not_found, not_parquet, corrupt_file, missing_column,
-    wrong_column_type, empty_text, duplicate_id, null_id, no_rows, invalid_config, model, embed, store,
-    store_unavailable, store_auth, collection_mismatch, handoff, run_mismatch, locked, io, internal; and, from
-    the Python layer, outside_data_root (``vdb_core.airflow.resolve_input``)."""
+    kind: ErrorKind
+    """Stable error slug (``vdb_core._kinds.ErrorKind``), e.g. ``"missing_column"``."""
     file: str | None
     row: int | None
     column: str | None
@@ -43,15 +77,16 @@ class StoreError(VdbError):
 class HandoffError(VdbError):
     """A run directory, manifest or shard file is missing, damaged, locked or from another run."""
 
+@final
 class NativeEmbedder:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         model_dir: str | None = None,
         threads: int | None = None,
         precision: str = "float32",
         device: str = "cpu",
         gpu_batch_tokens: int | None = None,
-    ) -> None:
+    ) -> NativeEmbedder:
         """``precision``: ``"float32"``, ``"int8"`` or ``"bf16"`` (also ``"bfloat16"``) on the CPU;
         ``"float32"``, ``"float16"`` (also ``"fp16"``) or ``"bf16"`` on a GPU; bf16 on a CPU without
         AVX512-BF16 raises ``ConfigError``. ``device``: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a GPU
@@ -74,21 +109,22 @@ class NativeEmbedder:
         """JSON ``{"f32_gemm": str, "int8": str | None, "bf16": str | None}``: the kernels in use."""
     def token_lengths(self, texts: list[str]) -> list[int]: ...
     def encode(
-        self, texts: list[str], batch_size: int = 32, normalize: bool = True, progress: Progress = None
+        self, texts: list[str], batch_size: int = 32, normalize: bool = True, progress: _Progress = None
     ) -> bytes:
         """Little-endian float32 bytes, ``len(texts) * dim`` values, row-major, input order."""
 
+@final
 class NativeStore:
     """One opened store (server client or embedded engine), kept for many calls."""
 
-    def __init__(self, target: str) -> None: ...
+    def __new__(cls, target: str) -> NativeStore: ...
     def describe(self) -> str: ...
     def collections(self) -> list[str]: ...
     def aliases(self) -> list[tuple[str, str]]: ...
     def count(self, collection: str) -> int: ...
     def payload_indexes(self, collection: str) -> list[tuple[str, str]]: ...
     def search_vector(
-        self, collection: str, vector: list[float], limit: int, filter: str = "[]", params: str = "{}"
+        self, collection: str, vector: list[float], limit: int, filter: str = ..., params: str = ...
     ) -> str: ...
     def search_text(
         self,
@@ -96,14 +132,17 @@ class NativeStore:
         query: str,
         embedder: NativeEmbedder,
         limit: int,
-        filter: str = "[]",
-        params: str = "{}",
+        filter: str = ...,
+        params: str = ...,
     ) -> str: ...
     def retrieve(self, collection: str, ids: list[str]) -> str: ...
     def release(self, collection: str) -> None: ...
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
+
+def error_kinds() -> list[str]:
+    """Every kind the Rust core raises (``ErrorKind::ALL``)."""
 
 def settings_json() -> str: ...
 def cpu_info_json() -> str:
@@ -120,7 +159,7 @@ def remove_run_dir(path: str) -> None: ...
 def inspect(path: str, mapping: str) -> str: ...
 def sample_data(path: str, rows: int, seed: int, duplicate_rate: float = 0.0) -> str: ...
 def plan(
-    run_dir: str, input: str, mapping: str, shard_rows: int, strict: bool, reuse: bool, progress: Progress = None
+    run_dir: str, input: str, mapping: str, shard_rows: int, strict: bool, reuse: bool, progress: _Progress = None
 ) -> str: ...
 def embed_shard(
     run_dir: str,
@@ -131,13 +170,13 @@ def embed_shard(
     collection: str | None = None,
     recreate: bool = False,
     rebuild: bool = False,
-    progress: Progress = None,
+    progress: _Progress = None,
 ) -> str: ...
 def ensure_collection(
-    run_dir: str, target: str, collection: str, recreate: bool, rebuild: bool = False, options: str = "{}"
+    run_dir: str, target: str, collection: str, recreate: bool, rebuild: bool = False, options: str = ...
 ) -> str: ...
 def load_shard(
-    run_dir: str, shard: int, target: str, collection: str, load_options: str, progress: Progress = None
+    run_dir: str, shard: int, target: str, collection: str, load_options: str, progress: _Progress = None
 ) -> str: ...
 def restore_indexing(target: str, collection: str, run_dir: str | None = None) -> None: ...
 def verify(run_dir: str, target: str, collection: str) -> str: ...
@@ -158,7 +197,7 @@ def ingest(
     batch_size: int,
     load_options: str,
     sync_scope: list[str] = ...,
-    collection_options: str = "{}",
+    collection_options: str = ...,
     rebuild: bool = False,
-    progress: Progress = None,
+    progress: _Progress = None,
 ) -> str: ...

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import vdb_core
+from vdb_core._kinds import ErrorKind
 from vdb_core.qdrant_url import DEFAULT_GRPC_PORT as _DEFAULT_GRPC_PORT
 from vdb_core.qdrant_url import DEFAULT_REST_PORT as _DEFAULT_REST_PORT
 from vdb_core.qdrant_url import port_note
@@ -58,7 +59,7 @@ def _config_error(message: str) -> vdb_core.ConfigError:
     return vdb_core._error(vdb_core.ConfigError, message)
 
 
-def _input_error(message: str, kind: str, file: str | None = None) -> vdb_core.InputError:
+def _input_error(message: str, kind: ErrorKind, file: str | None = None) -> vdb_core.InputError:
     return vdb_core._error(vdb_core.InputError, message, kind, file=file)
 
 

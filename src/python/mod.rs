@@ -155,6 +155,12 @@ fn progress(progress: Option<Py<PyAny>>, every: f64) -> PyResult<CallProgress> {
     Ok(CallProgress { sink, raised })
 }
 
+/// Every error kind the Rust core raises (`ErrorKind::ALL`'s slugs).
+#[pyfunction]
+fn error_kinds() -> Vec<&'static str> {
+    ErrorKind::ALL.iter().map(|k| k.as_str()).collect()
+}
+
 /// The settings in force: defaults overlaid with the environment.
 #[pyfunction]
 fn resolved_settings_json() -> PyResult<String> {
@@ -510,6 +516,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HandoffError", py.get_type::<HandoffError>())?;
     m.add_class::<NativeEmbedder>()?;
     m.add_class::<store_handle::NativeStore>()?;
+    m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(settings_json, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_info_json, m)?)?;
     m.add_function(wrap_pyfunction!(linear_gflops, m)?)?;
