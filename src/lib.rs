@@ -16,6 +16,7 @@
 pub mod config;
 pub mod embed;
 pub mod error;
+pub mod files;
 pub mod handoff;
 pub mod pipeline;
 pub mod progress;

@@ -216,7 +216,7 @@ proptest! {
             let p = write(dir.path(), "s.arrow", &bytes);
             let sum = {
                 let q = write(dir.path(), "orig.arrow", seed);
-                vdb_core::handoff::atomic::sha256_file(&q).unwrap()
+                vdb_core::files::sha256_file(&q).unwrap()
             };
             let err = shard::read_shard(&p, Some(&sum)).unwrap_err();
             prop_assert_eq!(err.kind, vdb_core::ErrorKind::Handoff);

@@ -12,9 +12,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::atomic::write_bytes_atomic;
 use super::rundir::RunDir;
 use crate::error::{ErrorKind, Result, VdbError};
+use crate::files::write_bytes_atomic;
 use crate::source::mapping::{ColumnMapping, ResolvedMapping};
 
 /// 2: planned shards carry text fingerprints; embedded shards hold one vector per distinct text.
@@ -121,6 +121,21 @@ pub struct StepStats {
     pub peak_rss_mib: f64,
 }
 
+/// What a blue/green rebuild run has done so far (see `pipeline::rebuild`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RebuildState {
+    /// The name people search: an alias once the switch has happened.
+    pub alias: String,
+    /// The collection this run builds.
+    pub collection: String,
+    /// Set by the switch.
+    #[serde(default)]
+    pub switched: bool,
+    /// The collection the alias named before the switch (kept until the next rebuild).
+    #[serde(default)]
+    pub previous: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub format: u32,
@@ -157,7 +172,7 @@ pub struct Manifest {
     pub synced: Option<(Vec<String>, u64)>,
     /// A blue/green rebuild: set by ensure-collection, completed by the switch.
     #[serde(default)]
-    pub rebuild: Option<crate::pipeline::rebuild::RebuildState>,
+    pub rebuild: Option<RebuildState>,
 }
 
 impl Manifest {

@@ -21,9 +21,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 
-use super::atomic::{sha256_file, write_atomic};
 use super::ids::TextHash;
 use crate::error::{catch_panic, ErrorKind, Result, VdbError};
+use crate::files::{sha256_file, write_atomic};
 
 pub const ID: &str = "id";
 pub const ROW: &str = "row";

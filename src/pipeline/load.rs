@@ -13,8 +13,9 @@ use uuid::Uuid;
 use crate::error::{ErrorKind, Result, VdbError};
 use crate::handoff::ids::{vector_key, TextHash};
 use crate::handoff::shard::{self, ID, PLANNED_COLUMNS, TEXT, VECTOR_SHARD};
+use crate::handoff::RebuildState;
 use crate::handoff::{Manifest, RunDir, ShardState};
-use crate::pipeline::rebuild::{build_target, generation_name, RebuildState};
+use crate::pipeline::rebuild::{build_target, generation_name};
 use crate::progress::{peak_rss_mib, Progress};
 use crate::source::values::{formatter, json_value};
 use crate::store::{

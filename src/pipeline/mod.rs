@@ -58,7 +58,7 @@ impl IngestOptions {
 /// The run directory's ingest lock, taken without waiting: a second whole ingest of the same run
 /// directory is refused while the first runs (the DAG's step tasks share a run directory on
 /// purpose and do not take it).
-pub fn lock_ingest(run: &RunDir) -> Result<crate::handoff::rundir::FileLock> {
+pub fn lock_ingest(run: &RunDir) -> Result<crate::files::FileLock> {
     run.lock("ingest", std::time::Duration::ZERO).map_err(|e| match e.kind {
         ErrorKind::Locked => VdbError::new(
             ErrorKind::Locked,

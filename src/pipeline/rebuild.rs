@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::Settings;
 use crate::error::{ErrorKind, Result, VdbError};
@@ -27,21 +27,6 @@ use crate::handoff::{Manifest, RunDir};
 use crate::pipeline::verify::Report;
 use crate::progress::peak_rss_mib;
 use crate::store::VectorStore;
-
-/// What a rebuild run has done so far (in the manifest).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RebuildState {
-    /// The name people search: an alias once the switch has happened.
-    pub alias: String,
-    /// The collection this run builds.
-    pub collection: String,
-    /// Set by the switch.
-    #[serde(default)]
-    pub switched: bool,
-    /// The collection the alias named before the switch (kept until the next rebuild).
-    #[serde(default)]
-    pub previous: Option<String>,
-}
 
 /// What the switch did.
 #[derive(Debug, Clone, Serialize)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{ErrorKind, Result, VdbError};
-use crate::handoff::atomic::write_bytes_atomic;
+use crate::files::write_bytes_atomic;
 use crate::handoff::ids::vector_key;
 use crate::handoff::manifest::{Skipped, StepStats};
 use crate::handoff::shard::{self, ID};

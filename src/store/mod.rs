@@ -355,11 +355,6 @@ pub fn open(target: &StoreTarget) -> Result<Box<dyn VectorStore>> {
 /// Whether this build has the embedded store (the cargo feature `embedded`, on by default).
 pub const EMBEDDED_BUILT: bool = cfg!(feature = "embedded");
 
-/// The collection `name` stands for: the one the alias `name` points to, or `name` itself.
-pub fn resolve_alias(store: &dyn VectorStore, name: &str) -> Result<String> {
-    Ok(store.aliases()?.into_iter().find(|(a, _)| a == name).map_or_else(|| name.to_string(), |(_, c)| c))
-}
-
 /// Collection names become directory names (embedded) and URL path segments (server): keep them to
 /// a portable, unsurprising alphabet.
 pub(crate) fn validate_collection_name(name: &str) -> Result<()> {

@@ -48,8 +48,7 @@ use qdrant_edge as qe;
 
 use super::*;
 use crate::error::{ErrorKind, VdbError};
-use crate::handoff::atomic::write_bytes_atomic;
-use crate::handoff::rundir::FileLock;
+use crate::files::{write_bytes_atomic, FileLock};
 
 mod collection;
 mod convert;
