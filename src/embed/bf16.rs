@@ -152,12 +152,9 @@ fn convert_row(kernel: Kernel, x: &[f32], d: &mut [u16]) {
     }
 }
 
-/// `dst = (accumulate ? dst : 0) + x W^T` with `x` of `inp` columns, `dst` of `out`, the
-/// product in bf16 with float32 sums. Parallel over row blocks on the current rayon pool.
-pub fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &Bf16Linear) {
-    assert!(l.kernel.supported(), "the CPU cannot run the {} kernel", l.kernel.name());
-    panel::linear(dst, accumulate, x, l)
-}
+// `linear(dst, accumulate, x, &Bf16Linear)`: `dst = (accumulate ? dst : 0) + x W^T`, the product
+// in bf16 with float32 sums ([`panel::linear`]).
+pub use super::panel::linear;
 
 impl PackedLinear for Bf16Linear {
     type A = u16;
@@ -167,6 +164,10 @@ impl PackedLinear for Bf16Linear {
 
     fn panels(&self) -> &Panels<u16> {
         &self.packed
+    }
+
+    fn kernel(&self) -> (bool, &'static str) {
+        (self.kernel.supported(), self.kernel.name())
     }
 
     fn tile_rows(&self) -> usize {

@@ -76,6 +76,9 @@ pub trait PackedLinear: Sync {
 
     fn panels(&self) -> &Panels<Self::W>;
 
+    /// Whether this CPU runs the layer's kernel, and the kernel's name.
+    fn kernel(&self) -> (bool, &'static str);
+
     /// The most rows one [`Self::tile_product`] takes (<= [`TILE_ROWS`]).
     fn tile_rows(&self) -> usize;
 
@@ -104,9 +107,12 @@ pub trait PackedLinear: Sync {
     fn finish(&self, _dst: &mut [f32], _rows: &Self::Rows) {}
 }
 
-/// `dst = (accumulate ? dst : 0) + x W^T` with `x` of `inp` columns and `dst` of `out`, tasks of
-/// [`ROWS_PER_TASK`] rows on the current rayon pool.
+/// `dst = (accumulate ? dst : 0) + x W^T` with `x` of `inp` columns and `dst` of `out`, the
+/// product in `l`'s precision on the kernel it was packed for; tasks of [`ROWS_PER_TASK`] rows on
+/// the current rayon pool.
 pub fn linear<L: PackedLinear>(dst: &mut [f32], accumulate: bool, x: &[f32], l: &L) {
+    let (supported, name) = l.kernel();
+    assert!(supported, "the CPU cannot run the {name} kernel");
     let p = l.panels();
     let m = x.len() / p.inp;
     assert!(x.len() == m * p.inp && dst.len() == m * p.out);

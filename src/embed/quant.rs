@@ -215,13 +215,9 @@ super::kernels::dispatch! {
     }
 }
 
-/// `dst = (accumulate ? dst : 0) + x W^T` with `x` of `inp` columns, `dst` of `out`, the
-/// product in int8 on the kernel `l` was quantised for. Parallel over row blocks on the current
-/// rayon pool.
-pub fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &QuantLinear) {
-    assert!(l.kernel.supported(), "the CPU cannot run the {} kernel", l.kernel.name());
-    panel::linear(dst, accumulate, x, l)
-}
+// `linear(dst, accumulate, x, &QuantLinear)`: `dst = (accumulate ? dst : 0) + x W^T`, the product
+// in int8 on the kernel the layer was quantised for ([`panel::linear`]).
+pub use super::panel::linear;
 
 impl PackedLinear for QuantLinear {
     type A = u8;
@@ -231,6 +227,10 @@ impl PackedLinear for QuantLinear {
 
     fn panels(&self) -> &Panels<i8> {
         &self.packed
+    }
+
+    fn kernel(&self) -> (bool, &'static str) {
+        (self.kernel.supported(), self.kernel.name())
     }
 
     fn tile_rows(&self) -> usize {
