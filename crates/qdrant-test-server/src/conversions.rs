@@ -103,7 +103,7 @@ pub(crate) fn op_err(e: qe::OperationError) -> Status {
 }
 
 // The test server's own JSON <-> protobuf value conversions: written apart from the product's
-// (src/store/server.rs), so a bug in one cannot cancel out in the tests.
+// (src/store/server/convert.rs), so a bug in one cannot cancel out in the tests.
 
 /// A protobuf payload value from JSON.
 fn to_value(v: &Value) -> pb::Value {
