@@ -41,9 +41,6 @@ impl LogLines {
     pub fn new(every: Duration, sink: Box<dyn Fn(&str) + Send + Sync>) -> LogLines {
         LogLines { sink, every, state: Mutex::new(None) }
     }
-    pub fn stderr() -> LogLines {
-        LogLines::new(Duration::from_secs(10), Box::new(|line| eprintln!("{line}")))
-    }
 }
 
 pub fn format_duration(secs: f64) -> String {

@@ -18,24 +18,18 @@
 //!   reference in tests; bit-identical to the AVX512-BF16 kernel). Never picked by
 //!   [`Kernel::detect`]: a CPU without bf16 instructions gets an error, not a slow fallback.
 //!
-//! Weight layout: panels of [`NR`] output channels; inside a panel, pairs of consecutive inputs,
-//! each pair `NR` channels x 2 values (`[panel][k / 2][NR][2]`), so one 512-bit load holds 16
-//! channels x 2 inputs and a broadcast 32-bit activation pair multiplies all 16.
+//! Weight layout ([`panel`], the driver the int8 layers share): panels of [`NR`] output channels;
+//! inside a panel, pairs of consecutive inputs, each pair `NR` channels x 2 values
+//! (`[panel][k / 2][NR][2]`), so one 512-bit load holds 16 channels x 2 inputs and a broadcast
+//! 32-bit activation pair multiplies all 16.
 
-use rayon::prelude::*;
+use super::amx;
+use super::panel::{self, by_rows, PackedLinear, Panels, Tile, MR, NR, TILE_ROWS};
 
-/// Output channels per packed panel (two 512-bit registers of f32).
-pub const NR: usize = 32;
 /// Inputs per step (one f32 lane of `vdpbf16ps` sums two products).
 const KG: usize = 2;
-/// Rows of one register tile: 2 * MR accumulators + 2 weight registers <= 32 zmm.
-const MR: usize = 12;
-/// Rows converted and multiplied by one parallel task.
-const ROWS_PER_TASK: usize = 48;
-/// Rows of the AMX kernel's tiles, and the rows of the tile buffer (>= [`MR`]).
-const AMX_ROWS: usize = 16;
 /// Inputs per AMX step (one 64-byte tile row of bf16).
-const AMX_K: usize = 32;
+const AMX_K: usize = amx::STEP_BYTES / 2;
 
 /// Which kernel runs the bf16 products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,33 +42,15 @@ pub enum Kernel {
 impl Kernel {
     /// The bf16 kernel this CPU runs, `None` when it has no bf16 dot-product instructions.
     pub fn detect() -> Option<Kernel> {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if crate::embed::amx::enabled()
-                && crate::embed::amx::usable(crate::embed::amx::Feature::Bf16)
-                && amx_self_check()
-            {
-                return Some(Kernel::Amx);
-            }
-            if std::is_x86_feature_detected!("avx512bf16") && std::is_x86_feature_detected!("avx512f") {
-                return Some(Kernel::Avx512Bf16);
-            }
-        }
-        None
+        panel::pick(Kernel::Amx, &AMX_SELF_CHECK, &[Kernel::Avx512Bf16], Kernel::supported)
     }
 
     /// Whether this CPU can run the kernel.
     pub fn supported(self) -> bool {
         match self {
             Kernel::Scalar => true,
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Amx => crate::embed::amx::usable(crate::embed::amx::Feature::Bf16),
-            #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512Bf16 => {
-                std::is_x86_feature_detected!("avx512bf16") && std::is_x86_feature_detected!("avx512f")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
+            Kernel::Amx => amx::usable(amx::Feature::Bf16),
+            Kernel::Avx512Bf16 => super::kernels::has_avx512_bf16(),
         }
     }
 
@@ -87,29 +63,24 @@ impl Kernel {
     }
 }
 
-/// Whether the (unverified) AMX kernel agrees with the scalar kernel (within float32 rounding:
-/// AMX sums the pairs in its own order) on a small product with every row and input remainder,
-/// once per process. A mismatch is logged as an error and the AMX kernel is not used.
-fn amx_self_check() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        let (m, out, inp) = (37, 70, 70);
-        let x: Vec<f32> = (0..m * inp).map(|i| ((i * 7919) % 1000) as f32 / 300.0 - 1.5).collect();
-        let w: Vec<f32> = (0..out * inp).map(|i| ((i * 104729) % 1000) as f32 / 5000.0 - 0.1).collect();
-        let run = |kernel| {
-            let mut y = vec![0.5f32; m * out];
-            linear(&mut y, true, &x, &Bf16Linear::new(&w, out, inp, kernel));
-            y
-        };
-        let (amx, scalar) = (run(Kernel::Amx), run(Kernel::Scalar));
-        let ok = amx.iter().zip(&scalar).all(|(a, s)| (a - s).abs() <= 1e-5 * (1.0 + s.abs()));
-        if !ok {
-            log::error!(
-                "the AMX bf16 kernel disagrees with the scalar kernel on this CPU: not using it (please report)"
-            );
-        }
-        ok
-    })
+/// The (unverified) AMX kernel must agree with the scalar kernel (within float32 rounding: AMX
+/// sums the pairs in its own order) on a small product with every row and input remainder.
+const AMX_SELF_CHECK: amx::SelfCheck = amx::SelfCheck {
+    feature: amx::Feature::Bf16,
+    agrees: amx_agrees,
+    complaint: "the AMX bf16 kernel disagrees with the scalar kernel on this CPU: not using it (please report)",
+};
+
+fn amx_agrees() -> bool {
+    let inp = 70;
+    let (m, out, x, w) = amx::check_inputs(inp);
+    let run = |kernel| {
+        let mut y = vec![0.5f32; m * out];
+        linear(&mut y, true, &x, &Bf16Linear::new(&w, out, inp, kernel));
+        y
+    };
+    let (amx, scalar) = (run(Kernel::Amx), run(Kernel::Scalar));
+    amx.iter().zip(&scalar).all(|(a, s)| (a - s).abs() <= 1e-5 * (1.0 + s.abs()))
 }
 
 /// `x` rounded to bfloat16 (the upper 16 bits of a float32) as `vcvtneps2bf16` does it: round to
@@ -137,11 +108,8 @@ pub fn from_bf16(b: u16) -> f32 {
 
 /// A linear layer with bf16 weights, packed for the kernels.
 pub struct Bf16Linear {
-    packed: Vec<u16>,
-    pub out: usize,
-    pub inp: usize,
-    /// `inp` rounded up to a multiple of 2 ([`AMX_K`] for the AMX kernel).
-    k_pad: usize,
+    /// `k_pad`: `inp` rounded up to a multiple of 2 ([`AMX_K`] for the AMX kernel).
+    packed: Panels<u16>,
     kernel: Kernel,
 }
 
@@ -150,17 +118,13 @@ impl Bf16Linear {
     pub fn new(weight: &[f32], out: usize, inp: usize, kernel: Kernel) -> Bf16Linear {
         assert_eq!(weight.len(), out * inp);
         let step = if kernel == Kernel::Amx { AMX_K } else { KG };
-        let k_pad = inp.div_ceil(step) * step;
-        let groups = k_pad / KG;
-        let mut packed = vec![0u16; out.div_ceil(NR) * NR * k_pad];
+        let mut packed = Panels::new(out, inp, KG, step);
         for j in 0..out {
-            let (panel, c) = (j / NR, j % NR);
             for (k, &w) in weight[j * inp..(j + 1) * inp].iter().enumerate() {
-                let (g, t) = (k / KG, k % KG);
-                packed[((panel * groups + g) * NR + c) * KG + t] = to_bf16(w);
+                packed.set(j, k, to_bf16(w));
             }
         }
-        Bf16Linear { packed, out, inp, k_pad, kernel }
+        Bf16Linear { packed, kernel }
     }
 }
 
@@ -188,65 +152,63 @@ fn convert_row(kernel: Kernel, x: &[f32], d: &mut [u16]) {
     }
 }
 
-/// `dst = (accumulate ? dst : 0) + x W^T` with `x` of `l.inp` columns, `dst` of `l.out`, the
-/// product in bf16 with float32 sums. Parallel over row blocks on the current rayon pool.
-pub fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &Bf16Linear) {
-    let m = x.len() / l.inp;
-    assert!(x.len() == m * l.inp && dst.len() == m * l.out);
-    assert!(l.kernel.supported(), "the CPU cannot run the {} kernel", l.kernel.name());
-    dst.par_chunks_mut(ROWS_PER_TASK * l.out).zip(x.par_chunks(ROWS_PER_TASK * l.inp)).for_each_init(
-        Vec::new,
-        |q, (d, xs)| {
-            convert_rows(xs, l.inp, l.k_pad, l.kernel, q);
-            block(d, accumulate, q, l);
-        },
-    );
-}
+// `linear(dst, accumulate, x, &Bf16Linear)`: `dst = (accumulate ? dst : 0) + x W^T`, the product
+// in bf16 with float32 sums ([`panel::linear`]).
+pub use super::panel::linear;
 
-/// The product of the converted rows `q` with every panel of `l`, into `dst`.
-fn block(dst: &mut [f32], accumulate: bool, q: &[u16], l: &Bf16Linear) {
-    let rows = q.len() / l.k_pad;
-    let groups = l.k_pad / KG;
-    let mut tile = [[0f32; NR]; AMX_ROWS];
-    let mr_max = if l.kernel == Kernel::Amx { AMX_ROWS } else { MR };
-    for panel in 0..l.out.div_ceil(NR) {
-        let b = &l.packed[panel * groups * NR * KG..(panel + 1) * groups * NR * KG];
-        let c0 = panel * NR;
-        let cols = (l.out - c0).min(NR);
-        let mut r0 = 0;
-        while r0 < rows {
-            let mr = (rows - r0).min(mr_max);
-            for (i, t) in tile[..mr].iter_mut().enumerate() {
-                if accumulate {
-                    let o = (r0 + i) * l.out + c0;
-                    t[..cols].copy_from_slice(&dst[o..o + cols]);
-                    t[cols..].fill(0.0);
-                } else {
-                    t.fill(0.0);
-                }
-            }
-            tile_product(l.kernel, &q[r0 * l.k_pad..(r0 + mr) * l.k_pad], l.k_pad, mr, b, groups, &mut tile);
-            for (i, t) in tile[..mr].iter().enumerate() {
-                let o = (r0 + i) * l.out + c0;
-                dst[o..o + cols].copy_from_slice(&t[..cols]);
-            }
-            r0 += mr;
+impl PackedLinear for Bf16Linear {
+    type A = u16;
+    type W = u16;
+    type Acc = f32;
+    type Rows = Vec<u16>;
+
+    fn panels(&self) -> &Panels<u16> {
+        &self.packed
+    }
+
+    fn kernel(&self) -> (bool, &'static str) {
+        (self.kernel.supported(), self.kernel.name())
+    }
+
+    fn tile_rows(&self) -> usize {
+        if self.kernel == Kernel::Amx {
+            TILE_ROWS
+        } else {
+            MR
         }
+    }
+
+    fn convert_rows(&self, x: &[f32], rows: &mut Vec<u16>) {
+        convert_rows(x, self.packed.inp, self.packed.k_pad, self.kernel, rows);
+    }
+
+    fn converted(rows: &Vec<u16>) -> &[u16] {
+        rows
+    }
+
+    fn tile_product(&self, a: &[u16], mr: usize, b: &[u16], tile: &mut Tile<f32>) {
+        tile_product(self.kernel, a, self.packed.k_pad, mr, b, self.packed.groups(), tile);
+    }
+
+    /// The kernels add onto the tile: it starts from `dst` (accumulating) or from zero.
+    fn load(&self, dst: &[f32], acc: &mut [f32; NR], accumulate: bool) {
+        if accumulate {
+            acc[..dst.len()].copy_from_slice(dst);
+            acc[dst.len()..].fill(0.0);
+        } else {
+            acc.fill(0.0);
+        }
+    }
+
+    fn store(&self, _rows: &Vec<u16>, _r: usize, _c0: usize, acc: &[f32], dst: &mut [f32], _accumulate: bool) {
+        dst.copy_from_slice(acc);
     }
 }
 
 /// `tile[i][c] += Σ_k a[i][k] * b[k][c]` for `mr` rows of `a` (row stride `lda`) and one packed
 /// panel `b` of `groups` pairs, in `vdpbf16ps` order.
-fn tile_product(
-    kernel: Kernel,
-    a: &[u16],
-    lda: usize,
-    mr: usize,
-    b: &[u16],
-    groups: usize,
-    tile: &mut [[f32; NR]; AMX_ROWS],
-) {
-    assert!((1..=AMX_ROWS).contains(&mr) && a.len() >= mr * lda && lda >= groups * KG);
+fn tile_product(kernel: Kernel, a: &[u16], lda: usize, mr: usize, b: &[u16], groups: usize, tile: &mut Tile<f32>) {
+    assert!((1..=TILE_ROWS).contains(&mr) && a.len() >= mr * lda && lda >= groups * KG);
     assert!(b.len() >= groups * NR * KG);
     #[cfg(target_arch = "x86_64")]
     if kernel == Kernel::Amx {
@@ -255,7 +217,8 @@ fn tile_product(
         // multiple of 32) values of each of the mr rows of `a` and all of `b`, and reads and
         // writes mr rows of `tile`; `amx::usable` (checked by `linear`) got the tile permission.
         unsafe {
-            return x86::tile_amx(a.as_ptr(), lda, mr, b.as_ptr(), groups, tile.as_mut_ptr() as *mut f32);
+            let (a, b, t) = (a.as_ptr() as *const u8, b.as_ptr() as *const u8, tile.as_mut_ptr() as *mut u8);
+            return amx::tile_product(amx::Feature::Bf16, a, lda * 2, mr, b, groups * KG * 2, t, true);
         }
     }
     #[cfg(target_arch = "x86_64")]
@@ -266,20 +229,7 @@ fn tile_product(
         // values of `b`) and every read and write of `tile` (mr rows of NR floats); `linear`
         // checked that the CPU runs the kernel.
         unsafe {
-            return match mr {
-                1 => x86::tile::<1>(a, lda, b, groups, t),
-                2 => x86::tile::<2>(a, lda, b, groups, t),
-                3 => x86::tile::<3>(a, lda, b, groups, t),
-                4 => x86::tile::<4>(a, lda, b, groups, t),
-                5 => x86::tile::<5>(a, lda, b, groups, t),
-                6 => x86::tile::<6>(a, lda, b, groups, t),
-                7 => x86::tile::<7>(a, lda, b, groups, t),
-                8 => x86::tile::<8>(a, lda, b, groups, t),
-                9 => x86::tile::<9>(a, lda, b, groups, t),
-                10 => x86::tile::<10>(a, lda, b, groups, t),
-                11 => x86::tile::<11>(a, lda, b, groups, t),
-                _ => x86::tile::<12>(a, lda, b, groups, t),
-            };
+            return by_rows!(mr, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 12, x86::tile(a, lda, b, groups, t));
         }
     }
     let _ = kernel;
@@ -289,7 +239,7 @@ fn tile_product(
 /// The portable kernel: per pair, the odd product first, then the even one, each a fused
 /// multiply-add into the float32 sum (one rounding); results that would be denormal flush to
 /// zero, as in `vdpbf16ps`.
-fn tile_scalar(a: &[u16], lda: usize, mr: usize, b: &[u16], groups: usize, tile: &mut [[f32; NR]; AMX_ROWS]) {
+fn tile_scalar(a: &[u16], lda: usize, mr: usize, b: &[u16], groups: usize, tile: &mut Tile<f32>) {
     let ftz = |v: f32| if v.is_subnormal() { 0.0f32.copysign(v) } else { v };
     for (i, acc) in tile[..mr].iter_mut().enumerate() {
         let row = &a[i * lda..];
@@ -306,51 +256,8 @@ fn tile_scalar(a: &[u16], lda: usize, mr: usize, b: &[u16], groups: usize, tile:
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{AMX_K, KG, NR};
-    use crate::embed::amx::TileConfig;
+    use super::{KG, NR};
     use std::arch::x86_64::*;
-
-    /// `mr` (<= 16) rows x 32 channels on AMX: C tiles tmm0/tmm1 (channels 0-15 / 16-31, read
-    /// from and written back to `t`, rows of 32 floats), A tile tmm2 (mr rows x 32 inputs), B
-    /// tiles tmm3/tmm4 (16 input pairs x 16 channels: exactly the packed panel's layout, rows
-    /// 128 bytes apart). UNVERIFIED: never run (no AMX CPU was available when it was written).
-    pub unsafe fn tile_amx(a: *const u16, lda: usize, mr: usize, b: *const u16, groups: usize, t: *mut f32) {
-        let cfg = TileConfig::new(&[mr, mr, mr, 16, 16]);
-        let (c_stride, a_stride, b_stride) = (NR * 4, lda * 2, NR * KG * 2);
-        let (t0, t1) = (t, t.wrapping_add(16));
-        // SAFETY (all blocks): the caller bounds `a` (mr rows of lda values, groups * 2 read
-        // per row), `b` (groups * NR * 2 values) and `t` (mr rows of NR floats); every tile
-        // load reads inside them; the tile registers are not used by compiled Rust code, so
-        // their state carries from one asm block to the next; `tilerelease` ends it.
-        unsafe {
-            std::arch::asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
-            std::arch::asm!(
-                "tileloadd tmm0, [{t0} + {s}*1]",
-                "tileloadd tmm1, [{t1} + {s}*1]",
-                t0 = in(reg) t0, t1 = in(reg) t1, s = in(reg) c_stride, options(nostack, readonly),
-            );
-            for k0 in (0..groups * KG).step_by(AMX_K) {
-                let ap = a.add(k0);
-                let b0 = b.add(k0 / KG * NR * KG);
-                let b1 = b0.add(16 * KG);
-                std::arch::asm!(
-                    "tileloadd tmm2, [{a} + {sa}*1]",
-                    "tileloadd tmm3, [{b0} + {sb}*1]",
-                    "tileloadd tmm4, [{b1} + {sb}*1]",
-                    "tdpbf16ps tmm0, tmm2, tmm3",
-                    "tdpbf16ps tmm1, tmm2, tmm4",
-                    a = in(reg) ap, sa = in(reg) a_stride, b0 = in(reg) b0, b1 = in(reg) b1, sb = in(reg) b_stride,
-                    options(nostack, readonly),
-                );
-            }
-            std::arch::asm!(
-                "tilestored [{t0} + {s}*1], tmm0",
-                "tilestored [{t1} + {s}*1], tmm1",
-                "tilerelease",
-                t0 = in(reg) t0, t1 = in(reg) t1, s = in(reg) c_stride, options(nostack),
-            );
-        }
-    }
 
     /// Rounds `x` to bf16 into `d` (same length), 16 values per instruction.
     #[target_feature(enable = "avx512f,avx512bf16")]

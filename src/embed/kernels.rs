@@ -14,6 +14,17 @@
 /// Lanes of the fixed-width accumulators (one AVX2 register of f32).
 const LANES: usize = 8;
 
+/// `true` when the running CPU has every feature listed (`false` off x86_64).
+macro_rules! cpu_has {
+    ($($feature:tt),+) => {{
+        #[cfg(target_arch = "x86_64")]
+        let all = $(std::is_x86_feature_detected!($feature))&&+;
+        #[cfg(not(target_arch = "x86_64"))]
+        let all = false;
+        all
+    }};
+}
+
 /// The instruction sets a [`dispatch!`] kernel is compiled for, narrowest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Isa {
@@ -33,19 +44,11 @@ impl Isa {
     }
 
     fn probe() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx512vl")
-                && std::is_x86_feature_detected!("avx512bw")
-                && std::is_x86_feature_detected!("avx512dq")
-                && has_avx2()
-            {
-                return Isa::Avx512;
-            }
-            if has_avx2() {
-                return Isa::Avx2;
-            }
+        if cpu_has!("avx512f", "avx512vl", "avx512bw", "avx512dq") && has_avx2() {
+            return Isa::Avx512;
+        }
+        if has_avx2() {
+            return Isa::Avx2;
         }
         Isa::Base
     }
@@ -53,14 +56,17 @@ impl Isa {
 
 /// `true` when the running CPU has AVX2 and FMA.
 pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    cpu_has!("avx2", "fma")
+}
+
+/// `true` when the running CPU has AVX-512 VNNI (with the F, VL and AVX2 the int8 kernel uses).
+pub(crate) fn has_avx512_vnni() -> bool {
+    cpu_has!("avx512vnni", "avx512vl", "avx512f", "avx2")
+}
+
+/// `true` when the running CPU has AVX512-BF16 (and F).
+pub(crate) fn has_avx512_bf16() -> bool {
+    cpu_has!("avx512bf16", "avx512f")
 }
 
 /// Defines `pub fn $name(args)` that runs `$body` compiled for the widest instruction set the CPU

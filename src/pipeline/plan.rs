@@ -66,6 +66,9 @@ fn summary(run: &RunDir, m: &Manifest, resumed: bool, seconds: f64) -> PlanSumma
     }
 }
 
+/// Plans `opts.input` into `run`: reads the input's schema and mapping, keeps an existing plan of
+/// the same input ([`check_same_plan`]; its shards if intact), else splits the valid rows into
+/// shard files ([`split`]) and writes the manifest ([`manifest`]).
 pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result<PlanSummary> {
     let started = Instant::now();
     if opts.shard_rows == 0 {
@@ -78,32 +81,7 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
     let _plan_lock = run.lock("plan", Duration::from_secs(600))?;
 
     if let Some(old) = Manifest::try_read(run)? {
-        let same = old.input.fingerprint == input.fingerprint
-            && old.input.size == input.size
-            && old.mapping == mapping
-            && old.shard_rows == opts.shard_rows
-            && old.strict == opts.strict
-            && old.reuse == opts.reuse;
-        if !same {
-            return Err(VdbError::new(
-                ErrorKind::RunMismatch,
-                format!(
-                    "run directory {} was planned for {} (fingerprint {}, shard_rows {}, text column {:?}); \
-                     it cannot be reused for {} (fingerprint {}, shard_rows {}, text column {:?}). \
-                     Use a new run directory, or delete this one to start over.",
-                    run.path.display(),
-                    old.input.path,
-                    &old.input.fingerprint[..12],
-                    old.shard_rows,
-                    old.mapping.text,
-                    input.path,
-                    &input.fingerprint[..12],
-                    opts.shard_rows,
-                    mapping.text
-                ),
-            )
-            .with_file(run.manifest_path()));
-        }
+        check_same_plan(run, opts, &old, &input, &mapping)?;
         if old.shards.iter().all(|s| shard::checksum_matches(&run.shard_path(s.index), &s.checksum)) {
             return Ok(summary(run, &old, true, started.elapsed().as_secs_f64()));
         }
@@ -111,25 +89,187 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
         // keeping the state of every shard whose content is unchanged.
     }
 
-    let total = source.num_rows();
-    progress.start("plan", total);
-    let stream = source.stream(&mapping)?;
-    let file = opts.input.display().to_string();
-    let mut splitter = Splitter::new(run, &mapping, opts.shard_rows);
-    let mut seen: HashSet<Uuid> = HashSet::new();
-    // Fingerprint -> the shard that provides its vector (its first occurrence): fixed-size keys,
-    // so memory grows with the number of distinct texts, not their length.
-    let mut provider: HashMap<TextHash, u32> = HashMap::new();
-    let mut valid = 0u64;
-    let mut skipped = Skipped::default();
-    let mut rows_read = 0u64;
+    let split = split(run, opts, &mut source, &mapping, progress)?;
+    let mut m = manifest(run, opts, input, mapping, split)?;
+    let seconds = started.elapsed().as_secs_f64();
+    m.add_step("plan", seconds, m.rows_read, peak_rss_mib());
+    {
+        let _lock = run.lock("manifest", crate::handoff::manifest::LOCK_TIMEOUT)?;
+        m.write(run)?;
+    }
+    Ok(summary(run, &m, false, seconds))
+}
+
+/// An existing plan in `run` must be of the same input, mapping and options.
+fn check_same_plan(
+    run: &RunDir,
+    opts: &PlanOptions,
+    old: &Manifest,
+    input: &InputInfo,
+    mapping: &ResolvedMapping,
+) -> Result<()> {
+    let same = old.input.fingerprint == input.fingerprint
+        && old.input.size == input.size
+        && old.mapping == *mapping
+        && old.shard_rows == opts.shard_rows
+        && old.strict == opts.strict
+        && old.reuse == opts.reuse;
+    if same {
+        return Ok(());
+    }
+    Err(VdbError::new(
+        ErrorKind::RunMismatch,
+        format!(
+            "run directory {} was planned for {} (fingerprint {}, shard_rows {}, text column {:?}); \
+             it cannot be reused for {} (fingerprint {}, shard_rows {}, text column {:?}). \
+             Use a new run directory, or delete this one to start over.",
+            run.path.display(),
+            old.input.path,
+            &old.input.fingerprint[..12],
+            old.shard_rows,
+            old.mapping.text,
+            input.path,
+            &input.fingerprint[..12],
+            opts.shard_rows,
+            mapping.text
+        ),
+    )
+    .with_file(run.manifest_path()))
+}
+
+/// What splitting the input found: the shards written and the counts of the manifest.
+struct Split {
+    shards: Vec<ShardEntry>,
+    rows_read: u64,
+    rows_valid: u64,
+    distinct_texts: u64,
+    skipped: Skipped,
+}
+
+/// Reads the input batch by batch, keeps the valid rows ([`RowPlanner::planned_columns`]) and cuts them
+/// into shard files.
+fn split(
+    run: &RunDir,
+    opts: &PlanOptions,
+    source: &mut ParquetSource,
+    mapping: &ResolvedMapping,
+    progress: &dyn Progress,
+) -> Result<Split> {
+    progress.start("plan", source.num_rows());
+    let stream = source.stream(mapping)?;
+    let mut splitter = Splitter::new(run, mapping, opts.shard_rows);
+    let mut planner = RowPlanner::new(opts, mapping);
     for item in stream {
         let (first_row, batch) = item?;
+        splitter.push(planner.planned_columns(first_row, &batch)?)?;
+        progress.advance(batch.num_rows() as u64);
+    }
+    let shards = splitter.finish()?;
+    progress.finish();
+    let rows_valid: u64 = shards.iter().map(|s| s.rows).sum();
+    let RowPlanner { rows_read, skipped, provider, .. } = planner;
+    if rows_valid == 0 {
+        return Err(VdbError::new(
+            ErrorKind::NoRows,
+            format!(
+                "{}: nothing to ingest: {rows_read} rows read, none valid (null text {}, empty text {}, duplicate id {})",
+                opts.input.display(),
+                skipped.null_text,
+                skipped.empty_text,
+                skipped.duplicate_id
+            ),
+        )
+        .with_file(&opts.input));
+    }
+    let distinct_texts = if opts.reuse { provider.len() as u64 } else { rows_valid };
+    Ok(Split { shards, rows_read, rows_valid, distinct_texts, skipped })
+}
+
+/// The new manifest: the split's shards and counts, keeping what an earlier plan of the same input
+/// recorded (the progress of every shard whose content is unchanged, model, target, steps).
+fn manifest(
+    run: &RunDir,
+    opts: &PlanOptions,
+    input: InputInfo,
+    mapping: ResolvedMapping,
+    split: Split,
+) -> Result<Manifest> {
+    let old = Manifest::try_read(run)?;
+    let shards = split
+        .shards
+        .into_iter()
+        .map(|mut s| {
+            // Keep the progress of a shard whose content is unchanged (re-split after damage).
+            if let Some(prev) = old.as_ref().and_then(|m| m.shards.get(s.index)) {
+                if prev.checksum == s.checksum {
+                    s = prev.clone();
+                }
+            }
+            s
+        })
+        .collect();
+    Ok(Manifest {
+        format: FORMAT,
+        vdb_core_version: crate::VERSION.to_string(),
+        input,
+        requested_mapping: opts.mapping.clone(),
+        mapping,
+        strict: opts.strict,
+        reuse: opts.reuse,
+        distinct_texts: split.distinct_texts,
+        shard_rows: opts.shard_rows,
+        rows_read: split.rows_read,
+        rows_valid: split.rows_valid,
+        skipped: split.skipped,
+        shards,
+        model: old.as_ref().and_then(|m| m.model.clone()),
+        target: old.as_ref().and_then(|m| m.target.clone()),
+        verified: false,
+        synced: None,
+        rebuild: old.as_ref().and_then(|m| m.rebuild.clone()),
+        steps: old.map(|m| m.steps).unwrap_or_default(),
+    })
+}
+
+/// The rows read so far: their ids (to find duplicates), text fingerprints (to embed each
+/// distinct text once) and counts.
+struct RowPlanner<'a> {
+    opts: &'a PlanOptions,
+    mapping: &'a ResolvedMapping,
+    /// The input's path, as error messages name it.
+    file: String,
+    seen: HashSet<Uuid>,
+    /// Fingerprint -> the shard that provides its vector (its first occurrence): fixed-size keys,
+    /// so memory grows with the number of distinct texts, not their length.
+    provider: HashMap<TextHash, u32>,
+    valid: u64,
+    skipped: Skipped,
+    rows_read: u64,
+}
+
+impl<'a> RowPlanner<'a> {
+    fn new(opts: &'a PlanOptions, mapping: &'a ResolvedMapping) -> Self {
+        RowPlanner {
+            opts,
+            mapping,
+            file: opts.input.display().to_string(),
+            seen: HashSet::new(),
+            provider: HashMap::new(),
+            valid: 0,
+            skipped: Skipped::default(),
+            rows_read: 0,
+        }
+    }
+
+    /// The planned columns ([`PLANNED_COLUMNS`], then the payload columns) of the valid rows of
+    /// `batch`, whose first row is row `first_row` of the input.
+    fn planned_columns(&mut self, first_row: u64, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
         let n = batch.num_rows();
-        rows_read += n as u64;
-        let text = normalize(batch.column_by_name(&mapping.text).expect("projected"))?;
+        self.rows_read += n as u64;
+        let text = normalize(batch.column_by_name(&self.mapping.text).expect("projected"))?;
         let text = text.as_string::<i32>();
-        let id_cols: Vec<ArrayRef> = mapping
+        let id_cols: Vec<ArrayRef> = self
+            .mapping
             .id_columns
             .iter()
             .map(|c| normalize(batch.column_by_name(c).expect("projected")))
@@ -144,81 +284,24 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
         let mut vals: Vec<String> = Vec::with_capacity(id_cols.len());
         for i in 0..n {
             let row = first_row + i as u64;
-            let bad = if text.is_null(i) {
-                skipped.null_text += 1;
-                Some("null")
-            } else if text.value(i).trim().is_empty() {
-                skipped.empty_text += 1;
-                Some(if text.value(i).is_empty() { "empty" } else { "whitespace-only" })
+            let id = if self.text_is_valid(text, i, row)? {
+                let id = if id_cols.is_empty() {
+                    id_from_text(text.value(i))
+                } else {
+                    self.check_ids(&id_cols, i, row)?;
+                    vals.clear();
+                    vals.extend(fmts.iter().map(|f| f.value(i).to_string()));
+                    id_from_values(&vals)
+                };
+                self.first_with_id(id, id_cols.is_empty(), row)?.then_some(id)
             } else {
                 None
             };
-            if let Some(what) = bad {
-                if opts.strict {
-                    return Err(VdbError::new(
-                        ErrorKind::EmptyText,
-                        format!("{file}: row {row}: text column {:?} is {what} (strict mode)", mapping.text),
-                    )
-                    .with_file(&opts.input)
-                    .with_row(row)
-                    .with_column(&mapping.text));
-                }
-                keep.push(false);
-                continue;
-            }
-            if let Some(k) = id_cols.iter().position(|a| a.is_null(i)) {
-                let col = &mapping.id_columns[k];
-                return Err(VdbError::new(
-                    ErrorKind::NullId,
-                    format!(
-                        "{file}: row {row}: id column {col:?} is null; every id column needs a value in every row \
-                         (choose other id columns, or none to derive ids from the text)"
-                    ),
-                )
-                .with_file(&opts.input)
-                .with_row(row)
-                .with_column(col));
-            }
-            let id = if id_cols.is_empty() {
-                id_from_text(text.value(i))
-            } else {
-                vals.clear();
-                vals.extend(fmts.iter().map(|f| f.value(i).to_string()));
-                id_from_values(&vals)
-            };
-            if !seen.insert(id) {
-                skipped.duplicate_id += 1;
-                if opts.strict {
-                    let key = if id_cols.is_empty() { "text".to_string() } else { mapping.id_columns.join(", ") };
-                    return Err(VdbError::new(
-                        ErrorKind::DuplicateId,
-                        format!("{file}: row {row}: duplicate id (same {key} as an earlier row) (strict mode)"),
-                    )
-                    .with_file(&opts.input)
-                    .with_row(row));
-                }
-                keep.push(false);
-                continue;
-            }
-            keep.push(true);
+            keep.push(id.is_some());
+            let Some(id) = id else { continue };
             ids.push(id.to_string());
             rows.push(row);
-            let h = text_hash(text.value(i));
-            let shard = u32::try_from(valid / opts.shard_rows as u64).map_err(|_| {
-                VdbError::new(
-                    ErrorKind::InvalidConfig,
-                    format!("more than 2^32 shards: raise shard_rows ({})", opts.shard_rows),
-                )
-            })?;
-            valid += 1;
-            let (from, own) = if opts.reuse {
-                match provider.entry(h) {
-                    Entry::Vacant(v) => (*v.insert(shard), true),
-                    Entry::Occupied(o) => (*o.get(), false),
-                }
-            } else {
-                (shard, true)
-            };
+            let (h, from, own) = self.fingerprint(text.value(i))?;
             hashes.push(h);
             vector_shard.push(from);
             embed.push(own);
@@ -233,70 +316,99 @@ pub fn plan(run: &RunDir, opts: &PlanOptions, progress: &dyn Progress) -> Result
             Arc::new(UInt32Array::from(vector_shard)),
             Arc::new(BooleanArray::from(embed)),
         ];
-        for c in &mapping.payload_columns {
+        for c in &self.mapping.payload_columns {
             let col = normalize(batch.column_by_name(c).expect("projected"))?;
             columns.push(filter(col.as_ref(), &mask).map_err(|e| VdbError::internal(e.to_string()))?);
         }
-        splitter.push(columns)?;
-        progress.advance(n as u64);
+        Ok(columns)
     }
-    let shards = splitter.finish()?;
-    progress.finish();
-    let rows_valid: u64 = shards.iter().map(|s| s.rows).sum();
-    if rows_valid == 0 {
-        return Err(VdbError::new(
-            ErrorKind::NoRows,
+
+    /// Whether row `i` has text; null, empty and whitespace-only texts are counted and skipped
+    /// (an error in strict mode).
+    fn text_is_valid(&mut self, text: &StringArray, i: usize, row: u64) -> Result<bool> {
+        let bad = if text.is_null(i) {
+            self.skipped.null_text += 1;
+            "null"
+        } else if text.value(i).trim().is_empty() {
+            self.skipped.empty_text += 1;
+            if text.value(i).is_empty() {
+                "empty"
+            } else {
+                "whitespace-only"
+            }
+        } else {
+            return Ok(true);
+        };
+        if self.opts.strict {
+            return Err(VdbError::new(
+                ErrorKind::EmptyText,
+                format!("{}: row {row}: text column {:?} is {bad} (strict mode)", self.file, self.mapping.text),
+            )
+            .with_file(&self.opts.input)
+            .with_row(row)
+            .with_column(&self.mapping.text));
+        }
+        Ok(false)
+    }
+
+    /// Every id column of row `i` has a value (an error otherwise).
+    fn check_ids(&self, id_cols: &[ArrayRef], i: usize, row: u64) -> Result<()> {
+        let Some(k) = id_cols.iter().position(|a| a.is_null(i)) else {
+            return Ok(());
+        };
+        let col = &self.mapping.id_columns[k];
+        Err(VdbError::new(
+            ErrorKind::NullId,
             format!(
-                "{file}: nothing to ingest: {rows_read} rows read, none valid (null text {}, empty text {}, duplicate id {})",
-                skipped.null_text, skipped.empty_text, skipped.duplicate_id
+                "{}: row {row}: id column {col:?} is null; every id column needs a value in every row \
+                 (choose other id columns, or none to derive ids from the text)",
+                self.file
             ),
         )
-        .with_file(&opts.input));
+        .with_file(&self.opts.input)
+        .with_row(row)
+        .with_column(col))
     }
-    let distinct_texts = if opts.reuse { provider.len() as u64 } else { rows_valid };
-    drop(provider);
 
-    let old = Manifest::try_read(run)?;
-    let shards = shards
-        .into_iter()
-        .map(|mut s| {
-            // Keep the progress of a shard whose content is unchanged (re-split after damage).
-            if let Some(prev) = old.as_ref().and_then(|m| m.shards.get(s.index)) {
-                if prev.checksum == s.checksum {
-                    s = prev.clone();
-                }
-            }
-            s
-        })
-        .collect();
-    let mut m = Manifest {
-        format: FORMAT,
-        vdb_core_version: crate::VERSION.to_string(),
-        input,
-        requested_mapping: opts.mapping.clone(),
-        mapping,
-        strict: opts.strict,
-        reuse: opts.reuse,
-        distinct_texts,
-        shard_rows: opts.shard_rows,
-        rows_read,
-        rows_valid,
-        skipped,
-        shards,
-        model: old.as_ref().and_then(|m| m.model.clone()),
-        target: old.as_ref().and_then(|m| m.target.clone()),
-        verified: false,
-        synced: None,
-        rebuild: old.as_ref().and_then(|m| m.rebuild.clone()),
-        steps: old.map(|m| m.steps).unwrap_or_default(),
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    m.add_step("plan", seconds, rows_read, peak_rss_mib());
-    {
-        let _lock = run.lock("manifest", crate::handoff::manifest::LOCK_TIMEOUT)?;
-        m.write(run)?;
+    /// Whether `id` is new; a duplicate is counted and skipped (an error in strict mode).
+    fn first_with_id(&mut self, id: Uuid, from_text: bool, row: u64) -> Result<bool> {
+        if self.seen.insert(id) {
+            return Ok(true);
+        }
+        self.skipped.duplicate_id += 1;
+        if self.opts.strict {
+            let key = if from_text { "text".to_string() } else { self.mapping.id_columns.join(", ") };
+            return Err(VdbError::new(
+                ErrorKind::DuplicateId,
+                format!("{}: row {row}: duplicate id (same {key} as an earlier row) (strict mode)", self.file),
+            )
+            .with_file(&self.opts.input)
+            .with_row(row));
+        }
+        Ok(false)
     }
-    Ok(summary(run, &m, false, seconds))
+
+    /// The next valid row's text fingerprint, the shard that provides its vector and whether it
+    /// is that shard (its text's first occurrence, or every row without reuse).
+    fn fingerprint(&mut self, text: &str) -> Result<(TextHash, u32, bool)> {
+        let h = text_hash(text);
+        let shard = u32::try_from(self.valid / self.opts.shard_rows as u64).map_err(|_| {
+            VdbError::new(
+                ErrorKind::InvalidConfig,
+                format!("more than 2^32 shards: raise shard_rows ({})", self.opts.shard_rows),
+            )
+        })?;
+        self.valid += 1;
+        let (from, own) = if self.opts.reuse {
+            match self.provider.entry(h) {
+                Entry::Vacant(v) => (*v.insert(shard), true),
+                Entry::Occupied(o) => (*o.get(), false),
+            }
+        } else {
+            (shard, true)
+        };
+        Ok((h, from, own))
+    }
 }
 
 /// Accumulates filtered rows and cuts them into shard files of exactly `shard_rows` rows (the
