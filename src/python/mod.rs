@@ -20,9 +20,9 @@ use crate::progress::{Bar, LogLines, Progress, Silent};
 use crate::source::ColumnMapping;
 use crate::store::{self, LoadOptions, StoreTarget};
 
-/// The Python exception hierarchy (module `vdb_core._native`, re-exported by `vdb_core`).
 mod store_handle;
 
+/// The Python exception hierarchy (module `vdb_core._native`, re-exported by `vdb_core`).
 mod exceptions {
     use pyo3::exceptions::PyException;
     pyo3::create_exception!(

@@ -40,8 +40,11 @@ impl StoreTarget {
     }
 }
 
+/// Points per page when a store scrolls through a collection.
+pub(crate) const SCROLL_PAGE: usize = 1024;
+
 /// Reserved payload key: the fingerprint of the text and model a point's vector was computed from
-/// (hex; see `pipeline::reuse`). Points with equal keys hold bit-identical vectors, so a run can
+/// (hex; `handoff::ids::vector_key`, used by the plan, embed and load steps). Points with equal keys hold bit-identical vectors, so a run can
 /// take a vector from the collection instead of computing it again. Keyword-indexed.
 pub const TEXT_KEY: &str = "_vdb_text";
 

@@ -66,8 +66,6 @@ const ALIASES_LOCK: &str = ".aliases.lock";
 /// How long deleting a collection waits for a process that has it open (a reader keeps it open
 /// until it closes its store): the caller decides what a `Locked` error means.
 const DELETE_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-/// Points per page when scrolling for keys.
-const SCROLL_PAGE: usize = 1024;
 
 /// Segments of a collection and how many of its points an HNSW index covers (the others are in
 /// segments too small to index, searched exactly).

@@ -328,7 +328,7 @@ impl ServerStore {
             collection_name: collection.to_string(),
             filter: filter.cloned(),
             offset,
-            limit: Some(SCROLL_PAGE),
+            limit: Some(SCROLL_PAGE as u32),
             with_payload: Some(payload),
             with_vectors: Some(pb::WithVectorsSelector {
                 selector_options: Some(pb::with_vectors_selector::SelectorOptions::Enable(false)),
@@ -341,9 +341,6 @@ impl ServerStore {
         })
     }
 }
-
-/// Points per page when scrolling for keys.
-const SCROLL_PAGE: u32 = 1024;
 
 impl VectorStore for ServerStore {
     fn describe(&self) -> String {
