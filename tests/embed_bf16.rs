@@ -3,6 +3,8 @@
 //! within 0.01). On a CPU without AVX512-BF16 the quality tests are skipped, saying so, and the
 //! refusal is tested instead.
 
+#[path = "support/kernels.rs"]
+mod kernels;
 #[path = "support/quality.rs"]
 mod quality;
 
@@ -12,12 +14,10 @@ use quality::*;
 use vdb_core::embed::{cpu, Bf16Kernel, CandleEmbedder, Embedder, EmbedderOptions, Precision};
 use vdb_core::error::ErrorKind;
 
+/// The CPU has a bf16 kernel (AVX512-BF16 or AMX); else the test is skipped, saying so, or fails
+/// where VDB_REQUIRE_KERNELS requires bf16.
 fn has_bf16(test: &str) -> bool {
-    let ok = Bf16Kernel::detect().is_some();
-    if !ok {
-        eprintln!("SKIP {test}: CPU ({}) lacks avx512_bf16 and amx_bf16", cpu::cpu_model());
-    }
-    ok
+    !kernels::skip_unless(Bf16Kernel::detect().is_some(), "bf16", test)
 }
 
 fn kernel_name() -> Option<&'static str> {

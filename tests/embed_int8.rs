@@ -3,6 +3,8 @@
 //! (recall@10 within 0.01).
 //! (The labelled check: `tests/support/quality.rs`.)
 
+#[path = "support/kernels.rs"]
+mod kernels;
 #[path = "support/quality.rs"]
 mod quality;
 
@@ -66,9 +68,8 @@ fn every_int8_kernel_is_close_to_float32() {
     let want = embed(f32_model, &refs);
     let dir = dir();
     // (The portable kernel gives the AVX2 kernel's numbers exactly: unit-tested in `quant`.)
-    for kernel in [Int8Kernel::Amx, Int8Kernel::Vnni, Int8Kernel::Avx2] {
-        if !kernel.supported() {
-            eprintln!("SKIP every_int8_kernel_is_close_to_float32 for {}: the CPU lacks it", kernel.name());
+    for (kernel, required_as) in [(Int8Kernel::Amx, "amx"), (Int8Kernel::Vnni, "vnni"), (Int8Kernel::Avx2, "avx2")] {
+        if kernels::skip_unless(kernel.supported(), required_as, "every_int8_kernel_is_close_to_float32") {
             continue;
         }
         let opts =

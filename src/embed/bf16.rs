@@ -325,13 +325,10 @@ mod tests {
         y
     }
 
+    /// The CPU cannot run `kernel` (AMX: amx_bf16 and the tile permission; else avx512_bf16).
     fn skip(kernel: Kernel, test: &str) -> bool {
-        if kernel.supported() {
-            return false;
-        }
-        let lacks = if kernel == Kernel::Amx { "amx_bf16 (or the tile permission)" } else { "avx512_bf16" };
-        eprintln!("SKIP {test} for the {} kernel: CPU lacks {lacks}", kernel.name());
-        true
+        let required_as = if kernel == Kernel::Amx { "amx" } else { "bf16" };
+        crate::embed::require_kernels::skip_unless(kernel.supported(), required_as, test)
     }
 
     /// AMX sums the pairs in its own order: close to the scalar kernel, not bit-identical.

@@ -335,8 +335,12 @@ mod tests {
         };
         let base = run(Isa::Base);
         for isa in [Isa::Avx2, Isa::Avx512] {
-            if isa > Isa::detect() {
-                eprintln!("SKIP every_isa_variant_gives_identical_results for {isa:?}: the CPU lacks it");
+            let required_as = if isa == Isa::Avx512 { "avx512" } else { "avx2" };
+            if crate::embed::require_kernels::skip_unless(
+                isa <= Isa::detect(),
+                required_as,
+                "every_isa_variant_gives_identical_results",
+            ) {
                 continue;
             }
             for (got, want) in run(isa).iter().zip(&base) {

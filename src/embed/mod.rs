@@ -27,6 +27,11 @@ mod kernels;
 pub mod model;
 mod panel;
 mod quant;
+// Kernel tests skip where the CPU lacks a kernel, or fail where VDB_REQUIRE_KERNELS requires it:
+// one file shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/support/kernels.rs"]
+mod require_kernels;
 pub use self::quant::Kernel as Int8Kernel;
 #[cfg(feature = "reference")]
 mod stock;

@@ -440,12 +440,16 @@ mod tests {
         y
     }
 
+    /// The int8 kernels this CPU runs; each one it lacks is skipped, saying so (or fails the
+    /// test where VDB_REQUIRE_KERNELS requires it).
     fn kernels() -> Vec<Kernel> {
-        let all = [Kernel::Amx, Kernel::Vnni, Kernel::Avx2, Kernel::Scalar];
-        for k in all.iter().filter(|k| !k.supported()) {
-            eprintln!("SKIP the {} int8 kernel: the CPU lacks it", k.name());
-        }
-        all.into_iter().filter(|k| k.supported()).collect()
+        let all = [(Kernel::Amx, "amx"), (Kernel::Vnni, "vnni"), (Kernel::Avx2, "avx2"), (Kernel::Scalar, "")];
+        all.into_iter()
+            .filter(|(k, required_as)| {
+                !crate::embed::require_kernels::skip_unless(k.supported(), required_as, "int8 kernel tests")
+            })
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// Odd sizes exercise every row remainder, a partial panel and padded inputs.
