@@ -57,6 +57,24 @@ _defaults = vdb_core.resolved_settings()
             section="Search",
             description="Number of hits to return.",
         ),
+        "mode": Param(
+            None,
+            type=["string", "null"],
+            enum=[None, "hybrid", "dense", "sparse"],
+            title="Search mode",
+            section="Search",
+            description="hybrid: the dense vector and BM25 fused by Qdrant; dense: the MiniLM vector only; sparse: "
+            "BM25 only. Empty: hybrid where the collection has BM25, dense otherwise.",
+        ),
+        "fusion": Param(
+            "rrf",
+            type="string",
+            enum=["rrf", "dbsf"],
+            title="Fusion",
+            section="Search",
+            description="How hybrid search fuses its two result lists: rrf (reciprocal rank) or dbsf "
+            "(distribution-based score fusion).",
+        ),
         "filters": Param(
             {},
             type=["object", "null"],
@@ -83,8 +101,8 @@ def sec_filings_search():
     @task
     @fail_fast
     def search() -> list[dict]:
-        """Embeds the query and returns the `limit` nearest sentences (id, score, payload), filtered
-        by the payload filters; logs them one per line."""
+        """Searches the query (hybrid, dense or BM25: the mode Param) and returns the `limit` best
+        sentences (id, score, payload, mode), filtered by the payload filters; logs them one per line."""
         p = get_current_context()["params"]
         target = resolve_target()
         hits = vdb_core.search(
@@ -94,8 +112,11 @@ def sec_filings_search():
             embedder=vdb_core.Embedder(p["model_dir"] or None),
             limit=p["limit"],
             filters=p["filters"] or None,
+            mode=p["mode"] or None,
+            fusion=p["fusion"],
         )
-        log.info("%d hits for %r in %r at %s", len(hits), p["query"], p["collection"], describe(target))
+        mode = hits[0]["mode"] if hits else p["mode"] or "default"
+        log.info("%d hits (%s) for %r in %r at %s", len(hits), mode, p["query"], p["collection"], describe(target))
         for i, h in enumerate(hits, 1):
             pl = h["payload"]
             log.info(

@@ -254,6 +254,15 @@ _INPUT, _COLLECTION, _EMBEDDING, _LAYOUT = "Input", "Collection", "Embedding", "
             description="int8: scalar quantization of a new collection's vectors (4x less RAM for search). "
             "Empty: none.",
         ),
+        "sparse": Param(
+            _defaults["sparse"],
+            type="boolean",
+            title="BM25 sparse vectors (hybrid search)",
+            section=_LAYOUT,
+            description="A new collection gets Qdrant's BM25 sparse vector next to the dense one, and search fuses "
+            "both (hybrid). Off: dense only. An existing collection keeps its layout (rebuild to add BM25). "
+            "Default: VDB_SPARSE.",
+        ),
     },
 )
 def sec_filings_to_qdrant():
@@ -360,6 +369,7 @@ def sec_filings_to_qdrant():
             on_disk=p["on_disk"],
             on_disk_payload=p["on_disk_payload"],
             quantization=p["quantization"],
+            sparse=p["sparse"],
         )
         r = vdb_core.ensure_collection(
             current_run_dir(),
@@ -427,6 +437,7 @@ def sec_filings_to_qdrant():
             "new_points",
             "updated_points",
             "unchanged_points",
+            "sparse_vectors",
             "collection_count",
         )
         return {k: report[k] for k in keys}

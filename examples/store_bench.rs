@@ -50,7 +50,7 @@ fn make_points(n: usize, dim: usize) -> Vec<PointRecord> {
             }) else {
                 unreachable!()
             };
-            PointRecord { id: Uuid::new_v5(&Uuid::NAMESPACE_OID, &i.to_le_bytes()), vector, payload }
+            PointRecord { id: Uuid::new_v5(&Uuid::NAMESPACE_OID, &i.to_le_bytes()), vector, sparse: None, payload }
         })
         .collect()
 }

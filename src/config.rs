@@ -31,6 +31,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "VDB_UPSERT_PARALLEL", default: "4", help: "Upsert requests in flight (server store)." },
     Setting { env: "VDB_THREADS", default: "0", help: "Embedding threads; 0 = the CPUs this process may use." },
     Setting { env: "VDB_REUSE", default: "1", help: "1: embed each distinct text once and reuse vectors the collection already holds for the same text and model; 0: embed every row." },
+    Setting { env: "VDB_SPARSE", default: "1", help: "1: new collections get a BM25 sparse vector next to the dense one (Qdrant's BM25, IDF by the engine) and search is hybrid; 0: dense only. An existing collection keeps its layout." },
     Setting { env: "VDB_PRECISION", default: "float32", help: "Embedding arithmetic: float32 (identical to sentence-transformers), int8 (opt-in, 1.4-2x faster, cosine >= 0.99) or bf16 (opt-in, CPUs with AVX512-BF16, cosine >= 0.9999); on a GPU float16 or bf16 (cosine >= 0.999)." },
     Setting { env: "VDB_DEVICE", default: "cpu", help: "Where embedding runs: cpu, or cuda / cuda:N (an NVIDIA GPU; needs a build with the cuda feature, `make cuda`, and the NVIDIA driver)." },
     Setting { env: "VDB_GPU_BATCH_TOKENS", default: "16384", help: "On a GPU: padded tokens (sentences x longest) per forward pass, an upper bound next to VDB_BATCH_SIZE (raise that to a few hundred on a GPU)." },
@@ -61,6 +62,8 @@ pub struct Settings {
     pub device: Device,
     pub gpu_batch_tokens: usize,
     pub reuse: bool,
+    /// New collections get the BM25 sparse vector.
+    pub sparse: bool,
     /// `None` = input paths are not restricted.
     pub data_root: Option<PathBuf>,
     pub require_server: bool,
@@ -142,6 +145,7 @@ impl Settings {
             },
             gpu_batch_tokens: env_usize(vars, "VDB_GPU_BATCH_TOKENS", 16384, 1)?,
             reuse: env_bool(vars, "VDB_REUSE", true)?,
+            sparse: env_bool(vars, "VDB_SPARSE", true)?,
             data_root: env_str(vars, "VDB_DATA_ROOT").map(PathBuf::from),
             require_server: env_bool(vars, "VDB_REQUIRE_SERVER", false)?,
             run_retention_days: env_usize(vars, "VDB_RUN_RETENTION_DAYS", 7, 0)?,

@@ -22,6 +22,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod sample;
 pub mod source;
+pub mod sparse;
 pub mod store;
 
 #[cfg(feature = "python")]

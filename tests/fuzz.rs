@@ -152,7 +152,8 @@ fn read_shard_bytes(bytes: &[u8]) {
     let _ = shard::embeddings(&batch);
     if let Ok(hashes) = shard::hashes(&batch) {
         let vectors: HashMap<_, _> = hashes.iter().map(|h| (*h, vec![0.0f32; 4])).collect();
-        let _ = pipeline::load::points_of(&batch, &vectors, "model");
+        let bm25 = vdb_core::sparse::Bm25::new(Default::default()).unwrap();
+        let _ = pipeline::load::points_of(&batch, &vectors, "model", Some(&bm25));
     }
 }
 

@@ -7,7 +7,8 @@ use vdb_core::embed::{self, EncodeOptions};
 use vdb_core::handoff::{Manifest, RunDir, ShardState};
 use vdb_core::pipeline::{self, EnsureMode, IngestOptions, PlanOptions};
 use vdb_core::progress::Silent;
-use vdb_core::store::{self, LoadOptions, StoreTarget};
+use vdb_core::sparse::Bm25Config;
+use vdb_core::store::{self, Fusion, LoadOptions, PointRecord, SearchMode, StoreTarget};
 use vdb_core::ErrorKind;
 
 fn options(input: &Path) -> IngestOptions {
@@ -64,11 +65,67 @@ fn ingest_resume_and_rerun_give_exactly_one_point_per_row() {
     // And again: nothing new, nothing duplicated.
     let r = pipeline::ingest(&run, &opts, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
     assert_eq!(r.report.collection_count, 300);
-    let hits =
-        pipeline::search_text(embedder.as_ref(), s.as_ref(), "sec", "effective tax rate", 3, &[], &Default::default())
-            .unwrap();
-    assert_eq!(hits.len(), 3);
-    assert!(hits[0].payload["text"].as_str().unwrap().contains("tax"), "{:?}", hits[0].payload);
+    // Every point has its BM25 vector (the collection is hybrid by default), and search is hybrid.
+    assert_eq!(r.report.sparse, Some(Bm25Config::default()));
+    assert_eq!(r.report.sparse_vectors, 300);
+    let search = |mode| {
+        pipeline::search_text(
+            embedder.as_ref(),
+            s.as_ref(),
+            "sec",
+            "effective tax rate",
+            3,
+            &[],
+            &Default::default(),
+            mode,
+            Fusion::Rrf,
+        )
+        .unwrap()
+    };
+    for (asked, used) in
+        [(None, SearchMode::Hybrid), (Some(SearchMode::Dense), SearchMode::Dense), (Some(SearchMode::Sparse), SearchMode::Sparse)]
+    {
+        let found = search(asked);
+        assert_eq!(found.mode, used);
+        assert_eq!(found.hits.len(), 3);
+        assert!(found.hits[0].payload["text"].as_str().unwrap().contains("tax"), "{used:?}: {:?}", found.hits[0].payload);
+    }
+
+    // Verify checks the BM25 vectors too: a point rewritten without one is found.
+    let first = pipeline::load::shard_points(&run, &Manifest::read(&run).unwrap(), 0).unwrap().remove(0);
+    assert!(first.sparse.is_some());
+    s.upsert("sec", vec![PointRecord { sparse: None, ..first.clone() }], &opts.load).unwrap();
+    let err = pipeline::verify(&run, s.as_ref(), "sec").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Store, "{}", err.message);
+    assert!(err.message.contains("no BM25 vector"), "{}", err.message);
+    s.upsert("sec", vec![first], &opts.load).unwrap();
+    pipeline::verify(&run, s.as_ref(), "sec").unwrap();
+}
+
+#[test]
+fn a_dense_only_collection_stays_dense_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.parquet");
+    vdb_core::sample::write_sample(&input, 60, 6).unwrap();
+    let embedder = embed::open(None, Some(2), Default::default()).unwrap();
+    let s = store::open(&StoreTarget::Embedded { path: dir.path().join("store") }).unwrap();
+    let mut opts = options(&input);
+    opts.collection_options.sparse = None;
+    let r = pipeline::ingest(&RunDir::at(dir.path().join("r1")), &opts, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
+    assert_eq!((r.report.sparse, r.report.sparse_vectors), (None, 0));
+    // A later run asking for BM25 (the default) leaves it dense-only, and search defaults to dense.
+    let r = pipeline::ingest(&RunDir::at(dir.path().join("r2")), &options(&input), embedder.as_ref(), s.as_ref(), &Silent)
+        .unwrap();
+    assert_eq!((r.report.sparse, r.report.sparse_vectors), (None, 0));
+    let found = pipeline::search_text(embedder.as_ref(), s.as_ref(), "sec", "tax", 3, &[], &Default::default(), None, Fusion::Rrf)
+        .unwrap();
+    assert_eq!((found.mode, found.hits.len()), (SearchMode::Dense, 3));
+    // A rebuild makes it hybrid.
+    let mut rebuild = options(&input);
+    rebuild.mode = EnsureMode::Rebuild;
+    let r = pipeline::ingest(&RunDir::at(dir.path().join("r3")), &rebuild, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
+    assert_eq!((r.report.sparse, r.report.sparse_vectors), (Some(Bm25Config::default()), 60));
+    assert_eq!(s.collection_sparse("sec").unwrap(), Some(Bm25Config::default()));
 }
 
 #[test]

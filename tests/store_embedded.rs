@@ -37,6 +37,12 @@ fn ensure_mismatch_and_recreate() {
 }
 
 #[test]
+fn hybrid_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    contract::hybrid(&store(tmp.path()), "h");
+}
+
+#[test]
 fn load_search_filter_retrieve() {
     let tmp = tempfile::tempdir().unwrap();
     let s = store(tmp.path());

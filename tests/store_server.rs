@@ -68,6 +68,13 @@ fn ensure_mismatch_and_recreate() {
 }
 
 #[test]
+fn hybrid_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    contract::hybrid(&connect(&server.url()), "h");
+}
+
+#[test]
 fn load_search_filter_retrieve() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());
@@ -306,6 +313,7 @@ fn collection_options_are_created_as_asked() {
         on_disk: true,
         on_disk_payload: true,
         quantization: Some(Quantization::Int8),
+        ..Default::default()
     };
     s.ensure_collection(&sp, false).unwrap();
     let info = collection_info(&server.url(), "big");
@@ -317,6 +325,9 @@ fn collection_options_are_created_as_asked() {
     );
     let Some(pb::vectors_config::Config::Params(v)) = params.vectors_config.unwrap().config else { panic!() };
     assert_eq!(v.on_disk, Some(true));
+    // The BM25 vector (default), with Qdrant's IDF modifier.
+    let sparse = params.sparse_vectors_config.unwrap().map;
+    assert_eq!(sparse["bm25"].modifier, Some(pb::Modifier::Idf as i32));
     assert!(matches!(
         cfg.quantization_config.and_then(|q| q.quantization),
         Some(pb::quantization_config::Quantization::Scalar(q)) if q.r#type == pb::QuantizationType::Int8 as i32
@@ -349,8 +360,15 @@ fn real_qdrant_contract() {
             client = client.api_key(k.clone());
         }
         let client = client.build().unwrap();
-        for name in ["vdb_contract_c1", "vdb_contract_c", "vdb_contract_bulk", "vdb_contract_al_a", "vdb_contract_al_b"]
-        {
+        for name in [
+            "vdb_contract_c1",
+            "vdb_contract_c",
+            "vdb_contract_bulk",
+            "vdb_contract_al_a",
+            "vdb_contract_al_b",
+            "vdb_contract_h",
+            "vdb_contract_h_dense",
+        ] {
             if client.collection_exists(name).await.unwrap() {
                 client.delete_collection(name).await.unwrap();
             }
@@ -363,4 +381,5 @@ fn real_qdrant_contract() {
     contract::retrieve(&s, "vdb_contract_c");
     contract::bulk_mode(&s, "vdb_contract_bulk", 1_000, 32);
     contract::aliases(&s, "vdb_contract_al");
+    contract::hybrid(&s, "vdb_contract_h");
 }

@@ -23,7 +23,8 @@ def test_store_handle_counts_searches_retrieves_and_closes(loaded, embedder):
         assert s.collections() == ["c"]
         assert s.count() == 600
         hits = s.search("effective tax rate", limit=3)
-        assert len(hits) == 3 and set(hits[0]) == {"id", "score", "payload"}
+        assert len(hits) == 3 and set(hits[0]) == {"id", "score", "payload", "mode"}
+        assert hits[0]["mode"] == "hybrid"
         assert "tax" in hits[0]["payload"]["text"]
         # A vector query, the same store: the point itself comes back first.
         again = s.retrieve([hits[0]["id"]])

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar, Union
+from typing import Any, Literal, NotRequired, TypedDict, TypeVar, Union
 
 import numpy as np
 
@@ -99,6 +99,8 @@ __all__ = [
     "count",
     "Store",
     "Hit",
+    "SearchMode",
+    "Fusion",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -388,6 +390,20 @@ def embed_shard(
     )
 
 
+def _sparse_option(sparse: bool | Mapping[str, float] | None) -> dict[str, float] | None:
+    """The ``sparse`` layout option: ``True`` BM25 with Qdrant's parameters, ``False`` none, or the
+    parameters ``{"k": ..., "b": ..., "avg_len": ...}``; ``None``: the ``VDB_SPARSE`` setting."""
+    sparse = _or_setting(sparse, "sparse")
+    if isinstance(sparse, bool):
+        return {} if sparse else None
+    if isinstance(sparse, Mapping):
+        unknown = sorted(set(sparse) - {"k", "b", "avg_len"})
+        if unknown:
+            raise ConfigError(f"sparse: unknown BM25 parameter(s) {unknown}; expected k, b, avg_len")
+        return {k: float(v) for k, v in sparse.items()}
+    raise ConfigError(f"sparse must be True, False or a mapping of BM25 parameters, not {sparse!r}")
+
+
 def collection_options(
     shard_number: int | None = None,
     replication_factor: int | None = None,
@@ -395,14 +411,18 @@ def collection_options(
     on_disk: bool = False,
     on_disk_payload: bool = False,
     quantization: str | None = None,
+    sparse: bool | Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """How a collection is laid out when a run creates it, in Qdrant's terms: ``shard_number``,
     ``replication_factor``, ``write_consistency_factor`` (a Qdrant cluster; the embedded store
     refuses them), vectors / payloads ``on_disk``, ``quantization="int8"`` (scalar int8, searched
-    in RAM and rescored). Unset: Qdrant's defaults."""
+    in RAM and rescored). Unset: Qdrant's defaults. ``sparse`` (default ``VDB_SPARSE``, on): a BM25
+    sparse vector next to the dense one, for hybrid search; ``False`` dense only; or the BM25
+    parameters ``{"k": 1.2, "b": 0.75, "avg_len": 256}`` (Qdrant's defaults)."""
     if quantization not in (None, "", "int8"):
         raise ConfigError(f"quantization must be 'int8' or unset, not {quantization!r}")
     return {
+        "sparse": _sparse_option(sparse),
         "shard_number": shard_number,
         "replication_factor": replication_factor,
         "write_consistency_factor": write_consistency_factor,
@@ -427,9 +447,18 @@ def ensure_collection(
     ``collection``) that :func:`switch` puts behind the name after verify."""
     return json.loads(
         _native.ensure_collection(
-            os.fspath(run_dir), _target(target), collection, recreate, rebuild, json.dumps(dict(options or {}))
+            os.fspath(run_dir), _target(target), collection, recreate, rebuild, _layout(options, None)
         )
     )
+
+
+def _layout(options: Mapping[str, Any] | None, sparse: bool | Mapping[str, float] | None) -> str:
+    """The collection options as the core reads them: ``sparse`` (the keyword, else the options'
+    own, else ``VDB_SPARSE``) always spelled out."""
+    o = dict(options or {})
+    if sparse is not None or "sparse" not in o:
+        o["sparse"] = _sparse_option(sparse)
+    return json.dumps(o)
 
 
 def _load_options(batch_size: int | None, parallel: int | None, max_retries: int, retry_base_ms: int) -> str:
@@ -517,6 +546,7 @@ def ingest(
     reuse: bool | None = None,
     sync_scope: Sequence[str] | None = None,
     collection_options: Mapping[str, Any] | None = None,
+    sparse: bool | Mapping[str, float] | None = None,
     batch_size: int | None = None,
     upsert_batch_size: int | None = None,
     upsert_parallel: int | None = None,
@@ -528,7 +558,9 @@ def ingest(
     as ``["filing_id"]``), after a successful verify the points of every scope value in this input
     that the input no longer has are deleted (see :func:`sync`). With ``rebuild``, the run builds
     a new collection and switches the name ``collection`` to it only after verify (blue/green; see
-    :func:`switch`): searches see the old data until then, and a failed run changes nothing."""
+    :func:`switch`): searches see the old data until then, and a failed run changes nothing.
+    ``sparse`` (default ``VDB_SPARSE``, on): a new collection gets a BM25 sparse vector next to the
+    dense one (see :func:`collection_options`); an existing collection keeps its layout."""
     emb = embedder if embedder is not None else Embedder()
     return json.loads(
         _native.ingest(
@@ -545,7 +577,7 @@ def ingest(
             _or_setting(batch_size, "batch_size"),
             _load_options(upsert_batch_size, upsert_parallel, 6, 200),
             list(sync_scope or []),
-            json.dumps(dict(collection_options or {})),
+            _layout(collection_options, sparse),
             rebuild,
             progress,
         )
@@ -595,15 +627,24 @@ def _filter(filters: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None) -> 
     return json.dumps(conditions)
 
 
+#: How a text query is searched (see :meth:`Store.search`).
+SearchMode = Literal["hybrid", "dense", "sparse"]
+#: How a hybrid search fuses its dense and BM25 results: reciprocal rank or distribution-based.
+Fusion = Literal["rrf", "dbsf"]
+
+
 class Hit(TypedDict):
     """One search (or retrieve) result."""
 
     id: str
     """The point id (a UUID string)."""
     score: float
-    """Cosine similarity to the query (0 for retrieve)."""
+    """Dense search: cosine similarity to the query; sparse: the BM25 score; hybrid: the fused
+    score (RRF or DBSF); 0 for retrieve."""
     payload: dict[str, Any]
     """The point's payload: ``text``, the mapped payload columns, ``_vdb_text`` (the vector key)."""
+    mode: NotRequired[str]
+    """Search results: the vectors that found it, ``"hybrid"``, ``"dense"`` or ``"sparse"``."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -691,16 +732,35 @@ class Store:
         filters: Mapping[str, Any] | None = None,
         hnsw_ef: int | None = None,
         exact: bool = False,
+        mode: SearchMode | None = None,
+        fusion: Fusion = "rrf",
     ) -> list[Hit]:
-        """Nearest points to a query text (embedded with the store's model) or vector, best first.
-        ``filters``: Qdrant's filter JSON, or the short ``{"field": value, "num": {"gte": 1}}``."""
+        """The best points for a query text or vector, best first. A text is searched by ``mode``:
+        ``"hybrid"`` (the default where the collection has BM25: the dense MiniLM vector and Qdrant's
+        BM25, fused by the engine with ``fusion`` ``"rrf"`` or ``"dbsf"``), ``"dense"`` (the default
+        otherwise) or ``"sparse"`` (BM25 only); a vector is searched dense. ``filters``: Qdrant's
+        filter JSON, or the short ``{"field": value, "num": {"gte": 1}}``; they apply to every mode."""
         c = collection or self.collection
         f, p = _filter(filters), _search_params(hnsw_ef, exact)
         if isinstance(query, str):
-            raw = self._native.search_text(c, query, self.embedder._native, limit, f, p)
-        else:
-            raw = self._native.search_vector(c, [float(x) for x in query], limit, f, p)
-        return json.loads(raw)
+            found = json.loads(self._native.search_text(c, query, self.embedder._native, limit, f, p, mode, fusion))
+            hits: list[Hit] = found["hits"]
+            for h in hits:
+                h["mode"] = found["mode"]
+            return hits
+        if mode not in (None, "dense"):
+            msg = f"a vector query is searched dense, not {mode!r}: pass a text for {mode} search"
+            raise _error(ConfigError, msg, "invalid_config")
+        hits = json.loads(self._native.search_vector(c, [float(x) for x in query], limit, f, p))
+        for h in hits:
+            h["mode"] = "dense"
+        return hits
+
+    def sparse(self, collection: str | None = None) -> dict[str, float] | None:
+        """The BM25 parameters of the collection's sparse vector (``{"k", "b", "avg_len"}``), or
+        ``None`` for a dense-only collection (search it dense; a rebuild adds BM25)."""
+        raw = self._native.collection_sparse(collection or self.collection)
+        return None if raw is None else json.loads(raw)
 
     def retrieve(self, ids: Sequence[str], collection: str | None = None) -> list[Hit]:
         """Points by id (missing ids are absent)."""
@@ -729,11 +789,16 @@ def search(
     filters: Mapping[str, Any] | None = None,
     hnsw_ef: int | None = None,
     exact: bool = False,
+    mode: SearchMode | None = None,
+    fusion: Fusion = "rrf",
 ) -> list[Hit]:
-    """Nearest sentences to ``query`` (embedded with the same model): ``[{id, score, payload}]``.
-    A shortcut that opens a :class:`Store` for this one call; keep a ``Store`` for many queries."""
+    """The best sentences for ``query``: ``[{id, score, payload, mode}]``; ``mode`` and ``fusion`` as
+    in :meth:`Store.search` (hybrid where the collection has BM25). A shortcut that opens a
+    :class:`Store` for this one call; keep a ``Store`` for many queries."""
     with Store(target if target is not None else store_target(), embedder=embedder) as s:
-        return s.search(query, collection, limit=limit, filters=filters, hnsw_ef=hnsw_ef, exact=exact)
+        return s.search(
+            query, collection, limit=limit, filters=filters, hnsw_ef=hnsw_ef, exact=exact, mode=mode, fusion=fusion
+        )
 
 
 def search_vector(

@@ -24,6 +24,7 @@ __all__ = [
     "NativeEmbedder",
     "NativeStore",
     "error_kinds",
+    "bm25",
     "settings_json",
     "cpu_info_json",
     "linear_gflops",
@@ -134,7 +135,10 @@ class NativeStore:
         limit: int,
         filter: str = ...,
         params: str = ...,
+        mode: str | None = ...,
+        fusion: str = ...,
     ) -> str: ...
+    def collection_sparse(self, collection: str) -> str | None: ...
     def retrieve(self, collection: str, ids: list[str]) -> str: ...
     def release(self, collection: str) -> None: ...
     def close(self) -> None: ...
@@ -145,6 +149,7 @@ def error_kinds() -> list[str]:
     """Every kind the Rust core raises (``ErrorKind::ALL``)."""
 
 def settings_json() -> str: ...
+def bm25(text: str, query: bool = ...) -> tuple[list[int], list[float]]: ...
 def cpu_info_json() -> str:
     """JSON ``{"cpu", "f32_gemm", "int8", "bf16", "features"}`` of the running CPU."""
 

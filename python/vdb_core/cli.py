@@ -125,6 +125,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             on_disk=args.on_disk,
             on_disk_payload=args.on_disk_payload,
             quantization=args.quantization,
+            sparse=False if args.no_sparse else None,
         ),
         batch_size=args.batch_size,
         upsert_batch_size=args.upsert_batch_size,
@@ -230,7 +231,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         filters = _filters(args.filter, store.payload_indexes(collection), collection) if args.filter else None
         try:
             hits = store.search(
-                args.query, collection, limit=args.limit, filters=filters, hnsw_ef=args.hnsw_ef, exact=args.exact
+                args.query,
+                collection,
+                limit=args.limit,
+                filters=filters,
+                hnsw_ef=args.hnsw_ef,
+                exact=args.exact,
+                mode=args.mode,
+                fusion=args.fusion,
             )
         except vdb_core.ConfigError as e:
             if filters and str(e).startswith("Qdrant filter"):
@@ -243,7 +251,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         p = h["payload"]
         # Whatever the payload holds (any schema): its fields but the text, then the text.
         fields = "  ".join(f"{k}={v}" for k, v in p.items() if k not in ("text", "_vdb_text"))
-        print(f"{i:>2}. {h['score']:.4f}  id={h['id']}  {fields}".rstrip())
+        print(f"{i:>2}. {h['score']:.4f} {h.get('mode', '')}  id={h['id']}  {fields}".rstrip())
         if "text" in p:
             print(f"    {p['text']}")
     if not hits:
@@ -341,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--on-disk", action="store_true", help="vectors on disk (memory-mapped) instead of RAM")
     g.add_argument("--on-disk-payload", action="store_true", help="payloads on disk instead of RAM")
     g.add_argument("--quantization", choices=["int8"], default=None, help="scalar int8 quantization of the vectors")
+    g.add_argument(
+        "--no-sparse",
+        action="store_true",
+        help="dense vectors only: no BM25 sparse vector (default: VDB_SPARSE, on: hybrid search); an existing "
+        "collection keeps its layout",
+    )
     sp.add_argument(
         "--sync-scope",
         default=None,
@@ -365,6 +379,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="payload filter on an indexed field, typed by its index (text, integer, float, date); FIELD=LO..HI "
         "for a range (either end may be left out); repeatable; or one Qdrant filter JSON "
         '(\'{"must": [{"key": "filing_date", "range": {"gte": "2021-01-01"}}]}\')',
+    )
+    sp.add_argument(
+        "--mode",
+        choices=["hybrid", "dense", "sparse"],
+        default=None,
+        help="hybrid: the dense vector and BM25 fused by Qdrant (the default where the collection has BM25); dense: "
+        "the MiniLM vector only (the default otherwise); sparse: BM25 only",
+    )
+    sp.add_argument(
+        "--fusion",
+        choices=["rrf", "dbsf"],
+        default="rrf",
+        help="how hybrid search fuses its two result lists: reciprocal rank (rrf, default) or distribution-based "
+        "score fusion (dbsf)",
     )
     sp.add_argument("--hnsw-ef", type=int, default=None, help="HNSW search breadth (Qdrant's hnsw_ef)")
     sp.add_argument("--exact", action="store_true", help="exact (brute-force) search instead of HNSW")

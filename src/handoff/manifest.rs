@@ -92,6 +92,10 @@ pub struct ShardEntry {
     pub unchanged_points: Option<u64>,
     #[serde(default)]
     pub updated_points: Option<u64>,
+    /// Of the loaded points, those written with a BM25 sparse vector (all of them in a collection
+    /// with BM25, none in a dense-only one).
+    #[serde(default)]
+    pub sparse_points: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -173,6 +177,10 @@ pub struct Manifest {
     /// A blue/green rebuild: set by ensure-collection, completed by the switch.
     #[serde(default)]
     pub rebuild: Option<RebuildState>,
+    /// Set by ensure-collection: the BM25 parameters of the target collection's sparse vector, which
+    /// every load of the run writes next to the dense one; `None`: the collection is dense only.
+    #[serde(default)]
+    pub sparse: Option<crate::sparse::Bm25Config>,
 }
 
 impl Manifest {

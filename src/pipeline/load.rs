@@ -18,6 +18,7 @@ use crate::handoff::{Manifest, RunDir, ShardState};
 use crate::pipeline::rebuild::{build_target, generation_name};
 use crate::progress::{peak_rss_mib, Progress};
 use crate::source::values::{formatter, json_value};
+use crate::sparse::{Bm25, Bm25Config};
 use crate::store::{
     validate_collection_name, CollectionOptions, CollectionSpec, Distance, EnsureOutcome, IndexKind, LoadOptions,
     PointRecord, VectorStore, TEXT_KEY,
@@ -80,6 +81,8 @@ pub struct EnsureResult {
     pub outcome: EnsureOutcome,
     pub dim: usize,
     pub indexes: Vec<String>,
+    /// The BM25 parameters of the collection's sparse vector, which the loads write; `None`: dense only.
+    pub sparse: Option<Bm25Config>,
 }
 
 /// How `ensure` treats an existing collection.
@@ -151,6 +154,22 @@ pub fn ensure_collection(
     let spec = collection_spec(run, &m, &name, options)?;
     let outcome = store.ensure_collection(&spec, mode == EnsureMode::Recreate)?;
     store.set_bulk_mode(&name, true)?;
+    // The collection's layout decides what the loads write, not the request: an existing collection
+    // is never changed silently.
+    let sparse = store.collection_sparse(&name)?;
+    match (options.sparse.is_some(), sparse.is_some()) {
+        (true, false) => log::warn!(
+            "collection '{name}' at {} has no BM25 sparse vector (it was made dense-only): this run writes dense \
+             vectors only and hybrid search is not available on it; rebuild it to add BM25 (`vdb ingest --rebuild`, \
+             rebuild=True, the DAG's rebuild Param)",
+            store.describe()
+        ),
+        (false, true) => log::info!(
+            "collection '{name}' has a BM25 sparse vector: this run writes it too (sparse=False applies to new \
+             collections only)"
+        ),
+        _ => {}
+    }
     let target = (store.describe(), collection.to_string());
     Manifest::update(run, |m| {
         if outcome == EnsureOutcome::Recreated {
@@ -168,6 +187,7 @@ pub fn ensure_collection(
             });
         }
         m.target = Some(target);
+        m.sparse = sparse;
         Ok(())
     })?;
     if mode == EnsureMode::Rebuild {
@@ -178,6 +198,7 @@ pub fn ensure_collection(
         outcome,
         dim: spec.dim,
         indexes: spec.payload_indexes.iter().map(|(f, _)| f.clone()).collect(),
+        sparse,
     })
 }
 
@@ -264,15 +285,18 @@ pub fn shard_points(run: &RunDir, m: &Manifest, index: usize) -> Result<Vec<Poin
     })?;
     let batch = shard::read_shard(&run.shard_path(index), Some(&entry.checksum))?;
     let vectors = gather_vectors(run, m, index, &batch)?;
-    points_of(&batch, &vectors, &model.model_id)
+    let bm25 = m.sparse.map(Bm25::new).transpose()?;
+    points_of(&batch, &vectors, &model.model_id, bm25.as_ref())
 }
 
-/// Points of a planned shard: its rows' vectors (by fingerprint), and payload = `text`, the
-/// vector key ([`TEXT_KEY`]) and the mapped payload columns.
+/// Points of a planned shard: its rows' vectors (by fingerprint), with `bm25` their BM25 vectors
+/// (computed from the text: reused dense vectors get theirs too), and payload = `text`, the vector
+/// key ([`TEXT_KEY`]) and the mapped payload columns.
 pub fn points_of(
     batch: &RecordBatch,
     vectors: &HashMap<TextHash, Vec<f32>>,
     model_id: &str,
+    bm25: Option<&Bm25>,
 ) -> Result<Vec<PointRecord>> {
     let ids = shard::string_column(batch, ID)?;
     let texts = shard::string_column(batch, TEXT)?;
@@ -299,7 +323,8 @@ pub fn points_of(
             }
         }
         let vector = vectors.get(hash).ok_or_else(|| VdbError::internal("vector gathered"))?.clone();
-        out.push(PointRecord { id, vector, payload });
+        let sparse = bm25.map(|b| b.embed_document(texts.value(r)));
+        out.push(PointRecord { id, vector, sparse, payload });
     }
     Ok(out)
 }
@@ -325,6 +350,8 @@ pub struct LoadResult {
     pub updated_points: u64,
     /// Points whose id was there with the same text.
     pub unchanged_points: u64,
+    /// Points written with a BM25 sparse vector.
+    pub sparse_vectors: u64,
 }
 
 pub fn load_shard(
@@ -348,6 +375,7 @@ pub fn load_shard(
             new_points: entry.new_points.unwrap_or(0),
             updated_points: entry.updated_points.unwrap_or(0),
             unchanged_points: entry.unchanged_points.unwrap_or(0),
+            sparse_vectors: entry.sparse_points.unwrap_or(0),
         });
     }
     if entry.state != ShardState::Embedded {
@@ -358,6 +386,7 @@ pub fn load_shard(
     }
     let collection = &build_target(&m, collection, run)?;
     let points = shard_points(run, &m, index)?;
+    let with_sparse = points.iter().filter(|p| p.sparse.is_some()).count() as u64;
     progress.start(&format!("load shard {index}"), points.len() as u64);
     let (mut written, mut added, mut updated, mut unchanged) = (0u64, 0u64, 0u64, 0u64);
     // Chunks bound the memory of request building and give progress; the store batches further.
@@ -400,6 +429,7 @@ pub fn load_shard(
         e.new_points = Some(added);
         e.updated_points = Some(updated);
         e.unchanged_points = Some(unchanged);
+        e.sparse_points = Some(with_sparse);
         m.add_step("load", seconds, written, peak_rss_mib());
         Ok(())
     })?;
@@ -409,5 +439,6 @@ pub fn load_shard(
         new_points: added,
         updated_points: updated,
         unchanged_points: unchanged,
+        sparse_vectors: with_sparse,
     })
 }

@@ -26,7 +26,11 @@ use crate::embed::{Embedder, EncodeOptions};
 use crate::error::{ErrorKind, Result, VdbError};
 use crate::handoff::RunDir;
 use crate::progress::Progress;
-use crate::store::{CollectionOptions, Condition, Hit, LoadOptions, SearchParams, VectorStore};
+use crate::sparse::Bm25;
+use crate::store::{
+    no_sparse_error, CollectionOptions, Condition, Fusion, Hit, LoadOptions, QueryVectors, SearchMode, SearchParams,
+    VectorStore,
+};
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -125,9 +129,23 @@ pub fn ingest(
     Ok(IngestResult { run_dir: run.path.display().to_string(), report, wall_seconds: started.elapsed().as_secs_f64() })
 }
 
-/// Search by text: embed `query` with the same model, then nearest neighbours. A collection whose
-/// recorded model is another one (other weights; the precision may differ) is refused: the
-/// neighbours of a query embedded by another model mean nothing.
+/// What a search by text found, and how.
+#[derive(Debug, Clone, Serialize)]
+pub struct TextSearch {
+    /// The vectors searched (the default: hybrid where the collection has BM25, dense otherwise).
+    pub mode: SearchMode,
+    /// The fusion of a hybrid search.
+    pub fusion: Option<Fusion>,
+    /// Best first; in hybrid mode `score` is the fused score.
+    pub hits: Vec<Hit>,
+}
+
+/// Search by text: embed `query` with the same model (dense) and/or with the collection's BM25
+/// (sparse), then the best points (`mode`; `None`: hybrid where the collection has the BM25 vector,
+/// dense otherwise). A collection whose recorded model is another one (other weights; the precision
+/// may differ) is refused for dense and hybrid search: the neighbours of a query embedded by
+/// another model mean nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn search_text(
     embedder: &dyn Embedder,
     store: &dyn VectorStore,
@@ -136,20 +154,40 @@ pub fn search_text(
     limit: usize,
     filter: &[Condition],
     params: &SearchParams,
-) -> Result<Vec<Hit>> {
-    if let Some(recorded) = store.collection_model(collection)? {
-        if !crate::embed::same_weights(&recorded, embedder.model_id()) {
-            return Err(VdbError::new(
-                ErrorKind::CollectionMismatch,
-                format!(
-                    "collection '{collection}' at {} holds vectors of model {recorded}, but the query would be embedded \
-                     with {}: search it with the model that built it (Embedder(model_dir=...), --model-dir)",
-                    store.describe(),
-                    embedder.model_id()
-                ),
-            ));
+    mode: Option<SearchMode>,
+    fusion: Fusion,
+) -> Result<TextSearch> {
+    let sparse = store.collection_sparse(collection)?;
+    let mode = mode.unwrap_or(if sparse.is_some() { SearchMode::Hybrid } else { SearchMode::Dense });
+    if mode != SearchMode::Sparse {
+        if let Some(recorded) = store.collection_model(collection)? {
+            if !crate::embed::same_weights(&recorded, embedder.model_id()) {
+                return Err(VdbError::new(
+                    ErrorKind::CollectionMismatch,
+                    format!(
+                        "collection '{collection}' at {} holds vectors of model {recorded}, but the query would be \
+                         embedded with {}: search it with the model that built it (Embedder(model_dir=...), --model-dir)",
+                        store.describe(),
+                        embedder.model_id()
+                    ),
+                ));
+            }
         }
     }
-    let v = embedder.embed(&[query], &EncodeOptions::default(), None)?;
-    store.search_with(collection, &v, limit, filter, params)
+    let bm25 = match (mode, sparse) {
+        (SearchMode::Dense, _) => None,
+        (_, Some(config)) => Some(Bm25::new(config)?.embed_query(query)),
+        (_, None) => return Err(no_sparse_error(collection, &format!("at {}", store.describe()), mode)),
+    };
+    let dense = match mode {
+        SearchMode::Sparse => Vec::new(),
+        _ => embedder.embed(&[query], &EncodeOptions::default(), None)?,
+    };
+    let q = match (&bm25, mode) {
+        (Some(s), SearchMode::Sparse) => QueryVectors::Sparse(s),
+        (Some(s), _) => QueryVectors::Hybrid { dense: &dense, sparse: s, fusion },
+        (None, _) => QueryVectors::Dense(&dense),
+    };
+    let hits = store.query(collection, &q, limit, filter, params)?;
+    Ok(TextSearch { mode, fusion: (mode == SearchMode::Hybrid).then_some(fusion), hits })
 }

@@ -227,6 +227,7 @@ fn manifest(
         verified: false,
         synced: None,
         rebuild: old.as_ref().and_then(|m| m.rebuild.clone()),
+        sparse: old.as_ref().and_then(|m| m.sparse),
         steps: old.map(|m| m.steps).unwrap_or_default(),
     })
 }
@@ -481,6 +482,7 @@ impl<'a> Splitter<'a> {
             texts_embedded: None,
             unchanged_points: None,
             updated_points: None,
+            sparse_points: None,
         });
         self.pending_rows = rest.num_rows();
         self.pending = if rest.num_rows() > 0 { vec![rest] } else { vec![] };

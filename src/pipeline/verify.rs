@@ -43,6 +43,12 @@ pub struct Report {
     /// The sync scope columns (empty: no sync).
     #[serde(default)]
     pub sync_scope: Vec<String>,
+    /// Points loaded with a BM25 sparse vector (all of them in a collection with BM25).
+    #[serde(default)]
+    pub sparse_vectors: u64,
+    /// The BM25 parameters of the collection's sparse vector; `None`: dense only.
+    #[serde(default)]
+    pub sparse: Option<crate::sparse::Bm25Config>,
     /// Points of this run found in the collection (must equal rows_valid).
     pub points_verified: u64,
     /// Points in the whole collection (may hold other runs' points too).
@@ -154,9 +160,55 @@ impl Report {
                 format!("rebuild: built {built:?}; {:?} switches to it after verify\n", self.collection)
             };
         }
+        s += &match &self.sparse {
+            Some(c) => format!("sparse vectors {} ({}), checked against the text\n", self.sparse_vectors, c.describe()),
+            None => "sparse vectors: none (a dense-only collection)\n".to_string(),
+        };
         s += &format!("sample search {}", if self.sample_search_ok { "ok" } else { "FAILED" });
         s
     }
+}
+
+/// Points of the first shard whose stored BM25 vector is compared with one computed from the text.
+const SPARSE_SAMPLE: usize = 64;
+
+/// The BM25 vectors of a sample of the run's points are in the collection and equal what their text
+/// gives (a point written without one, or with other parameters, is a `Store` error).
+fn check_sparse_sample(
+    run: &RunDir,
+    store: &dyn VectorStore,
+    collection: &str,
+    config: crate::sparse::Bm25Config,
+    first: &crate::handoff::manifest::ShardEntry,
+) -> Result<()> {
+    let bm25 = crate::sparse::Bm25::new(config)?;
+    let batch = shard::read_shard(&run.shard_path(first.index), Some(&first.checksum))?;
+    let (ids, texts) = (shard::string_column(&batch, ID)?, shard::string_column(&batch, shard::TEXT)?);
+    let sample: Vec<(Uuid, &str)> = (0..ids.len().min(SPARSE_SAMPLE))
+        .filter_map(|r| Uuid::parse_str(ids.value(r)).ok().map(|id| (id, texts.value(r))))
+        .collect();
+    let stored = store.sparse_vectors(collection, &sample.iter().map(|(id, _)| *id).collect::<Vec<_>>())?;
+    for (id, text) in sample {
+        let want = bm25.embed_document(text);
+        match stored.get(&id) {
+            Some(have) if *have == want => {}
+            Some(_) => {
+                return Err(VdbError::new(
+                    ErrorKind::Store,
+                    format!("point {id} in {collection:?} has a BM25 vector that differs from its text's ({})", config.describe()),
+                ))
+            }
+            // Qdrant stores no entry for an empty sparse vector (a text of stop words only).
+            None if want.is_empty() => {}
+            None => {
+                return Err(VdbError::new(
+                    ErrorKind::Store,
+                    format!("point {id} in {collection:?} has no BM25 vector, but the collection has one: load its shard again"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Check the run against the collection and write `report.json`. Errors (kind `Store`) when a
@@ -199,6 +251,9 @@ pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
             sample_ok = hits.iter().any(|h| h.payload.get(TEXT_KEY).and_then(|v| v.as_str()) == Some(key.as_str()));
         }
     }
+    if let (Some(config), Some(first)) = (m.sparse, m.shards.first()) {
+        check_sparse_sample(run, store, collection, config, first)?;
+    }
     let collection_count = store.count(collection)?;
     let texts_embedded: u64 = m.shards.iter().map(|s| s.texts_embedded.unwrap_or(s.texts)).sum();
     let mut steps = m.steps.clone();
@@ -222,6 +277,8 @@ pub fn verify(run: &RunDir, store: &dyn VectorStore, collection: &str) -> Result
         deleted_points: m.synced.as_ref().map_or(0, |s| s.1),
         sync_scope: m.synced.as_ref().map(|s| s.0.clone()).unwrap_or_default(),
         points_verified: verified,
+        sparse_vectors: m.shards.iter().filter_map(|s| s.sparse_points).sum(),
+        sparse: m.sparse,
         collection_count,
         sample_search_ok: sample_ok,
         model: m.model.as_ref().map(|x| x.model_id.clone()),

@@ -161,6 +161,16 @@ fn error_kinds() -> Vec<&'static str> {
     ErrorKind::ALL.iter().map(|k| k.as_str()).collect()
 }
 
+/// The BM25 sparse vector of a document (`query=False`) or a query (values 1), with Qdrant's
+/// default parameters: (indices, values), what the load step writes / the search sends.
+#[pyfunction]
+#[pyo3(signature = (text, query=false))]
+fn bm25(text: &str, query: bool) -> PyResult<(Vec<u32>, Vec<f32>)> {
+    let b = crate::sparse::Bm25::new(Default::default()).map_err(to_py)?;
+    let v = if query { b.embed_query(text) } else { b.embed_document(text) };
+    Ok((v.indices, v.values))
+}
+
 /// The settings in force: defaults overlaid with the environment.
 #[pyfunction]
 fn resolved_settings_json() -> PyResult<String> {
@@ -517,6 +527,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeEmbedder>()?;
     m.add_class::<store_handle::NativeStore>()?;
     m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(bm25, m)?)?;
     m.add_function(wrap_pyfunction!(settings_json, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_info_json, m)?)?;
     m.add_function(wrap_pyfunction!(linear_gflops, m)?)?;

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use super::{json, parse, to_py, work, NativeEmbedder};
 use crate::error::{ErrorKind, VdbError};
 use crate::pipeline;
-use crate::store::{self, Condition, SearchParams, StoreTarget, VectorStore};
+use crate::store::{self, Condition, Fusion, SearchMode, SearchParams, StoreTarget, VectorStore};
 
 /// A search's filter (JSON list of conditions) and parameters (JSON object).
 fn query_options(filter: &str, params: &str) -> PyResult<(Vec<Condition>, SearchParams)> {
@@ -85,7 +85,9 @@ impl NativeStore {
         json(&self.with(py, |s| s.search_with(&collection, &vector, limit, &f, &p))?)
     }
 
-    #[pyo3(signature = (collection, query, embedder, limit, filter="[]".to_string(), params="{}".to_string()))]
+    /// `mode`: "hybrid", "dense", "sparse" or None (hybrid where the collection has BM25);
+    /// `fusion`: "rrf" or "dbsf". Returns `{"mode", "fusion", "hits"}` as JSON.
+    #[pyo3(signature = (collection, query, embedder, limit, filter="[]".to_string(), params="{}".to_string(), mode=None, fusion="rrf"))]
     #[allow(clippy::too_many_arguments)]
     fn search_text(
         &self,
@@ -96,10 +98,20 @@ impl NativeStore {
         limit: usize,
         filter: String,
         params: String,
+        mode: Option<&str>,
+        fusion: &str,
     ) -> PyResult<String> {
         let (f, p) = query_options(&filter, &params)?;
+        let mode: Option<SearchMode> = mode.map(str::parse).transpose().map_err(to_py)?;
+        let fusion: Fusion = fusion.parse().map_err(to_py)?;
         let e = embedder.inner.as_ref();
-        json(&self.with(py, |s| pipeline::search_text(e, s, &collection, &query, limit, &f, &p))?)
+        json(&self.with(py, |s| pipeline::search_text(e, s, &collection, &query, limit, &f, &p, mode, fusion))?)
+    }
+
+    /// The BM25 parameters of the collection's sparse vector (JSON `{"k", "b", "avg_len"}`), or
+    /// None for a dense-only collection.
+    fn collection_sparse(&self, py: Python<'_>, collection: String) -> PyResult<Option<String>> {
+        self.with(py, |s| s.collection_sparse(&collection))?.map(|c| json(&c)).transpose()
     }
 
     fn retrieve(&self, py: Python<'_>, collection: String, ids: Vec<String>) -> PyResult<String> {

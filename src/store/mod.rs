@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::{ErrorKind, Result, VdbError};
+pub use crate::sparse::{Bm25Config, SparseVector};
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
@@ -51,6 +52,13 @@ pub const TEXT_KEY: &str = "_vdb_text";
 /// Collection metadata key recording the model (id including precision) whose vectors the
 /// collection holds: vectors of two models are never mixed in one collection.
 pub const MODEL_KEY: &str = "vdb_core_model";
+
+/// The name of the collection's BM25 sparse vector (the dense vector is the unnamed default one).
+pub const SPARSE_VECTOR: &str = "bm25";
+
+/// Collection metadata key recording the BM25 parameters of the sparse vector
+/// ([`Bm25Config::to_metadata`]): a run with other parameters is refused.
+pub const SPARSE_KEY: &str = "vdb_core_bm25";
 
 /// Payload field index types (created before the bulk load).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -91,10 +99,17 @@ pub struct CollectionSpec {
     pub options: CollectionOptions,
 }
 
-/// Settings for large collections and Qdrant clusters, named as in Qdrant's collection API; applied
-/// when a collection is created (or recreated). Unset: Qdrant's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How a collection is laid out: its BM25 vector, and settings for large collections and Qdrant
+/// clusters named as in Qdrant's collection API; applied when a collection is created (or
+/// recreated). Unset: Qdrant's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CollectionOptions {
+    /// A BM25 sparse vector ([`SPARSE_VECTOR`], Qdrant's IDF modifier) next to the dense one, with
+    /// these parameters (recorded under [`SPARSE_KEY`]); `None`: dense only. Default: BM25 with
+    /// Qdrant's parameters. An existing dense-only collection stays dense-only (a rebuild adds it);
+    /// an existing one with other parameters is a mismatch.
+    #[serde(default = "default_sparse")]
+    pub sparse: Option<Bm25Config>,
     /// Shards the collection is split into (spread over a cluster's nodes). Server only.
     #[serde(default)]
     pub shard_number: Option<u32>,
@@ -123,6 +138,24 @@ pub enum Quantization {
     Int8,
 }
 
+fn default_sparse() -> Option<Bm25Config> {
+    Some(Bm25Config::default())
+}
+
+impl Default for CollectionOptions {
+    fn default() -> Self {
+        CollectionOptions {
+            sparse: default_sparse(),
+            shard_number: None,
+            replication_factor: None,
+            write_consistency_factor: None,
+            on_disk: false,
+            on_disk_payload: false,
+            quantization: None,
+        }
+    }
+}
+
 impl CollectionOptions {
     /// Options only a Qdrant server (cluster) has: the embedded store refuses them.
     pub fn server_only(&self) -> Vec<&'static str> {
@@ -137,6 +170,9 @@ impl CollectionOptions {
     }
 
     pub fn validate(&self) -> Result<()> {
+        if let Some(c) = &self.sparse {
+            c.validate()?;
+        }
         for (name, v) in [
             ("shard_number", self.shard_number),
             ("replication_factor", self.replication_factor),
@@ -182,6 +218,9 @@ pub enum EnsureOutcome {
 pub struct PointRecord {
     pub id: Uuid,
     pub vector: Vec<f32>,
+    /// The BM25 vector (collections with [`SPARSE_VECTOR`] only). An empty one (a text of stop
+    /// words only) is written as empty.
+    pub sparse: Option<SparseVector>,
     pub payload: Map<String, Value>,
 }
 
@@ -204,6 +243,94 @@ pub enum Condition {
     /// A filter in Qdrant's own JSON form (the `Filter` of its REST API: `must` / `should` /
     /// `must_not`, match, range, datetime range, ...; see [`filter`]).
     Qdrant { filter: Value },
+}
+
+/// Which vectors a search uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// Dense and BM25, fused by the engine (Qdrant's Query API: two prefetches and a fusion).
+    Hybrid,
+    /// The dense (MiniLM) vector only.
+    Dense,
+    /// The BM25 sparse vector only (scores with the collection's IDF).
+    Sparse,
+}
+
+impl SearchMode {
+    pub const ALL: [SearchMode; 3] = [SearchMode::Hybrid, SearchMode::Dense, SearchMode::Sparse];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Dense => "dense",
+            SearchMode::Sparse => "sparse",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = VdbError;
+    fn from_str(s: &str) -> Result<SearchMode> {
+        SearchMode::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            VdbError::new(ErrorKind::InvalidConfig, format!("search mode {s:?}: expected hybrid, dense or sparse"))
+        })
+    }
+}
+
+/// How a hybrid search fuses its dense and sparse results (Qdrant's `Fusion`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fusion {
+    /// Reciprocal rank fusion: sum of 1/(k + rank) over the lists a point is in.
+    #[default]
+    Rrf,
+    /// Distribution-based score fusion: each list's scores normalised by their mean ± 3 standard
+    /// deviations, then summed.
+    Dbsf,
+}
+
+impl Fusion {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fusion::Rrf => "rrf",
+            Fusion::Dbsf => "dbsf",
+        }
+    }
+}
+
+impl std::str::FromStr for Fusion {
+    type Err = VdbError;
+    fn from_str(s: &str) -> Result<Fusion> {
+        [Fusion::Rrf, Fusion::Dbsf].into_iter().find(|f| f.name() == s).ok_or_else(|| {
+            VdbError::new(ErrorKind::InvalidConfig, format!("fusion {s:?}: expected rrf or dbsf"))
+        })
+    }
+}
+
+/// The query vectors of a search.
+#[derive(Debug, Clone, Copy)]
+pub enum QueryVectors<'a> {
+    Dense(&'a [f32]),
+    Sparse(&'a SparseVector),
+    /// Each vector finds [`prefetch_limit`] candidates (the filter applies to both), fused.
+    Hybrid { dense: &'a [f32], sparse: &'a SparseVector, fusion: Fusion },
+}
+
+impl QueryVectors<'_> {
+    pub fn mode(&self) -> SearchMode {
+        match self {
+            QueryVectors::Dense(_) => SearchMode::Dense,
+            QueryVectors::Sparse(_) => SearchMode::Sparse,
+            QueryVectors::Hybrid { .. } => SearchMode::Hybrid,
+        }
+    }
+}
+
+/// Candidates each vector of a hybrid search contributes to the fusion: 4x the results asked for,
+/// at least 40 (a point ranked low by one vector and high by the other still meets in the fusion).
+pub fn prefetch_limit(limit: usize) -> usize {
+    limit.saturating_mul(4).max(40)
 }
 
 /// Search options, as Qdrant names them.
@@ -289,7 +416,29 @@ pub trait VectorStore: Send + Sync {
         limit: usize,
         filter: &[Condition],
         params: &SearchParams,
+    ) -> Result<Vec<Hit>> {
+        self.query(collection, &QueryVectors::Dense(vector), limit, filter, params)
+    }
+
+    /// The best `limit` points for the query vectors, with payloads: dense, sparse (BM25, the
+    /// collection's IDF) or both fused in the engine (Qdrant's Query API), the filter applied to
+    /// every vector's search. A sparse or hybrid query of a collection without [`SPARSE_VECTOR`] is
+    /// a `CollectionMismatch` error. `params` apply to the dense search.
+    fn query(
+        &self,
+        collection: &str,
+        query: &QueryVectors<'_>,
+        limit: usize,
+        filter: &[Condition],
+        params: &SearchParams,
     ) -> Result<Vec<Hit>>;
+
+    /// The BM25 parameters of the collection's sparse vector ([`SPARSE_KEY`]); `None` when it has
+    /// no [`SPARSE_VECTOR`] (dense only, or made by another tool without recording them).
+    fn collection_sparse(&self, collection: &str) -> Result<Option<Bm25Config>>;
+
+    /// The stored BM25 vectors of points by id (missing ids, and points without one, are absent).
+    fn sparse_vectors(&self, collection: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, SparseVector>>;
 
     /// Points by id (missing ids are absent from the result).
     fn retrieve(&self, collection: &str, ids: &[Uuid]) -> Result<Vec<Hit>>;
@@ -417,6 +566,32 @@ pub(crate) fn model_mismatch(recorded: Option<&str>, spec: &CollectionSpec) -> s
     }
 }
 
+/// The BM25 check both stores run in `ensure_collection`: `Err(description)` when the collection
+/// records other BM25 parameters than the spec's (a dense-only collection is no mismatch: it stays
+/// dense-only, see [`CollectionSpec::sparse`]).
+pub(crate) fn sparse_mismatch(
+    recorded: Option<&Bm25Config>,
+    spec: &CollectionSpec,
+) -> std::result::Result<(), String> {
+    match (recorded, spec.options.sparse.as_ref()) {
+        (Some(have), Some(want)) if have != want => {
+            Err(format!("a sparse vector of {}, but this run uses {}", have.describe(), want.describe()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The error for a sparse or hybrid query of a collection without the BM25 vector.
+pub(crate) fn no_sparse_error(collection: &str, place: &str, mode: SearchMode) -> VdbError {
+    VdbError::new(
+        ErrorKind::CollectionMismatch,
+        format!(
+            "collection '{collection}' {place} has no BM25 sparse vector, so it cannot be searched in {} mode: search              it with mode dense, or rebuild it (ingest --rebuild) to add BM25",
+            mode.name()
+        ),
+    )
+}
+
 /// The error for a collection that exists with other vectors or another model.
 pub(crate) fn mismatch_error(collection: &str, place: &str, found: &str) -> VdbError {
     VdbError::new(
@@ -445,6 +620,9 @@ pub(crate) fn check_query_dim(collection: &str, dim: usize, query: &[f32]) -> Re
 
 /// The vector-size check both stores run before writing, with a sentence naming the point.
 pub(crate) fn check_dims(collection: &str, dim: usize, points: &[PointRecord]) -> Result<()> {
+    if let Some(p) = points.iter().find(|p| p.sparse.as_ref().is_some_and(|s| s.indices.len() != s.values.len())) {
+        return Err(VdbError::internal(format!("point {} has a sparse vector with unequal indices and values", p.id)));
+    }
     if let Some(p) = points.iter().find(|p| p.vector.len() != dim) {
         return Err(VdbError::new(
             ErrorKind::Store,

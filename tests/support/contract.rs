@@ -293,3 +293,143 @@ pub fn aliases(store: &dyn VectorStore, prefix: &str) {
     assert!(!store.collection_exists(&alias).unwrap());
     assert_eq!(store.count(&a).unwrap(), 12);
 }
+
+/// Sentences of the hybrid contract: rare exact words (LIBOR, goodwill) that BM25 finds, and dense
+/// vectors (pseudo-random, so a dense query is a point's own vector) that the dense search finds.
+pub const HYBRID_TEXTS: [&str; 6] = [
+    "LIBOR transition risk could increase our borrowing costs",
+    "Cybersecurity breaches could harm our reputation and business",
+    "Goodwill impairment charges reduced net income",
+    "Competition in our markets is intense",
+    "Our supply chain depends on a few suppliers in Asia",
+    "Changes in interest rates affect our borrowing costs",
+];
+
+fn hybrid_points(bm25: Option<&vdb_core::sparse::Bm25>) -> Vec<vdb_core::store::PointRecord> {
+    HYBRID_TEXTS
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut p = point(i, DIM);
+            p.payload.insert("text".into(), json!(text));
+            p.sparse = bm25.map(|b| b.embed_document(text));
+            p
+        })
+        .collect()
+}
+
+fn hit_ids(hits: &[vdb_core::store::Hit]) -> Vec<String> {
+    hits.iter().map(|h| h.id.clone()).collect()
+}
+
+/// Qdrant's IDF (`fancy_idf` of its query context): ln((n − df + 0.5) / (df + 0.5) + 1).
+fn idf(n: f32, df: f32) -> f32 {
+    ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+}
+
+/// Hybrid search on a collection with the BM25 vector: sparse scores follow Qdrant's IDF formula,
+/// RRF fuses the two lists as Qdrant's `rrf_scoring` does, filters apply to both, stored sparse
+/// vectors read back equal, other BM25 parameters are a mismatch; a dense-only collection stays
+/// dense-only and refuses sparse queries.
+pub fn hybrid(store: &dyn VectorStore, name: &str) {
+    use vdb_core::sparse::{Bm25, Bm25Config};
+    use vdb_core::store::{Fusion, QueryVectors};
+    let bm25 = Bm25::new(Bm25Config::default()).unwrap();
+    let no = SearchParams::default();
+    assert_eq!(store.ensure_collection(&spec(name, DIM), false).unwrap(), EnsureOutcome::Created);
+    assert_eq!(store.collection_sparse(name).unwrap(), Some(Bm25Config::default()));
+    store.upsert(name, hybrid_points(Some(&bm25)), &opts()).unwrap();
+    let idx = |i: usize| id(i).to_string();
+
+    // Stored sparse vectors read back as written.
+    let ids: Vec<_> = (0..HYBRID_TEXTS.len()).map(id).collect();
+    let stored = store.sparse_vectors(name, &ids).unwrap();
+    for (i, text) in HYBRID_TEXTS.iter().enumerate() {
+        assert_eq!(stored.get(&id(i)), Some(&bm25.embed_document(text)), "sparse vector of point {i}");
+    }
+
+    // Sparse: only the sentences with the words, scored Σ idf · weight (IDF of the live collection).
+    let n = HYBRID_TEXTS.len() as f32;
+    let q = bm25.embed_query("borrowing costs");
+    let hits = store.query(name, &QueryVectors::Sparse(&q), 10, &[], &no).unwrap();
+    let mut got = hit_ids(&hits);
+    got.sort();
+    let mut want = vec![idx(0), idx(5)];
+    want.sort();
+    assert_eq!(got, want, "only the sentences with 'borrowing costs'");
+    for h in &hits {
+        let i = (0..HYBRID_TEXTS.len()).find(|&i| idx(i) == h.id).unwrap();
+        let doc = bm25.embed_document(HYBRID_TEXTS[i]);
+        let expected: f32 = q
+            .indices
+            .iter()
+            .map(|t| {
+                let df = HYBRID_TEXTS.iter().filter(|d| bm25.embed_document(d).indices.contains(t)).count() as f32;
+                doc.indices.iter().position(|x| x == t).map_or(0.0, |p| doc.values[p] * idf(n, df))
+            })
+            .sum();
+        assert!((h.score - expected).abs() < 1e-4 * expected.max(1.0), "BM25 score {} vs Qdrant's formula {expected}", h.score);
+    }
+    let libor = bm25.embed_query("LIBOR");
+    let hits = store.query(name, &QueryVectors::Sparse(&libor), 10, &[], &no).unwrap();
+    assert_eq!(hit_ids(&hits), [idx(0)]);
+
+    // Hybrid: the dense query is point 3's own vector, the sparse one finds point 0 only: both lead.
+    let dense = vector(3, DIM);
+    let dense_hits = store.query(name, &QueryVectors::Dense(&dense), 40, &[], &no).unwrap();
+    assert_eq!(dense_hits[0].id, idx(3));
+    let hybrid = QueryVectors::Hybrid { dense: &dense, sparse: &libor, fusion: Fusion::Rrf };
+    let hits = store.query(name, &hybrid, 10, &[], &no).unwrap();
+    let mut top2 = hit_ids(&hits[..2]);
+    top2.sort();
+    let mut want = vec![idx(0), idx(3)];
+    want.sort();
+    assert_eq!(top2, want, "hybrid finds the dense and the sparse answer");
+    // RRF as Qdrant computes it (k = 2): Σ over the lists 1 / (position + k), position from 1.
+    let rrf = |id: &str| -> f32 {
+        [hit_ids(&dense_hits), vec![idx(0)]]
+            .iter()
+            .filter_map(|list| list.iter().position(|x| x == id))
+            .map(|p| 1.0 / ((p + 1) as f32 + 2.0 - 1.0))
+            .sum()
+    };
+    for h in &hits {
+        assert!((h.score - rrf(&h.id)).abs() < 1e-6, "RRF score of {}: {} vs {}", h.id, h.score, rrf(&h.id));
+    }
+    let dbsf = QueryVectors::Hybrid { dense: &dense, sparse: &libor, fusion: Fusion::Dbsf };
+    let hits = store.query(name, &dbsf, 10, &[], &no).unwrap();
+    assert!(hit_ids(&hits).contains(&idx(0)) && hit_ids(&hits).contains(&idx(3)), "{hits:?}");
+
+    // Filters apply to both prefetches: only globex's sentences (points 1 and 4).
+    let only = [Condition::Equals { field: "company".into(), value: json!(COMPANIES[1]) }];
+    let hits = store.query(name, &hybrid, 10, &only, &no).unwrap();
+    assert!(!hits.is_empty());
+    assert!(hits.iter().all(|h| h.payload["company"] == json!(COMPANIES[1])), "{hits:?}");
+
+    // Other BM25 parameters are a mismatch; no sparse request (dense-only run) is none.
+    let mut other = spec(name, DIM);
+    other.options.sparse = Some(Bm25Config { avg_len: 20.0, ..Default::default() });
+    let err = store.ensure_collection(&other, false).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::CollectionMismatch, "{err}");
+    assert!(err.to_string().contains("avg_len=256") && err.to_string().contains("avg_len=20"), "{err}");
+    let mut dense_only = spec(name, DIM);
+    dense_only.options.sparse = None;
+    assert_eq!(store.ensure_collection(&dense_only, false).unwrap(), EnsureOutcome::Existed);
+    assert_eq!(store.collection_sparse(name).unwrap(), Some(Bm25Config::default()));
+
+    // A dense-only collection: stays so when asked for BM25, takes dense vectors only, refuses
+    // sparse and hybrid queries with a hint.
+    let plain = format!("{name}_dense");
+    assert_eq!(store.ensure_collection(&CollectionSpec { name: plain.clone(), ..dense_only }, false).unwrap(), EnsureOutcome::Created);
+    assert_eq!(store.ensure_collection(&spec(&plain, DIM), false).unwrap(), EnsureOutcome::Existed);
+    assert_eq!(store.collection_sparse(&plain).unwrap(), None);
+    store.upsert(&plain, hybrid_points(Some(&bm25)), &opts()).unwrap();
+    assert_eq!(store.count(&plain).unwrap(), HYBRID_TEXTS.len() as u64);
+    assert!(store.sparse_vectors(&plain, &ids).unwrap().is_empty());
+    for q in [QueryVectors::Sparse(&libor), hybrid] {
+        let err = store.query(&plain, &q, 10, &[], &no).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::CollectionMismatch, "{err}");
+        assert!(err.to_string().contains("rebuild"), "{err}");
+    }
+    assert_eq!(store.query(&plain, &QueryVectors::Dense(&dense), 1, &[], &no).unwrap()[0].id, idx(3));
+}

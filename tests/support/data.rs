@@ -56,7 +56,7 @@ pub fn payload(i: usize) -> Map<String, Value> {
 }
 
 pub fn point(i: usize, dim: usize) -> PointRecord {
-    PointRecord { id: id(i), vector: vector(i, dim), payload: payload(i) }
+    PointRecord { id: id(i), vector: vector(i, dim), sparse: None, payload: payload(i) }
 }
 
 pub fn points(range: std::ops::Range<usize>, dim: usize) -> Vec<PointRecord> {

@@ -35,43 +35,72 @@ fn id_json(id: &pb::PointId) -> Result<Value, Status> {
     })
 }
 
-/// The dense vector of an upserted point (unnamed vector, or the "" entry of named vectors).
+/// One vector of an upserted point: dense or sparse (the current `vector` field or the pre-1.16
+/// `data` / `indices` fields).
 #[allow(deprecated)]
-pub(crate) fn dense_vector(v: Option<pb::Vectors>) -> Result<Vec<f32>, Status> {
+fn edge_vector(v: pb::Vector) -> Result<qe::Vector, Status> {
+    match (v.vector, v.indices) {
+        (Some(pb::vector::Vector::Dense(d)), _) => Ok(qe::Vector::new_dense(d.data)),
+        (Some(pb::vector::Vector::Sparse(s)), _) => sparse(s.indices, s.values),
+        (Some(_), _) => Err(Status::invalid_argument("Wrong input: only dense and sparse vectors are supported")),
+        (None, Some(i)) => sparse(i.data, v.data),
+        (None, None) => Ok(qe::Vector::new_dense(v.data)),
+    }
+}
+
+fn sparse(indices: Vec<u32>, values: Vec<f32>) -> Result<qe::Vector, Status> {
+    qe::Vector::new_sparse(indices, values).map_err(|e| Status::invalid_argument(format!("Wrong input: {e}")))
+}
+
+/// The vectors of an upserted point: the unnamed one, or named ones ("" is the unnamed dense one).
+pub(crate) fn point_vectors(v: Option<pb::Vectors>) -> Result<qe::Vectors, Status> {
     use pb::vectors::VectorsOptions;
-    let vector = match v.and_then(|v| v.vectors_options) {
-        Some(VectorsOptions::Vector(v)) => v,
-        Some(VectorsOptions::Vectors(mut named)) => named.vectors.remove("").ok_or_else(|| {
-            Status::invalid_argument("Wrong input: this test server supports only the unnamed vector")
-        })?,
-        None => return Err(Status::invalid_argument("Wrong input: point has no vector")),
-    };
-    match vector.vector {
-        Some(pb::vector::Vector::Dense(d)) => Ok(d.data),
-        Some(_) => Err(Status::invalid_argument("Wrong input: only dense vectors are supported")),
-        None => Ok(vector.data),
+    match v.and_then(|v| v.vectors_options) {
+        Some(VectorsOptions::Vector(v)) => match edge_vector(v)?.0 {
+            qe::VectorInternal::Dense(d) => Ok(qe::Vectors::from(d)),
+            _ => Err(Status::invalid_argument("Wrong input: the unnamed vector must be dense")),
+        },
+        Some(VectorsOptions::Vectors(named)) => {
+            let named: std::collections::HashMap<String, qe::Vector> =
+                named.vectors.into_iter().map(|(k, v)| Ok((k, edge_vector(v)?))).collect::<Result<_, Status>>()?;
+            Ok(qe::Vectors::from(named))
+        }
+        None => Err(Status::invalid_argument("Wrong input: point has no vector")),
     }
 }
 
 #[allow(deprecated)]
+fn vector_output(v: qe::VectorInternal) -> Option<pb::VectorOutput> {
+    match v {
+        // Both the current field and the pre-1.16 one, so older clients read it too.
+        qe::VectorInternal::Dense(d) => Some(pb::VectorOutput {
+            data: d.clone(),
+            vector: Some(pb::vector_output::Vector::Dense(pb::DenseVector { data: d })),
+            ..Default::default()
+        }),
+        qe::VectorInternal::Sparse(s) => Some(pb::VectorOutput {
+            vector: Some(pb::vector_output::Vector::Sparse(pb::SparseVector { indices: s.indices, values: s.values })),
+            ..Default::default()
+        }),
+        qe::VectorInternal::MultiDense(_) => None,
+    }
+}
+
+/// A point's vectors as Qdrant returns them: the unnamed vector alone, or named vectors.
 pub(crate) fn pb_vectors(v: Option<qe::VectorStructInternal>) -> Option<pb::VectorsOutput> {
+    use pb::vectors_output::VectorsOptions;
     use qe::{VectorInternal, VectorStructInternal};
-    let dense = match v? {
-        VectorStructInternal::Single(d) => d,
-        VectorStructInternal::Named(mut m) => match m.remove("")? {
-            VectorInternal::Dense(d) => d,
-            _ => return None,
-        },
+    let options = match v? {
+        VectorStructInternal::Single(d) => VectorsOptions::Vector(vector_output(VectorInternal::Dense(d))?),
+        VectorStructInternal::Named(mut m) if m.len() == 1 && m.contains_key("") => {
+            VectorsOptions::Vector(vector_output(m.remove("")?)?)
+        }
+        VectorStructInternal::Named(m) => VectorsOptions::Vectors(pb::NamedVectorsOutput {
+            vectors: m.into_iter().filter_map(|(k, v)| Some((k.to_string(), vector_output(v)?))).collect(),
+        }),
         _ => return None,
     };
-    Some(pb::VectorsOutput {
-        vectors_options: Some(pb::vectors_output::VectorsOptions::Vector(pb::VectorOutput {
-            // Both the current field and the pre-1.16 one, so older clients read it too.
-            data: dense.clone(),
-            vector: Some(pb::vector_output::Vector::Dense(pb::DenseVector { data: dense })),
-            ..Default::default()
-        })),
-    })
+    Some(pb::VectorsOutput { vectors_options: Some(options) })
 }
 
 pub(crate) fn with_payload(sel: Option<&pb::WithPayloadSelector>) -> Result<qe::WithPayloadInterface, Status> {
@@ -150,13 +179,59 @@ pub(crate) fn from_pb_value(v: pb::Value) -> Value {
     }
 }
 
-pub(crate) fn with_vectors(sel: Option<&pb::WithVectorsSelector>) -> Result<bool, Status> {
+pub(crate) fn with_vectors(sel: Option<&pb::WithVectorsSelector>) -> Result<qe::WithVector, Status> {
     use pb::with_vectors_selector::SelectorOptions;
     match sel.and_then(|s| s.selector_options.as_ref()) {
-        None => Ok(false),
-        Some(SelectorOptions::Enable(b)) => Ok(*b),
-        Some(SelectorOptions::Include(s)) => Ok(s.names.iter().any(|n| n.is_empty())),
+        None => Ok(qe::WithVector::Bool(false)),
+        Some(SelectorOptions::Enable(b)) => Ok(qe::WithVector::Bool(*b)),
+        Some(SelectorOptions::Include(s)) => Ok(qe::WithVector::Selector(s.names.iter().map(|n| n.into()).collect())),
     }
+}
+
+/// A query (of the Query API) as qdrant-edge's scoring query: nearest to a dense or sparse vector
+/// (`using` names the vector), or a fusion of the prefetches (RRF with Qdrant's default k = 2, or DBSF).
+pub(crate) fn scoring_query(q: Option<pb::Query>, using: Option<String>) -> Result<Option<qe::ScoringQuery>, Status> {
+    use pb::query::Variant as Q;
+    use pb::vector_input::Variant as V;
+    let using = using.filter(|u| !u.is_empty()).map(Into::into);
+    let nearest = |query| Ok(Some(qe::ScoringQuery::Vector(qe::QueryEnum::Nearest(qe::NamedQuery { query, using }))));
+    match q.and_then(|q| q.variant) {
+        None => Ok(None),
+        Some(Q::Nearest(pb::VectorInput { variant: Some(V::Dense(d)) })) => nearest(qe::VectorInternal::Dense(d.data)),
+        Some(Q::Nearest(pb::VectorInput { variant: Some(V::Sparse(s)) })) => {
+            let v = qe::SparseVector::new(s.indices, s.values)
+                .map_err(|e| Status::invalid_argument(format!("Wrong input: {e}")))?;
+            nearest(qe::VectorInternal::Sparse(v))
+        }
+        Some(Q::Nearest(_)) => Err(Status::unimplemented("this test server: nearest by id, multi or inference input")),
+        Some(Q::Fusion(f)) if f == pb::Fusion::Rrf as i32 => {
+            Ok(Some(qe::ScoringQuery::Fusion(qe::Fusion::Rrf { k: 2, weights: None })))
+        }
+        Some(Q::Fusion(f)) if f == pb::Fusion::Dbsf as i32 => Ok(Some(qe::ScoringQuery::Fusion(qe::Fusion::Dbsf))),
+        Some(Q::Rrf(r)) if r.weights.is_empty() => {
+            Ok(Some(qe::ScoringQuery::Fusion(qe::Fusion::Rrf { k: r.k.unwrap_or(2) as usize, weights: None })))
+        }
+        Some(_) => Err(Status::unimplemented("this test server: this query type")),
+    }
+}
+
+pub(crate) fn search_params(p: Option<pb::SearchParams>) -> Option<qe::SearchParams> {
+    p.map(|p| qe::SearchParams { hnsw_ef: p.hnsw_ef.map(|e| e as usize), exact: p.exact.unwrap_or(false), ..Default::default() })
+}
+
+/// A prefetch of the Query API (recursively) as qdrant-edge's.
+pub(crate) fn prefetch(p: pb::PrefetchQuery) -> Result<qe::Prefetch, Status> {
+    if p.lookup_from.is_some() {
+        return Err(Status::unimplemented("this test server: lookup_from"));
+    }
+    Ok(qe::Prefetch {
+        prefetches: p.prefetch.into_iter().map(prefetch).collect::<Result<_, _>>()?,
+        query: scoring_query(p.query, p.using)?,
+        limit: p.limit.unwrap_or(10) as usize,
+        params: search_params(p.params),
+        filter: edge_filter(p.filter.as_ref())?,
+        score_threshold: p.score_threshold.map(qe::external::ordered_float::OrderedFloat),
+    })
 }
 
 pub(crate) fn check_using(using: Option<&String>) -> Result<(), Status> {
@@ -426,6 +501,19 @@ pub(crate) fn collection_info(shard: &qe::EdgeShard) -> Result<pb::CollectionInf
                 shard_number: 1,
                 on_disk_payload: cfg.on_disk_payload,
                 vectors_config: Some(pb::VectorsConfig { config: Some(vectors_config) }),
+                sparse_vectors_config: (!cfg.sparse_vectors.is_empty()).then(|| pb::SparseVectorConfig {
+                    map: cfg
+                        .sparse_vectors
+                        .iter()
+                        .map(|(k, p)| {
+                            let modifier = match p.modifier {
+                                Some(qe::Modifier::Idf) => pb::Modifier::Idf,
+                                _ => pb::Modifier::None,
+                            };
+                            (k.to_string(), pb::SparseVectorParams { index: None, modifier: Some(modifier as i32) })
+                        })
+                        .collect(),
+                }),
                 replication_factor: Some(1),
                 write_consistency_factor: Some(1),
                 ..Default::default()

@@ -166,7 +166,7 @@ pub(crate) fn search_edge(
     offset: usize,
     score_threshold: Option<f32>,
     payload: qe::WithPayloadInterface,
-    vectors: bool,
+    vectors: qe::WithVector,
 ) -> Result<Vec<pb::ScoredPoint>, Status> {
     let req = qe::SearchRequest {
         query: qe::QueryEnum::Nearest(qe::NamedQuery { query: qe::VectorInternal::Dense(vector), using: None }),
@@ -175,10 +175,26 @@ pub(crate) fn search_edge(
         limit,
         offset,
         with_payload: Some(payload),
-        with_vector: Some(qe::WithVector::Bool(vectors)),
+        with_vector: Some(vectors),
         score_threshold,
     };
     let points = shard.search(req).map_err(op_err)?;
+    Ok(points
+        .into_iter()
+        .map(|p| pb::ScoredPoint {
+            id: Some(pb_id(&p.id)),
+            payload: p.payload.map(|p| to_pb_payload(p.0)).unwrap_or_default(),
+            score: p.score,
+            version: p.version,
+            vectors: pb_vectors(p.vector),
+            ..Default::default()
+        })
+        .collect())
+}
+
+/// A Query API request with prefetches or a sparse query, run by qdrant-edge's query planner.
+pub(crate) fn query_edge(shard: &qe::EdgeShard, request: qe::QueryRequest) -> Result<Vec<pb::ScoredPoint>, Status> {
+    let points = shard.query(request).map_err(op_err)?;
     Ok(points
         .into_iter()
         .map(|p| pb::ScoredPoint {
@@ -198,14 +214,14 @@ pub(crate) fn scroll_edge(
     offset: Option<qe::PointId>,
     limit: usize,
     payload: qe::WithPayloadInterface,
-    vectors: bool,
+    vectors: qe::WithVector,
 ) -> Result<(Vec<pb::RetrievedPoint>, Option<pb::PointId>), Status> {
     let req = qe::ScrollRequest {
         offset,
         limit: Some(limit),
         filter,
         with_payload: Some(payload),
-        with_vector: qe::WithVector::Bool(vectors),
+        with_vector: vectors,
         order_by: None,
     };
     let (records, next) = shard.scroll(req).map_err(op_err)?;

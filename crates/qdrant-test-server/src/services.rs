@@ -115,8 +115,19 @@ impl Collections for Service {
                 qe::EdgeVectorParams::builder(params.size as usize, edge_distance(params.distance)?).build(),
             )
             .hnsw_config(hnsw)
-            .optimizers(optimizers)
-            .build();
+            .optimizers(optimizers);
+        for (vector_name, p) in req.sparse_vectors_config.take().map(|c| c.map).unwrap_or_default() {
+            let mut params = qe::EdgeSparseVectorParams::builder();
+            if p.modifier == Some(pb::Modifier::Idf as i32) {
+                params = params.modifier(qe::Modifier::Idf);
+            }
+            #[allow(deprecated)] // `on_disk` as the oldest supported clients send it
+            if let Some(on_disk) = p.index.and_then(|i| i.on_disk) {
+                params = params.on_disk(on_disk);
+            }
+            config = config.sparse_vector(vector_name, params.build());
+        }
+        let mut config = config.build();
         config.on_disk_payload = on_disk_payload;
         if let Some(v) = config.vectors.get_mut(qe::DEFAULT_VECTOR_NAME) {
             v.on_disk = Some(on_disk);
@@ -345,7 +356,7 @@ impl Points for Service {
                 let id = edge_id(
                     p.id.as_ref().ok_or_else(|| Status::invalid_argument("Wrong input: point id is missing"))?,
                 )?;
-                let vector = dense_vector(p.vectors)?;
+                let vector = point_vectors(p.vectors)?;
                 let payload: Map<String, Value> = p.payload.into_iter().map(|(k, v)| (k, from_pb_value(v))).collect();
                 Ok(qe::PointStruct::new(id, vector, Value::Object(payload)).into())
             })
@@ -390,8 +401,7 @@ impl Points for Service {
         let vectors = with_vectors(req.with_vectors.as_ref())?;
         let result = c
             .with(&name, move |shard| {
-                let records =
-                    shard.retrieve(&ids, Some(payload), Some(qe::WithVector::Bool(vectors))).map_err(op_err)?;
+                let records = shard.retrieve(&ids, Some(payload), Some(vectors)).map_err(op_err)?;
                 Ok(records.into_iter().map(retrieved).collect())
             })
             .await?;
@@ -561,13 +571,33 @@ impl Points for Service {
         use pb::query::Variant as Q;
         use pb::vector_input::Variant as V;
         let start = Instant::now();
-        let req = r.into_inner();
-        check_using(req.using.as_ref())?;
-        if !req.prefetch.is_empty() || req.lookup_from.is_some() {
-            return unimplemented("prefetch and lookup_from");
+        let mut req = r.into_inner();
+        if req.lookup_from.is_some() {
+            return unimplemented("lookup_from");
         }
         let name = req.collection_name.clone();
         let c = self.engine.get(&name)?;
+        let sparse_query = matches!(
+            req.query.as_ref().and_then(|q| q.variant.as_ref()),
+            Some(Q::Nearest(pb::VectorInput { variant: Some(V::Sparse(_)) }))
+        );
+        if !req.prefetch.is_empty() || sparse_query || req.using.as_ref().is_some_and(|u| !u.is_empty()) {
+            // The Query API proper (prefetches, fusion, named and sparse vectors): qdrant-edge plans
+            // and runs it as Qdrant's shards do; the request's filter applies to every prefetch.
+            let request = qe::QueryRequest {
+                prefetches: std::mem::take(&mut req.prefetch).into_iter().map(prefetch).collect::<Result<_, _>>()?,
+                query: scoring_query(req.query.take(), req.using.take())?,
+                filter: edge_filter(req.filter.as_ref())?,
+                score_threshold: req.score_threshold.map(qe::external::ordered_float::OrderedFloat),
+                limit: req.limit.unwrap_or(10) as usize,
+                offset: req.offset.unwrap_or(0) as usize,
+                params: search_params(req.params.take()),
+                with_vector: with_vectors(req.with_vectors.as_ref())?,
+                with_payload: with_payload(req.with_payload.as_ref())?,
+            };
+            let result = c.with(&name, move |shard| query_edge(shard, request)).await?;
+            return done(pb::QueryResponse { result, time: elapsed(start), usage: None });
+        }
         let filter = edge_filter(req.filter.as_ref())?;
         let payload = with_payload(req.with_payload.as_ref())?;
         let vectors = with_vectors(req.with_vectors.as_ref())?;

@@ -50,6 +50,9 @@ pub(super) struct CollectionMeta {
     /// before models were recorded (the first ensure with a model records it).
     #[serde(default)]
     pub(super) model: Option<String>,
+    /// The BM25 parameters of the sparse vector ([`SPARSE_VECTOR`]); `None`: dense only.
+    #[serde(default)]
+    pub(super) sparse: Option<Bm25Config>,
 }
 
 /// Open the shard of a complete collection, if there is one.
@@ -160,8 +163,13 @@ pub(super) fn create_collection(dir: &Path, spec: &CollectionSpec, segment_point
     let o = &spec.options;
     let mut config = qe::EdgeConfig::builder()
         .vector(qe::DEFAULT_VECTOR_NAME, qe::EdgeVectorParams::builder(spec.dim, edge_distance(spec.distance)).build())
-        .optimizers(optimizers_config(spec.dim, segment_points))
-        .build();
+        .optimizers(optimizers_config(spec.dim, segment_points));
+    if spec.options.sparse.is_some() {
+        // Qdrant's IDF modifier: the engine weighs query tokens by their IDF in the live collection.
+        let params = qe::EdgeSparseVectorParams::builder().modifier(qe::Modifier::Idf).on_disk(o.on_disk).build();
+        config = config.sparse_vector(SPARSE_VECTOR, params);
+    }
+    let mut config = config.build();
     config.on_disk_payload = o.on_disk_payload;
     if let Some(v) = config.vectors.get_mut(qe::DEFAULT_VECTOR_NAME) {
         v.on_disk = Some(o.on_disk);
@@ -185,6 +193,7 @@ pub(super) fn create_collection(dir: &Path, spec: &CollectionSpec, segment_point
         payload_indexes: spec.payload_indexes.clone(),
         bulk: false,
         model: spec.model.clone(),
+        sparse: spec.options.sparse,
     };
     save_meta(dir, &meta)?;
     Ok(OpenShard { shard, meta })

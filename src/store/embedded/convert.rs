@@ -65,6 +65,56 @@ pub(super) fn payload_fields(field: &str) -> Result<qe::WithPayloadInterface> {
     Ok(qe::WithPayloadInterface::Fields(vec![path]))
 }
 
+/// The vectors of a point: the dense one alone, or (a collection with BM25) named, with the sparse one.
+pub(super) fn point_vectors(dense: Vec<f32>, sparse: Option<SparseVector>) -> Result<qe::Vectors> {
+    let Some(sparse) = sparse else {
+        return Ok(qe::Vectors::from(dense));
+    };
+    let sparse = qe::Vector::new_sparse(sparse.indices, sparse.values)
+        .map_err(|e| VdbError::internal(format!("invalid BM25 vector: {e}")))?;
+    Ok(qe::Vectors::from(HashMap::from([
+        (qe::DEFAULT_VECTOR_NAME.to_string(), qe::Vector::new_dense(dense)),
+        (SPARSE_VECTOR.to_string(), sparse),
+    ])))
+}
+
+/// A scoring query for the dense (unnamed) or the sparse vector.
+pub(super) fn nearest_dense(v: &[f32]) -> qe::ScoringQuery {
+    qe::ScoringQuery::Vector(qe::QueryEnum::Nearest(qe::NamedQuery {
+        query: qe::VectorInternal::Dense(v.to_vec()),
+        using: None,
+    }))
+}
+
+pub(super) fn nearest_sparse(v: &SparseVector) -> Result<qe::ScoringQuery> {
+    let sparse = qe::SparseVector::new(v.indices.clone(), v.values.clone())
+        .map_err(|e| VdbError::internal(format!("invalid BM25 query vector: {e}")))?;
+    Ok(qe::ScoringQuery::Vector(qe::QueryEnum::Nearest(qe::NamedQuery {
+        query: qe::VectorInternal::Sparse(sparse),
+        using: Some(SPARSE_VECTOR.into()),
+    })))
+}
+
+/// Qdrant's fusion; RRF with Qdrant's default k (2, `DEFAULT_RRF_K`, what a server's `Fusion::Rrf`
+/// without parameters uses).
+pub(super) fn fusion(f: Fusion) -> qe::ScoringQuery {
+    qe::ScoringQuery::Fusion(match f {
+        Fusion::Rrf => qe::Fusion::Rrf { k: 2, weights: None },
+        Fusion::Dbsf => qe::Fusion::Dbsf,
+    })
+}
+
+/// The BM25 vector of a record.
+pub(super) fn sparse_of(v: Option<qe::VectorStructInternal>) -> Option<SparseVector> {
+    match v? {
+        qe::VectorStructInternal::Named(mut m) => match m.remove(SPARSE_VECTOR)? {
+            qe::VectorInternal::Sparse(s) => Some(SparseVector { indices: s.indices, values: s.values }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The unnamed dense vector of a record.
 pub(super) fn dense(v: Option<qe::VectorStructInternal>) -> Option<Vec<f32>> {
     match v? {

@@ -301,7 +301,9 @@ impl VectorStore for EmbeddedStore {
                         describe_vectors(spec.dim, spec.distance)
                     ))
                 } else {
-                    model_mismatch(open.meta.model.as_deref(), spec).err()
+                    model_mismatch(open.meta.model.as_deref(), spec)
+                        .and_then(|()| sparse_mismatch(open.meta.sparse.as_ref(), spec))
+                        .err()
                 };
                 match found {
                     None if !recreate => {
@@ -425,8 +427,13 @@ impl VectorStore for EmbeddedStore {
             let chunk: Vec<qe::PointStructPersisted> = iter
                 .by_ref()
                 .take(batch)
-                .map(|p| qe::PointStruct::new(edge_id(&p.id), p.vector, Value::Object(p.payload)).into())
-                .collect();
+                .map(|p| {
+                    // A collection without BM25 takes the dense vector only.
+                    let sparse = p.sparse.filter(|_| open.meta.sparse.is_some());
+                    let vectors = point_vectors(p.vector, sparse)?;
+                    Ok(qe::PointStruct::new(edge_id(&p.id), vectors, Value::Object(p.payload)).into())
+                })
+                .collect::<Result<_>>()?;
             let op = qe::UpdateOperation::PointOperation(qe::PointOperations::UpsertPoints(
                 qe::PointInsertOperations::PointsList(chunk),
             ));
@@ -476,34 +483,55 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
-    fn search_with(
+    fn query(
         &self,
         collection: &str,
-        vector: &[f32],
+        query: &QueryVectors<'_>,
         limit: usize,
         filter: &[Condition],
         params: &SearchParams,
     ) -> Result<Vec<Hit>> {
         let filter = edge_filter(filter)?;
         self.read(collection, |open, dir| {
-            check_query_dim(collection, open.meta.dim, vector)?;
+            if let QueryVectors::Dense(v) | QueryVectors::Hybrid { dense: v, .. } = query {
+                check_query_dim(collection, open.meta.dim, v)?;
+            }
+            if query.mode() != SearchMode::Dense && open.meta.sparse.is_none() {
+                return Err(no_sparse_error(collection, &format!("in {}", dir.display()), query.mode()));
+            }
             if limit == 0 {
                 return Ok(Vec::new());
             }
-            let request = qe::SearchRequest {
-                query: qe::QueryEnum::Nearest(qe::NamedQuery {
-                    query: qe::VectorInternal::Dense(vector.to_vec()),
-                    using: None,
-                }),
+            let (prefetches, scoring, params) = match *query {
+                QueryVectors::Dense(v) => (Vec::new(), nearest_dense(v), search_params(params)),
+                QueryVectors::Sparse(s) => (Vec::new(), nearest_sparse(s)?, None),
+                QueryVectors::Hybrid { dense, sparse, fusion: f } => {
+                    let prefetch = |query, params| qe::Prefetch {
+                        prefetches: Vec::new(),
+                        query: Some(query),
+                        limit: prefetch_limit(limit),
+                        params,
+                        filter: None,
+                        score_threshold: None,
+                    };
+                    let both =
+                        vec![prefetch(nearest_dense(dense), search_params(params)), prefetch(nearest_sparse(sparse)?, None)];
+                    (both, fusion(f), None)
+                }
+            };
+            // The request's filter applies to every prefetch too (Qdrant propagates it).
+            let request = qe::QueryRequest {
+                prefetches,
+                query: Some(scoring),
                 filter,
-                params: search_params(params),
+                score_threshold: None,
                 limit,
                 offset: 0,
-                with_payload: Some(qe::WithPayloadInterface::Bool(true)),
-                with_vector: None,
-                score_threshold: None,
+                params,
+                with_vector: qe::WithVector::Bool(false),
+                with_payload: qe::WithPayloadInterface::Bool(true),
             };
-            let points = open.shard.search(request).map_err(|e| edge_err(dir, "search", e))?;
+            let points = open.shard.query(request).map_err(|e| edge_err(dir, "query", e))?;
             Ok(points
                 .into_iter()
                 .map(|p| Hit { id: id_string(&p.id), score: p.score, payload: payload_map(p.payload) })
@@ -578,6 +606,31 @@ impl VectorStore for EmbeddedStore {
             return Ok(None);
         }
         self.read(collection, |open, _| Ok(open.meta.model.clone()))
+    }
+
+    fn collection_sparse(&self, collection: &str) -> Result<Option<Bm25Config>> {
+        self.read(collection, |open, _| Ok(open.meta.sparse))
+    }
+
+    fn sparse_vectors(&self, collection: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, SparseVector>> {
+        self.read(collection, |open, dir| {
+            if open.meta.sparse.is_none() {
+                return Ok(HashMap::new());
+            }
+            let ids: Vec<qe::PointId> = ids.iter().map(edge_id).collect();
+            let only_sparse = qe::WithVector::Selector(vec![SPARSE_VECTOR.into()]);
+            let records = open
+                .shard
+                .retrieve(&ids, Some(qe::WithPayloadInterface::Bool(false)), Some(only_sparse))
+                .map_err(|e| edge_err(dir, "retrieve", e))?;
+            Ok(records
+                .into_iter()
+                .filter_map(|r| match (r.id, sparse_of(r.vector)) {
+                    (qe::PointId::Uuid(id), Some(v)) => Some((id, v)),
+                    _ => None,
+                })
+                .collect())
+        })
     }
 
     fn payload_indexes(&self, collection: &str) -> Result<Vec<(String, IndexKind)>> {

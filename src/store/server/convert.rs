@@ -18,6 +18,33 @@ pub(super) fn recorded_model(info: &pb::CollectionInfo) -> Option<String> {
     from_pb_value(v).as_str().map(str::to_string)
 }
 
+/// The BM25 parameters a collection records ([`SPARSE_KEY`]), when it has the sparse vector
+/// ([`SPARSE_VECTOR`]); `Err` (a description) for parameters this version does not write.
+pub(super) fn recorded_sparse(info: &pb::CollectionInfo) -> std::result::Result<Option<Bm25Config>, String> {
+    let Some(config) = info.config.as_ref() else { return Ok(None) };
+    let has_vector = config
+        .params
+        .as_ref()
+        .and_then(|p| p.sparse_vectors_config.as_ref())
+        .is_some_and(|s| s.map.contains_key(SPARSE_VECTOR));
+    match config.metadata.get(SPARSE_KEY) {
+        Some(v) if has_vector => Bm25Config::from_metadata(&from_pb_value(v.clone())).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The vectors of a point: the dense one alone, or (a collection with BM25) named, with the sparse one.
+pub(super) fn pb_vectors(dense: Vec<f32>, sparse: Option<SparseVector>) -> pb::Vectors {
+    match sparse {
+        None => pb::Vectors::from(dense),
+        Some(s) => pb::Vectors::from(
+            pb::NamedVectors::default()
+                .add_vector("", pb::Vector::new_dense(dense))
+                .add_vector(SPARSE_VECTOR, pb::Vector::new_sparse(s.indices, s.values)),
+        ),
+    }
+}
+
 pub(super) fn uuid_of(id: Option<pb::PointId>) -> Option<Uuid> {
     match id?.point_id_options? {
         PointIdOptions::Uuid(s) => Uuid::parse_str(&s).ok(),

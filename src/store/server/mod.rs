@@ -54,12 +54,21 @@ pub struct ServerStore {
     retry: RetryPolicy,
     /// HNSW `m` of each collection before `set_bulk_mode(true)`, restored by `set_bulk_mode(false)`.
     saved_m: Mutex<HashMap<String, u64>>,
-    /// Vector size per collection, learnt once, so upsert can check sizes before sending.
-    /// (vector size, shard count) per collection, learnt once: upsert checks sizes before sending
-    /// and keeps at least one request in flight per shard.
-    dims: Mutex<HashMap<String, (usize, usize)>>,
+    /// Each collection's [`Layout`], learnt once: upsert checks sizes before sending and keeps at
+    /// least one request in flight per shard.
+    dims: Mutex<HashMap<String, Layout>>,
     // Last, so in-flight work is dropped with the client first.
     rt: tokio::runtime::Runtime,
+}
+
+/// What the store needs to know of a collection to write and query it.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// Dense vector size.
+    dim: usize,
+    shards: usize,
+    /// Whether it has the BM25 vector ([`SPARSE_VECTOR`], parameters recorded).
+    sparse: bool,
 }
 
 impl ServerStore {
@@ -182,8 +191,8 @@ impl ServerStore {
         )
     }
 
-    /// The collection's vector size and shard count (cached after the first look-up).
-    fn layout(&self, policy: RetryPolicy, collection: &str) -> Result<(usize, usize)> {
+    /// The collection's vector size, shard count and BM25 vector (cached after the first look-up).
+    fn layout(&self, policy: RetryPolicy, collection: &str) -> Result<Layout> {
         if let Some(d) = self.dims.lock().get(collection) {
             return Ok(*d);
         }
@@ -195,8 +204,12 @@ impl ServerStore {
             )
         })?;
         let shards = info.config.as_ref().and_then(|c| c.params.as_ref()).map_or(1, |p| p.shard_number.max(1)) as usize;
-        self.dims.lock().insert(collection.to_string(), (dim, shards));
-        Ok((dim, shards))
+        let sparse = recorded_sparse(&info).map_err(|found| {
+            VdbError::new(ErrorKind::CollectionMismatch, format!("collection '{collection}' on {} has {found}", self.url))
+        })?;
+        let layout = Layout { dim, shards, sparse: sparse.is_some() };
+        self.dims.lock().insert(collection.to_string(), layout);
+        Ok(layout)
     }
 
     // The `on_disk` / `on_disk_payload` / `always_ram` flags are deprecated in favour of `memory`
@@ -230,10 +243,22 @@ impl ServerStore {
                     })),
                 },
             }),
+            // Qdrant's IDF modifier: the engine weighs query tokens by their IDF in the live collection.
+            sparse_vectors_config: o.sparse.map(|_| pb::SparseVectorConfig {
+                map: [(
+                    SPARSE_VECTOR.to_string(),
+                    pb::SparseVectorParams {
+                        index: o.on_disk.then_some(pb::SparseIndexConfig { on_disk: Some(true), ..Default::default() }),
+                        modifier: Some(pb::Modifier::Idf as i32),
+                    },
+                )]
+                .into(),
+            }),
             metadata: spec
                 .model
                 .iter()
                 .map(|m| (MODEL_KEY.to_string(), to_pb_value(Value::String(m.clone()))))
+                .chain(o.sparse.iter().map(|c| (SPARSE_KEY.to_string(), to_pb_value(c.to_metadata()))))
                 .collect(),
             ..Default::default()
         };
@@ -363,7 +388,10 @@ impl VectorStore for ServerStore {
             Some(info) => {
                 let found = match vector_params(&info) {
                     Ok((dim, dist)) if dim == spec.dim && dist == spec.distance => {
-                        model_mismatch(recorded_model(&info).as_deref(), spec).err()
+                        model_mismatch(recorded_model(&info).as_deref(), spec)
+                            .and_then(|()| recorded_sparse(&info))
+                            .and_then(|sparse| sparse_mismatch(sparse.as_ref(), spec))
+                            .err()
                     }
                     Ok((dim, dist)) => Some(format!("vectors of size {dim} / {}, but {wanted} is needed", dist.name())),
                     Err(s) => Some(format!("vectors of {s}, but {wanted} is needed")),
@@ -460,7 +488,7 @@ impl VectorStore for ServerStore {
             return Ok(0);
         }
         let policy = RetryPolicy::from(opts);
-        let (dim, shards) = self.layout(policy, collection)?;
+        let Layout { dim, shards, sparse } = self.layout(policy, collection)?;
         check_dims(collection, dim, &points)?;
         opts.validate()?;
         let batch = opts.batch_size;
@@ -496,7 +524,8 @@ impl VectorStore for ServerStore {
                     .map(|p| pb::PointStruct {
                         id: Some(pb_id(&p.id)),
                         payload: to_pb_payload(p.payload),
-                        vectors: Some(pb::Vectors::from(p.vector)),
+                        // A collection without BM25 takes the dense vector only.
+                        vectors: Some(pb_vectors(p.vector, p.sparse.filter(|_| sparse))),
                     })
                     .collect();
                 let n = chunk.len() as u64;
@@ -553,34 +582,67 @@ impl VectorStore for ServerStore {
         Ok(resp.result.map(|r| r.count).unwrap_or(0))
     }
 
-    fn search_with(
+    fn query(
         &self,
         collection: &str,
-        vector: &[f32],
+        query: &QueryVectors<'_>,
         limit: usize,
         filter: &[Condition],
         params: &SearchParams,
     ) -> Result<Vec<Hit>> {
         validate_collection_name(collection)?;
         let filter = pb_filter(filter)?;
-        let (dim, _) = self.layout(self.retry, collection)?;
-        check_query_dim(collection, dim, vector)?;
+        let layout = self.layout(self.retry, collection)?;
+        if let QueryVectors::Dense(v) | QueryVectors::Hybrid { dense: v, .. } = query {
+            check_query_dim(collection, layout.dim, v)?;
+        }
+        if query.mode() != SearchMode::Dense && !layout.sparse {
+            return Err(no_sparse_error(collection, &format!("on {}", self.url), query.mode()));
+        }
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let req = pb::QueryPoints {
+        let params = (*params != SearchParams::default()).then(|| pb::SearchParams {
+            hnsw_ef: params.hnsw_ef,
+            exact: Some(params.exact),
+            ..Default::default()
+        });
+        let dense = |v: &[f32]| pb::Query::new_nearest(v.to_vec());
+        let sparse = |s: &SparseVector| pb::Query::new_nearest(pb::VectorInput::new_sparse(s.indices.clone(), s.values.clone()));
+        let mut req = pb::QueryPoints {
             collection_name: collection.to_string(),
-            query: Some(pb::Query::new_nearest(vector.to_vec())),
             filter,
             limit: Some(limit as u64),
             with_payload: Some(with_payload()),
-            params: (*params != SearchParams::default()).then(|| pb::SearchParams {
-                hnsw_ef: params.hnsw_ef,
-                exact: Some(params.exact),
-                ..Default::default()
-            }),
             ..Default::default()
         };
+        match *query {
+            QueryVectors::Dense(v) => {
+                req.query = Some(dense(v));
+                req.params = params;
+            }
+            QueryVectors::Sparse(s) => {
+                req.query = Some(sparse(s));
+                req.using = Some(SPARSE_VECTOR.to_string());
+            }
+            QueryVectors::Hybrid { dense: d, sparse: s, fusion } => {
+                // Two prefetches fused by the engine; Qdrant applies the request's filter to both.
+                let n = Some(prefetch_limit(limit) as u64);
+                req.prefetch = vec![
+                    pb::PrefetchQuery { query: Some(dense(d)), limit: n, params, ..Default::default() },
+                    pb::PrefetchQuery {
+                        query: Some(sparse(s)),
+                        using: Some(SPARSE_VECTOR.to_string()),
+                        limit: n,
+                        ..Default::default()
+                    },
+                ];
+                req.query = Some(pb::Query::new_fusion(match fusion {
+                    Fusion::Rrf => pb::Fusion::Rrf,
+                    Fusion::Dbsf => pb::Fusion::Dbsf,
+                }));
+            }
+        }
         let resp = self.call("query", collection, |c| {
             let req = req.clone();
             async move { c.query(req).await }
@@ -603,6 +665,52 @@ impl VectorStore for ServerStore {
     fn collection_model(&self, collection: &str) -> Result<Option<String>> {
         validate_collection_name(collection)?;
         Ok(self.info(collection)?.as_ref().and_then(recorded_model))
+    }
+
+    fn collection_sparse(&self, collection: &str) -> Result<Option<Bm25Config>> {
+        validate_collection_name(collection)?;
+        let info = self.info(collection)?.ok_or_else(|| self.missing(collection))?;
+        recorded_sparse(&info).map_err(|found| {
+            VdbError::new(ErrorKind::CollectionMismatch, format!("collection '{collection}' on {} has {found}", self.url))
+        })
+    }
+
+    fn sparse_vectors(&self, collection: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, SparseVector>> {
+        validate_collection_name(collection)?;
+        if ids.is_empty() || !self.layout(self.retry, collection)?.sparse {
+            return Ok(HashMap::new());
+        }
+        let req = pb::GetPoints {
+            collection_name: collection.to_string(),
+            ids: ids.iter().map(pb_id).collect(),
+            with_payload: Some(pb::WithPayloadSelector {
+                selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(false)),
+            }),
+            with_vectors: Some(pb::WithVectorsSelector {
+                selector_options: Some(pb::with_vectors_selector::SelectorOptions::Include(pb::VectorsSelector {
+                    names: vec![SPARSE_VECTOR.to_string()],
+                })),
+            }),
+            ..Default::default()
+        };
+        let resp = self.call("get_points", collection, |c| {
+            let req = req.clone();
+            async move { c.get_points(req).await }
+        })?;
+        Ok(resp
+            .result
+            .into_iter()
+            .filter_map(|p| {
+                let id = uuid_of(p.id)?;
+                let pb::vectors_output::VectorsOptions::Vectors(mut named) = p.vectors?.vectors_options? else {
+                    return None;
+                };
+                match named.vectors.remove(SPARSE_VECTOR)?.into_vector() {
+                    pb::vector_output::Vector::Sparse(s) => Some((id, SparseVector { indices: s.indices, values: s.values })),
+                    _ => None,
+                }
+            })
+            .collect())
     }
 
     fn payload_indexes(&self, collection: &str) -> Result<Vec<(String, IndexKind)>> {
