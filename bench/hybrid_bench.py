@@ -49,16 +49,25 @@ RARE = [
 
 # (answer sentence, query): no word in common after stop words and stemming.
 PARAPHRASE = [
-    ("We may be unable to repay our debt obligations when they mature.", "might not manage to pay back money it borrowed"),
+    (
+        "We may be unable to repay our debt obligations when they mature.",
+        "might not manage to pay back money it borrowed",
+    ),
     ("The loss of key executives could harm our business.", "if top leaders quit things would suffer"),
     ("Our stock price has been volatile and may decline.", "shares swing wildly and could fall"),
     ("Cyber attacks could expose confidential customer information.", "hackers might leak private client records"),
-    ("We depend on a small number of customers for most of our revenue.", "a handful of buyers bring in nearly all sales"),
+    (
+        "We depend on a small number of customers for most of our revenue.",
+        "a handful of buyers bring in nearly all sales",
+    ),
     ("Severe weather may disrupt our manufacturing operations.", "storms might halt factory work"),
     ("New competitors may offer lower prices than we do.", "rival entrants could undercut us"),
     ("We may need additional financing that might not be available.", "extra funding could prove impossible to obtain"),
     ("Our insurance coverage may be inadequate for certain losses.", "policies might fail to pay enough after damage"),
-    ("Changes in tax law could raise our effective rate.", "new fiscal legislation might lift what we owe the government"),
+    (
+        "Changes in tax law could raise our effective rate.",
+        "new fiscal legislation might lift what we owe the government",
+    ),
     ("We face lawsuits that could result in large judgments.", "courts might order big payouts against us"),
     ("Our growth strategy depends on successful acquisitions.", "expanding relies on buying other firms well"),
     ("Labor shortages could increase wages and delay projects.", "too few workers pushes pay up and slows jobs"),
@@ -131,13 +140,19 @@ def main() -> None:
                 target = vdb_core.store_target(store_path=os.path.join(d, tag, "store"))
                 started = time.perf_counter()
                 res = vdb_core.ingest(
-                    data, run_dir=os.path.join(d, tag, "run"), collection="b", target=target, embedder=embedder,
+                    data,
+                    run_dir=os.path.join(d, tag, "run"),
+                    collection="b",
+                    target=target,
+                    embedder=embedder,
                     sparse=sparse,
                 )
                 walls[sparse].append(time.perf_counter() - started)
                 loads[sparse].append(res["report"]["steps"]["load"]["seconds"])
-                print(f"round {r} {'with BM25   ' if sparse else 'dense only '} ingest {walls[sparse][-1]:7.1f} s, "
-                      f"load step {loads[sparse][-1]:6.2f} s")
+                print(
+                    f"round {r} {'with BM25   ' if sparse else 'dense only '} ingest {walls[sparse][-1]:7.1f} s, "
+                    f"load step {loads[sparse][-1]:6.2f} s"
+                )
         ratio = statistics.median(walls[True]) / statistics.median(walls[False])
         load_ratio = statistics.median(loads[True]) / statistics.median(loads[False])
         print(f"median ingest with/without BM25: {ratio:.3f} (+{(ratio - 1) * 100:.1f}%); load step {load_ratio:.2f}x")
@@ -145,13 +160,17 @@ def main() -> None:
         # 2. Bytes per point.
         texts = pq.read_table(data, columns=["sentence"]).column("sentence").to_pylist()
         nnz = [len(_native.bm25(t)[0]) for t in texts]
-        print(f"BM25 vector: {statistics.mean(nnz):.1f} distinct tokens per sentence = {8 * statistics.mean(nnz):.0f} "
-              f"bytes per point (dense: {4 * 384} bytes)")
+        print(
+            f"BM25 vector: {statistics.mean(nnz):.1f} distinct tokens per sentence = {8 * statistics.mean(nnz):.0f} "
+            f"bytes per point (dense: {4 * 384} bytes)"
+        )
 
         # 3. Recall@10 on the labelled set (the last round's hybrid collection).
         target = vdb_core.store_target(store_path=os.path.join(d, f"r{args.rounds - 1}-bm25", "store"))
         with vdb_core.Store(target, embedder=embedder, collection="b") as s:
-            print(f"recall@10 over {len(labels)} labelled queries ({len(RARE)} rare-word, {len(PARAPHRASE)} paraphrase):")
+            print(
+                f"recall@10 over {len(labels)} labelled queries ({len(RARE)} rare-word, {len(PARAPHRASE)} paraphrase):"
+            )
             for mode, fusion in (("dense", "rrf"), ("sparse", "rrf"), ("hybrid", "rrf"), ("hybrid", "dbsf")):
                 found = {"rare": 0, "paraphrase": 0}
                 for kind, query, answer in labels:
@@ -159,8 +178,10 @@ def main() -> None:
                     found[kind] += any(h["payload"]["text"] == answer for h in hits)
                 total = sum(found.values()) / len(labels)
                 name = mode if mode != "hybrid" else f"hybrid {fusion}"
-                print(f"  {name:<12} {total:.2f}  (rare-word {found['rare']}/{len(RARE)}, "
-                      f"paraphrase {found['paraphrase']}/{len(PARAPHRASE)})")
+                print(
+                    f"  {name:<12} {total:.2f}  (rare-word {found['rare']}/{len(RARE)}, "
+                    f"paraphrase {found['paraphrase']}/{len(PARAPHRASE)})"
+                )
 
 
 if __name__ == "__main__":

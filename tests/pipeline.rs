@@ -82,13 +82,19 @@ fn ingest_resume_and_rerun_give_exactly_one_point_per_row() {
         )
         .unwrap()
     };
-    for (asked, used) in
-        [(None, SearchMode::Hybrid), (Some(SearchMode::Dense), SearchMode::Dense), (Some(SearchMode::Sparse), SearchMode::Sparse)]
-    {
+    for (asked, used) in [
+        (None, SearchMode::Hybrid),
+        (Some(SearchMode::Dense), SearchMode::Dense),
+        (Some(SearchMode::Sparse), SearchMode::Sparse),
+    ] {
         let found = search(asked);
         assert_eq!(found.mode, used);
         assert_eq!(found.hits.len(), 3);
-        assert!(found.hits[0].payload["text"].as_str().unwrap().contains("tax"), "{used:?}: {:?}", found.hits[0].payload);
+        assert!(
+            found.hits[0].payload["text"].as_str().unwrap().contains("tax"),
+            "{used:?}: {:?}",
+            found.hits[0].payload
+        );
     }
 
     // Verify checks the BM25 vectors too: a point rewritten without one is found.
@@ -111,19 +117,32 @@ fn a_dense_only_collection_stays_dense_only() {
     let s = store::open(&StoreTarget::Embedded { path: dir.path().join("store") }).unwrap();
     let mut opts = options(&input);
     opts.collection_options.sparse = None;
-    let r = pipeline::ingest(&RunDir::at(dir.path().join("r1")), &opts, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
+    let r =
+        pipeline::ingest(&RunDir::at(dir.path().join("r1")), &opts, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
     assert_eq!((r.report.sparse, r.report.sparse_vectors), (None, 0));
     // A later run asking for BM25 (the default) leaves it dense-only, and search defaults to dense.
-    let r = pipeline::ingest(&RunDir::at(dir.path().join("r2")), &options(&input), embedder.as_ref(), s.as_ref(), &Silent)
-        .unwrap();
+    let r =
+        pipeline::ingest(&RunDir::at(dir.path().join("r2")), &options(&input), embedder.as_ref(), s.as_ref(), &Silent)
+            .unwrap();
     assert_eq!((r.report.sparse, r.report.sparse_vectors), (None, 0));
-    let found = pipeline::search_text(embedder.as_ref(), s.as_ref(), "sec", "tax", 3, &[], &Default::default(), None, Fusion::Rrf)
-        .unwrap();
+    let found = pipeline::search_text(
+        embedder.as_ref(),
+        s.as_ref(),
+        "sec",
+        "tax",
+        3,
+        &[],
+        &Default::default(),
+        None,
+        Fusion::Rrf,
+    )
+    .unwrap();
     assert_eq!((found.mode, found.hits.len()), (SearchMode::Dense, 3));
     // A rebuild makes it hybrid.
     let mut rebuild = options(&input);
     rebuild.mode = EnsureMode::Rebuild;
-    let r = pipeline::ingest(&RunDir::at(dir.path().join("r3")), &rebuild, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
+    let r =
+        pipeline::ingest(&RunDir::at(dir.path().join("r3")), &rebuild, embedder.as_ref(), s.as_ref(), &Silent).unwrap();
     assert_eq!((r.report.sparse, r.report.sparse_vectors), (Some(Bm25Config::default()), 60));
     assert_eq!(s.collection_sparse("sec").unwrap(), Some(Bm25Config::default()));
 }

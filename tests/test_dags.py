@@ -183,7 +183,9 @@ def test_dags_test_into_the_server_and_search_dag(airflow_env, sample_parquet, t
         assert probe in out.stdout + out.stderr
         assert "hits (hybrid)" in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]
         # The mode Param: BM25 only, through the DAG.
-        out = dags_test(env, "sec_filings_search", {"query": probe, "collection": "dagsrv", "limit": 3, "mode": "sparse"})
+        out = dags_test(
+            env, "sec_filings_search", {"query": probe, "collection": "dagsrv", "limit": 3, "mode": "sparse"}
+        )
         assert "hits (sparse)" in out.stdout + out.stderr and probe in out.stdout + out.stderr
         hits = vdb_core.search(probe, "dagsrv", target=target, limit=50, filters=qfilter)
         assert hits and all(h["payload"]["filing_date"] == str(row["filing_date"]) for h in hits)

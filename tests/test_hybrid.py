@@ -38,7 +38,7 @@ SENTENCES = [
     ("initech", "Our stock price may be volatile."),
 ]
 RARE = "Tianjin"
-PARAPHRASE = "the company might not manage to pay back the money it borrowed"
+PARAPHRASE = "the company might not find a way to pay back the money it borrowed"
 
 
 def _write(path, rows=SENTENCES):
@@ -80,7 +80,9 @@ def _labelled_modes(store, collection):
 
 def test_hybrid_search_on_the_embedded_store(tmp_path, embedder):
     target = vdb_core.store_target(store_path=tmp_path / "store")
-    r = vdb_core.ingest(_write(tmp_path / "l.parquet"), run_dir=tmp_path / "run", collection="h", target=target, embedder=embedder)
+    r = vdb_core.ingest(
+        _write(tmp_path / "l.parquet"), run_dir=tmp_path / "run", collection="h", target=target, embedder=embedder
+    )
     assert r["report"]["sparse_vectors"] == len(SENTENCES)
     assert r["report"]["sparse"] == {"k": 1.2, "b": 0.75, "avg_len": 256.0}
     with vdb_core.Store(target, embedder=embedder) as s:
@@ -93,7 +95,9 @@ def test_hybrid_search_on_the_embedded_store(tmp_path, embedder):
 
 def test_hybrid_search_on_the_server(qdrant_server, tmp_path, embedder):
     target = vdb_core.store_target(qdrant_url=qdrant_server.url)
-    vdb_core.ingest(_write(tmp_path / "l.parquet"), run_dir=tmp_path / "run", collection="h", target=target, embedder=embedder)
+    vdb_core.ingest(
+        _write(tmp_path / "l.parquet"), run_dir=tmp_path / "run", collection="h", target=target, embedder=embedder
+    )
     with vdb_core.Store(target, embedder=embedder) as s:
         assert s.sparse("h") == {"k": 1.2, "b": 0.75, "avg_len": 256.0}
         _labelled_modes(s, "h")
@@ -122,7 +126,9 @@ def test_other_bm25_parameters_are_refused_like_another_model(tmp_path, embedder
     data = _write(tmp_path / "l.parquet")
     vdb_core.ingest(data, run_dir=tmp_path / "r1", collection="p", target=target, embedder=embedder)
     with pytest.raises(vdb_core.VdbError, match="avg_len=20") as e:
-        vdb_core.ingest(data, run_dir=tmp_path / "r2", collection="p", target=target, embedder=embedder, sparse={"avg_len": 20})
+        vdb_core.ingest(
+            data, run_dir=tmp_path / "r2", collection="p", target=target, embedder=embedder, sparse={"avg_len": 20}
+        )
     assert e.value.kind == "collection_mismatch"
     with pytest.raises(vdb_core.ConfigError, match="unknown BM25 parameter"):
         vdb_core.collection_options(sparse={"k1": 1.2})
@@ -133,9 +139,24 @@ def test_an_updated_sentence_gets_a_fresh_sparse_vector(tmp_path, embedder):
     new word finds it, the old word no longer does, and verify (which compares stored BM25 vectors
     with their text) passes."""
     target = vdb_core.store_target(store_path=tmp_path / "store")
-    vdb_core.ingest(_write(tmp_path / "a.parquet"), run_dir=tmp_path / "r1", collection="u", target=target, embedder=embedder)
+    ids = ["sentence_id"]
+    vdb_core.ingest(
+        _write(tmp_path / "a.parquet"),
+        run_dir=tmp_path / "r1",
+        collection="u",
+        target=target,
+        embedder=embedder,
+        id_columns=ids,
+    )
     changed = [("acme", "A flood at our Chongqing plant could interrupt deliveries.")] + SENTENCES[1:]
-    r = vdb_core.ingest(_write(tmp_path / "b.parquet", changed), run_dir=tmp_path / "r2", collection="u", target=target, embedder=embedder)
+    r = vdb_core.ingest(
+        _write(tmp_path / "b.parquet", changed),
+        run_dir=tmp_path / "r2",
+        collection="u",
+        target=target,
+        embedder=embedder,
+        id_columns=ids,
+    )
     assert r["report"]["updated_points"] == 1 and r["report"]["sparse_vectors"] == len(SENTENCES)
     with vdb_core.Store(target, embedder=embedder) as s:
         assert [_text_of(h) for h in s.search("Chongqing", "u", mode="sparse")] == [changed[0][1]]
@@ -157,6 +178,8 @@ def test_cli_modes_and_no_sparse(tmp_path):
         hits = _cli("search", RARE, "--store", store, "--collection", "c", "--mode", mode, "--limit", "2")
         assert hits and all(h["mode"] == mode for h in hits)
     assert _cli("search", RARE, "--store", store, "--collection", "c", "--fusion", "dbsf")[0]["mode"] == "hybrid"
-    r = _cli("ingest", str(data), "--store", store, "--collection", "n", "--run-dir", str(tmp_path / "r2"), "--no-sparse")
+    r = _cli(
+        "ingest", str(data), "--store", store, "--collection", "n", "--run-dir", str(tmp_path / "r2"), "--no-sparse"
+    )
     assert r["report"]["sparse"] is None
     assert _cli("search", RARE, "--store", store, "--collection", "n")[0]["mode"] == "dense"

@@ -19,7 +19,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, NotRequired, TypedDict, TypeVar, Union
+from typing import Any, NotRequired, TypedDict, TypeVar, Union
 
 import numpy as np
 
@@ -45,7 +45,7 @@ _load_cuda_driver()
 
 from . import _native  # noqa: E402  (after the driver, see above)
 from . import qdrant_url as _qdrant_url  # noqa: E402
-from ._kinds import ErrorKind  # noqa: E402
+from ._kinds import ErrorKind, Fusion, SearchMode  # noqa: E402
 from ._native import (  # noqa: E402
     ConfigError,
     HandoffError,
@@ -625,12 +625,6 @@ def _filter(filters: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None) -> 
         if not isinstance(c, Mapping) or c.get("op") not in _CONDITION_OPS:
             raise _error(ConfigError, f"filter condition {c!r}: 'op' must be one of {', '.join(_CONDITION_OPS)}")
     return json.dumps(conditions)
-
-
-#: How a text query is searched (see :meth:`Store.search`).
-SearchMode = Literal["hybrid", "dense", "sparse"]
-#: How a hybrid search fuses its dense and BM25 results: reciprocal rank or distribution-based.
-Fusion = Literal["rrf", "dbsf"]
 
 
 class Hit(TypedDict):

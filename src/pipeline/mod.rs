@@ -188,6 +188,9 @@ pub fn search_text(
         (Some(s), _) => QueryVectors::Hybrid { dense: &dense, sparse: s, fusion },
         (None, _) => QueryVectors::Dense(&dense),
     };
-    let hits = store.query(collection, &q, limit, filter, params)?;
+    let mut hits = store.query(collection, &q, limit, filter, params)?;
+    // Fused scores tie often (RRF: equal ranks give equal scores), and the engine returns ties in
+    // no fixed order: ties are put in id order, so the same search gives the same list.
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
     Ok(TextSearch { mode, fusion: (mode == SearchMode::Hybrid).then_some(fusion), hits })
 }

@@ -195,7 +195,10 @@ fn check_sparse_sample(
             Some(_) => {
                 return Err(VdbError::new(
                     ErrorKind::Store,
-                    format!("point {id} in {collection:?} has a BM25 vector that differs from its text's ({})", config.describe()),
+                    format!(
+                        "point {id} in {collection:?} has a BM25 vector that differs from its text's ({})",
+                        config.describe()
+                    ),
                 ))
             }
             // Qdrant stores no entry for an empty sparse vector (a text of stop words only).
@@ -203,7 +206,9 @@ fn check_sparse_sample(
             None => {
                 return Err(VdbError::new(
                     ErrorKind::Store,
-                    format!("point {id} in {collection:?} has no BM25 vector, but the collection has one: load its shard again"),
+                    format!(
+                    "point {id} in {collection:?} has no BM25 vector, but the collection has one: load its shard again"
+                ),
                 ))
             }
         }

@@ -302,9 +302,10 @@ impl Fusion {
 impl std::str::FromStr for Fusion {
     type Err = VdbError;
     fn from_str(s: &str) -> Result<Fusion> {
-        [Fusion::Rrf, Fusion::Dbsf].into_iter().find(|f| f.name() == s).ok_or_else(|| {
-            VdbError::new(ErrorKind::InvalidConfig, format!("fusion {s:?}: expected rrf or dbsf"))
-        })
+        [Fusion::Rrf, Fusion::Dbsf]
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| VdbError::new(ErrorKind::InvalidConfig, format!("fusion {s:?}: expected rrf or dbsf")))
     }
 }
 
@@ -314,7 +315,11 @@ pub enum QueryVectors<'a> {
     Dense(&'a [f32]),
     Sparse(&'a SparseVector),
     /// Each vector finds [`prefetch_limit`] candidates (the filter applies to both), fused.
-    Hybrid { dense: &'a [f32], sparse: &'a SparseVector, fusion: Fusion },
+    Hybrid {
+        dense: &'a [f32],
+        sparse: &'a SparseVector,
+        fusion: Fusion,
+    },
 }
 
 impl QueryVectors<'_> {
@@ -569,10 +574,7 @@ pub(crate) fn model_mismatch(recorded: Option<&str>, spec: &CollectionSpec) -> s
 /// The BM25 check both stores run in `ensure_collection`: `Err(description)` when the collection
 /// records other BM25 parameters than the spec's (a dense-only collection is no mismatch: it stays
 /// dense-only, see [`CollectionSpec::sparse`]).
-pub(crate) fn sparse_mismatch(
-    recorded: Option<&Bm25Config>,
-    spec: &CollectionSpec,
-) -> std::result::Result<(), String> {
+pub(crate) fn sparse_mismatch(recorded: Option<&Bm25Config>, spec: &CollectionSpec) -> std::result::Result<(), String> {
     match (recorded, spec.options.sparse.as_ref()) {
         (Some(have), Some(want)) if have != want => {
             Err(format!("a sparse vector of {}, but this run uses {}", have.describe(), want.describe()))

@@ -368,7 +368,11 @@ pub fn hybrid(store: &dyn VectorStore, name: &str) {
                 doc.indices.iter().position(|x| x == t).map_or(0.0, |p| doc.values[p] * idf(n, df))
             })
             .sum();
-        assert!((h.score - expected).abs() < 1e-4 * expected.max(1.0), "BM25 score {} vs Qdrant's formula {expected}", h.score);
+        assert!(
+            (h.score - expected).abs() < 1e-4 * expected.max(1.0),
+            "BM25 score {} vs Qdrant's formula {expected}",
+            h.score
+        );
     }
     let libor = bm25.embed_query("LIBOR");
     let hits = store.query(name, &QueryVectors::Sparse(&libor), 10, &[], &no).unwrap();
@@ -420,7 +424,10 @@ pub fn hybrid(store: &dyn VectorStore, name: &str) {
     // A dense-only collection: stays so when asked for BM25, takes dense vectors only, refuses
     // sparse and hybrid queries with a hint.
     let plain = format!("{name}_dense");
-    assert_eq!(store.ensure_collection(&CollectionSpec { name: plain.clone(), ..dense_only }, false).unwrap(), EnsureOutcome::Created);
+    assert_eq!(
+        store.ensure_collection(&CollectionSpec { name: plain.clone(), ..dense_only }, false).unwrap(),
+        EnsureOutcome::Created
+    );
     assert_eq!(store.ensure_collection(&spec(&plain, DIM), false).unwrap(), EnsureOutcome::Existed);
     assert_eq!(store.collection_sparse(&plain).unwrap(), None);
     store.upsert(&plain, hybrid_points(Some(&bm25)), &opts()).unwrap();

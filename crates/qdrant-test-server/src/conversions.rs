@@ -193,7 +193,7 @@ pub(crate) fn with_vectors(sel: Option<&pb::WithVectorsSelector>) -> Result<qe::
 pub(crate) fn scoring_query(q: Option<pb::Query>, using: Option<String>) -> Result<Option<qe::ScoringQuery>, Status> {
     use pb::query::Variant as Q;
     use pb::vector_input::Variant as V;
-    let using = using.filter(|u| !u.is_empty()).map(Into::into);
+    let using = using.filter(|u| !u.is_empty());
     let nearest = |query| Ok(Some(qe::ScoringQuery::Vector(qe::QueryEnum::Nearest(qe::NamedQuery { query, using }))));
     match q.and_then(|q| q.variant) {
         None => Ok(None),
@@ -216,7 +216,11 @@ pub(crate) fn scoring_query(q: Option<pb::Query>, using: Option<String>) -> Resu
 }
 
 pub(crate) fn search_params(p: Option<pb::SearchParams>) -> Option<qe::SearchParams> {
-    p.map(|p| qe::SearchParams { hnsw_ef: p.hnsw_ef.map(|e| e as usize), exact: p.exact.unwrap_or(false), ..Default::default() })
+    p.map(|p| qe::SearchParams {
+        hnsw_ef: p.hnsw_ef.map(|e| e as usize),
+        exact: p.exact.unwrap_or(false),
+        ..Default::default()
+    })
 }
 
 /// A prefetch of the Query API (recursively) as qdrant-edge's.

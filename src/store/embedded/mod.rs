@@ -514,8 +514,10 @@ impl VectorStore for EmbeddedStore {
                         filter: None,
                         score_threshold: None,
                     };
-                    let both =
-                        vec![prefetch(nearest_dense(dense), search_params(params)), prefetch(nearest_sparse(sparse)?, None)];
+                    let both = vec![
+                        prefetch(nearest_dense(dense), search_params(params)),
+                        prefetch(nearest_sparse(sparse)?, None),
+                    ];
                     (both, fusion(f), None)
                 }
             };

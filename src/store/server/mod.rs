@@ -205,7 +205,10 @@ impl ServerStore {
         })?;
         let shards = info.config.as_ref().and_then(|c| c.params.as_ref()).map_or(1, |p| p.shard_number.max(1)) as usize;
         let sparse = recorded_sparse(&info).map_err(|found| {
-            VdbError::new(ErrorKind::CollectionMismatch, format!("collection '{collection}' on {} has {found}", self.url))
+            VdbError::new(
+                ErrorKind::CollectionMismatch,
+                format!("collection '{collection}' on {} has {found}", self.url),
+            )
         })?;
         let layout = Layout { dim, shards, sparse: sparse.is_some() };
         self.dims.lock().insert(collection.to_string(), layout);
@@ -608,7 +611,8 @@ impl VectorStore for ServerStore {
             ..Default::default()
         });
         let dense = |v: &[f32]| pb::Query::new_nearest(v.to_vec());
-        let sparse = |s: &SparseVector| pb::Query::new_nearest(pb::VectorInput::new_sparse(s.indices.clone(), s.values.clone()));
+        let sparse =
+            |s: &SparseVector| pb::Query::new_nearest(pb::VectorInput::new_sparse(s.indices.clone(), s.values.clone()));
         let mut req = pb::QueryPoints {
             collection_name: collection.to_string(),
             filter,
@@ -671,7 +675,10 @@ impl VectorStore for ServerStore {
         validate_collection_name(collection)?;
         let info = self.info(collection)?.ok_or_else(|| self.missing(collection))?;
         recorded_sparse(&info).map_err(|found| {
-            VdbError::new(ErrorKind::CollectionMismatch, format!("collection '{collection}' on {} has {found}", self.url))
+            VdbError::new(
+                ErrorKind::CollectionMismatch,
+                format!("collection '{collection}' on {} has {found}", self.url),
+            )
         })
     }
 
@@ -706,7 +713,9 @@ impl VectorStore for ServerStore {
                     return None;
                 };
                 match named.vectors.remove(SPARSE_VECTOR)?.into_vector() {
-                    pb::vector_output::Vector::Sparse(s) => Some((id, SparseVector { indices: s.indices, values: s.values })),
+                    pb::vector_output::Vector::Sparse(s) => {
+                        Some((id, SparseVector { indices: s.indices, values: s.values }))
+                    }
                     _ => None,
                 }
             })
