@@ -99,6 +99,7 @@ __all__ = [
     "count",
     "Store",
     "Hit",
+    "ChangeRow",
     "SearchMode",
     "Fusion",
 ]
@@ -627,6 +628,22 @@ def _filter(filters: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None) -> 
     return json.dumps(conditions)
 
 
+#: One row of :meth:`Store.changes` (``from`` is a Python keyword, hence the functional form).
+ChangeRow = TypedDict(
+    "ChangeRow",
+    {
+        "scope": dict[str, Any],
+        "from": Any,
+        "to": Any,
+        "new": int,
+        "removed": int,
+        "kept": int,
+        "jaccard": float,
+        "cosine": float,
+    },
+)
+
+
 class Hit(TypedDict):
     """One search (or retrieve) result."""
 
@@ -755,6 +772,25 @@ class Store:
         ``None`` for a dense-only collection (search it dense; a rebuild adds BM25)."""
         raw = self._native.collection_sparse(collection or self.collection)
         return None if raw is None else json.loads(raw)
+
+    def changes(
+        self,
+        collection: str | None = None,
+        *,
+        scope: Sequence[str],
+        order: str,
+        filters: Mapping[str, Any] | None = None,
+    ) -> list[ChangeRow]:
+        """What changed between consecutive filings: for each value of the ``scope`` columns (the
+        company: ``["ticker"]``, ``["cik"]``) and each pair of consecutive values of ``order`` (a
+        year or a date column), the distinct sentences ``new`` (in the later filing only),
+        ``removed`` (in the earlier only) and ``kept`` (in both), by exact text, with the Jaccard
+        similarity of the two sets and the cosine of the two filings' mean vectors. Read from the
+        collection (whatever order the filings were loaded in); ``filters`` restrict the points."""
+        if isinstance(scope, str):
+            scope = [scope]
+        raw = self._native.changes(collection or self.collection, list(scope), order, _filter(filters))
+        return json.loads(raw)
 
     def retrieve(self, ids: Sequence[str], collection: str | None = None) -> list[Hit]:
         """Points by id (missing ids are absent)."""

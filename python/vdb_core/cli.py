@@ -259,6 +259,27 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_changes(args: argparse.Namespace) -> int:
+    with vdb_core.Store(_target(args)) as store:
+        collection = args.collection or store.collection
+        filters = _filters(args.filter, store.payload_indexes(collection), collection) if args.filter else None
+        rows = store.changes(collection, scope=_split(args.scope) or [], order=args.order, filters=filters)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no scope has two filings")
+        return 0
+    print(f"{'scope':<28} {'from':>12} {'to':>12} {'new':>7} {'removed':>8} {'kept':>7} {'jaccard':>8} {'cosine':>7}")
+    for r in rows:
+        scope = ",".join(str(v) for v in r["scope"].values())
+        print(
+            f"{scope:<28.28} {r['from']!s:>12} {r['to']!s:>12} {r['new']:>7} {r['removed']:>8} {r['kept']:>7} "
+            f"{r['jaccard']:>8.3f} {r['cosine']:>7.4f}"
+        )
+    return 0
+
+
 def cmd_count(args: argparse.Namespace) -> int:
     n = vdb_core.count(args.collection, target=_target(args))
     print(json.dumps({"count": n}) if args.json else n)
@@ -398,6 +419,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--exact", action="store_true", help="exact (brute-force) search instead of HNSW")
     sp.add_argument("--json", action="store_true", help="print hits as JSON")
     sp.set_defaults(func=cmd_search)
+
+    sp = sub.add_parser("changes", help="what changed between consecutive filings of each company")
+    _add_store_flags(sp)
+    sp.add_argument(
+        "--scope",
+        required=True,
+        metavar="COLUMNS",
+        help="comma-separated payload columns naming the company (ticker, cik)",
+    )
+    sp.add_argument("--order", required=True, metavar="COLUMN", help="payload column ordering the filings (year, date)")
+    sp.add_argument(
+        "--filter",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="restrict the points, as vdb search --filter (repeatable, or one Qdrant filter JSON)",
+    )
+    sp.add_argument("--json", action="store_true", help="print the rows as JSON")
+    sp.set_defaults(func=cmd_changes)
 
     sp = sub.add_parser("count", help="points in the collection")
     _add_store_flags(sp)

@@ -4,6 +4,7 @@
 //! run directory) or chained in one process by [`ingest`] (the CLI), with the same results. Every
 //! step is idempotent: re-running it after a crash redoes only unfinished shards.
 
+pub mod changes;
 pub mod embed;
 pub mod load;
 pub mod plan;
@@ -15,6 +16,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub use changes::{changes, ChangeRow};
 pub use embed::{embed_shard, EmbedResult, VectorSource};
 pub use load::{ensure_collection, load_shard, restore_indexing, EnsureMode, EnsureResult, LoadResult, ShardResult};
 pub use plan::{plan, PlanOptions, PlanSummary};

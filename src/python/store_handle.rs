@@ -108,6 +108,20 @@ impl NativeStore {
         json(&self.with(py, |s| pipeline::search_text(e, s, &collection, &query, limit, &f, &p, mode, fusion))?)
     }
 
+    /// The changes report (`pipeline::changes`) as JSON rows.
+    #[pyo3(signature = (collection, scope, order, filter="[]".to_string()))]
+    fn changes(
+        &self,
+        py: Python<'_>,
+        collection: String,
+        scope: Vec<String>,
+        order: String,
+        filter: String,
+    ) -> PyResult<String> {
+        let f: Vec<Condition> = parse("filter", &filter)?;
+        json(&self.with(py, |s| pipeline::changes(s, &collection, &scope, &order, &f))?)
+    }
+
     /// The BM25 parameters of the collection's sparse vector (JSON `{"k", "b", "avg_len"}`), or
     /// None for a dense-only collection.
     fn collection_sparse(&self, py: Python<'_>, collection: String) -> PyResult<Option<String>> {

@@ -232,6 +232,14 @@ pub struct Hit {
     pub payload: Map<String, Value>,
 }
 
+/// A point as [`VectorStore::scan`] reads it: the payload fields asked for, and the dense vector if asked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScannedPoint {
+    pub id: Uuid,
+    pub payload: Map<String, Value>,
+    pub vector: Option<Vec<f32>>,
+}
+
 /// A simple payload condition; a search's conditions are ANDed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -468,6 +476,18 @@ pub trait VectorStore: Send + Sync {
 
     /// Ids of every point matching `filter` (all pages; ids only).
     fn scroll_ids(&self, collection: &str, filter: &[Condition]) -> Result<Vec<Uuid>>;
+
+    /// Every point matching `filter`, a page ([`SCROLL_PAGE`] points) at a time, in id order: its id,
+    /// the payload `fields` (only those; absent ones are left out) and, with `vectors`, its dense
+    /// vector. `page` is called once per page; an error it returns stops the scan.
+    fn scan(
+        &self,
+        collection: &str,
+        filter: &[Condition],
+        fields: &[String],
+        vectors: bool,
+        page: &mut dyn FnMut(Vec<ScannedPoint>) -> Result<()>,
+    ) -> Result<()>;
 
     /// Delete points by id (ids not in the collection are no error); returns the number of ids.
     fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<u64>;

@@ -581,6 +581,59 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
+    fn scan(
+        &self,
+        collection: &str,
+        filter: &[Condition],
+        fields: &[String],
+        vectors: bool,
+        page: &mut dyn FnMut(Vec<ScannedPoint>) -> Result<()>,
+    ) -> Result<()> {
+        let filter = edge_filter(filter)?;
+        let paths = fields
+            .iter()
+            .map(|f| {
+                f.parse::<qe::JsonPath>().map_err(|()| {
+                    VdbError::new(ErrorKind::InvalidConfig, format!("{f:?} is not a valid payload key")).with_column(f)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let with_vector = if vectors {
+            qe::WithVector::Selector(vec![qe::DEFAULT_VECTOR_NAME.to_string()])
+        } else {
+            qe::WithVector::Bool(false)
+        };
+        self.read(collection, |open, dir| {
+            let mut offset = None;
+            loop {
+                let req = qe::ScrollRequest {
+                    offset,
+                    limit: Some(SCROLL_PAGE),
+                    filter: filter.clone(),
+                    with_payload: Some(qe::WithPayloadInterface::Fields(paths.clone())),
+                    with_vector: with_vector.clone(),
+                    order_by: None,
+                };
+                let (records, next) = open.shard.scroll(req).map_err(|e| edge_err(dir, "scroll", e))?;
+                page(
+                    records
+                        .into_iter()
+                        .filter_map(|r| match r.id {
+                            qe::PointId::Uuid(id) => {
+                                Some(ScannedPoint { id, payload: payload_map(r.payload), vector: dense(r.vector) })
+                            }
+                            qe::PointId::NumId(_) => None,
+                        })
+                        .collect(),
+                )?;
+                match next {
+                    Some(n) => offset = Some(n),
+                    None => return Ok(()),
+                }
+            }
+        })
+    }
+
     fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<u64> {
         if ids.is_empty() {
             return Ok(0);

@@ -45,6 +45,18 @@ pub(super) fn pb_vectors(dense: Vec<f32>, sparse: Option<SparseVector>) -> pb::V
     }
 }
 
+/// The dense (unnamed) vector of a point as the server returns it.
+pub(super) fn dense_output(v: pb::VectorsOutput) -> Option<Vec<f32>> {
+    let out = match v.vectors_options? {
+        pb::vectors_output::VectorsOptions::Vector(v) => v,
+        pb::vectors_output::VectorsOptions::Vectors(mut named) => named.vectors.remove("")?,
+    };
+    match out.into_vector() {
+        pb::vector_output::Vector::Dense(d) => Some(d.data),
+        _ => None,
+    }
+}
+
 pub(super) fn uuid_of(id: Option<pb::PointId>) -> Option<Uuid> {
     match id?.point_id_options? {
         PointIdOptions::Uuid(s) => Uuid::parse_str(&s).ok(),

@@ -775,17 +775,7 @@ impl VectorStore for ServerStore {
         Ok(self
             .get_points(collection, ids, no_payload, true)?
             .into_iter()
-            .filter_map(|p| {
-                let id = uuid_of(p.id)?;
-                let out = match p.vectors?.vectors_options? {
-                    pb::vectors_output::VectorsOptions::Vector(v) => v,
-                    pb::vectors_output::VectorsOptions::Vectors(mut named) => named.vectors.remove("")?,
-                };
-                match out.into_vector() {
-                    pb::vector_output::Vector::Dense(d) => Some((id, d.data)),
-                    _ => None,
-                }
-            })
+            .filter_map(|p| Some((uuid_of(p.id)?, dense_output(p.vectors?)?)))
             .collect())
     }
 
@@ -802,6 +792,55 @@ impl VectorStore for ServerStore {
             match page.next_page_offset {
                 Some(next) => offset = Some(next),
                 None => return Ok(ids),
+            }
+        }
+    }
+
+    fn scan(
+        &self,
+        collection: &str,
+        filter: &[Condition],
+        fields: &[String],
+        vectors: bool,
+        page: &mut dyn FnMut(Vec<ScannedPoint>) -> Result<()>,
+    ) -> Result<()> {
+        validate_collection_name(collection)?;
+        let filter = pb_filter(filter)?;
+        let payload = pb::WithPayloadSelector {
+            selector_options: Some(pb::with_payload_selector::SelectorOptions::Include(pb::PayloadIncludeSelector {
+                fields: fields.to_vec(),
+            })),
+        };
+        let mut offset = None;
+        loop {
+            let req = pb::ScrollPoints {
+                collection_name: collection.to_string(),
+                filter: filter.clone(),
+                offset,
+                limit: Some(SCROLL_PAGE as u32),
+                with_payload: Some(payload.clone()),
+                with_vectors: Some(pb::WithVectorsSelector {
+                    selector_options: Some(pb::with_vectors_selector::SelectorOptions::Enable(vectors)),
+                }),
+                ..Default::default()
+            };
+            let resp = self.call("scroll", collection, |c| {
+                let req = req.clone();
+                async move { c.scroll(req).await }
+            })?;
+            page(
+                resp.result
+                    .into_iter()
+                    .filter_map(|p| {
+                        let id = uuid_of(p.id)?;
+                        let vector = p.vectors.and_then(dense_output);
+                        Some(ScannedPoint { id, payload: from_pb_payload(p.payload), vector })
+                    })
+                    .collect(),
+            )?;
+            match resp.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => return Ok(()),
             }
         }
     }

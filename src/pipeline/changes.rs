@@ -1,0 +1,215 @@
+//! What changed between consecutive filings: for each company (the `scope` columns) and each pair
+//! of consecutive filings (the `order` column: a year, a fiscal year, a filing date), the distinct
+//! sentences that are new, removed and kept, by exact text (the fingerprint every point carries in
+//! [`TEXT_KEY`]), with the Jaccard similarity of the two sentence sets and the cosine of the two
+//! filings' mean dense vectors (the measures of "Lazy Prices", Cohen, Malloy & Nguyen 2020).
+//!
+//! Read from the collection, so it describes what the collection holds, whatever order the filings
+//! were loaded in, after re-ingests and syncs. One pass over the points (ids, the scope and order
+//! fields, the fingerprint and the vector; a page at a time): memory grows with the number of
+//! distinct sentences, not with the vectors.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::error::{ErrorKind, Result, VdbError};
+use crate::store::{Condition, VectorStore, TEXT_KEY};
+
+/// One pair of consecutive filings of one scope.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeRow {
+    /// The scope columns and their values (e.g. `{"ticker": "AAPL"}`).
+    pub scope: Map<String, Value>,
+    /// The earlier filing's order value.
+    pub from: Value,
+    /// The later filing's order value.
+    pub to: Value,
+    /// Distinct sentences in the later filing and not in the earlier one.
+    pub new: u64,
+    /// Distinct sentences in the earlier filing and not in the later one.
+    pub removed: u64,
+    /// Distinct sentences in both.
+    pub kept: u64,
+    /// kept / (new + removed + kept).
+    pub jaccard: f64,
+    /// Cosine of the two filings' mean dense vectors (over their points).
+    pub cosine: f64,
+}
+
+/// An order value: numbers, or text (dates as YYYY-MM-DD order as text).
+#[derive(Debug, Clone, PartialEq)]
+enum OrderKey {
+    Num(f64),
+    Text(String),
+}
+
+impl OrderKey {
+    fn of(v: &Value) -> Option<OrderKey> {
+        match v {
+            Value::Number(n) => n.as_f64().map(OrderKey::Num),
+            Value::String(s) => Some(OrderKey::Text(s.clone())),
+            _ => None,
+        }
+    }
+
+    fn cmp(&self, other: &OrderKey) -> Ordering {
+        match (self, other) {
+            (OrderKey::Num(a), OrderKey::Num(b)) => a.total_cmp(b),
+            (OrderKey::Text(a), OrderKey::Text(b)) => a.cmp(b),
+            (OrderKey::Num(_), OrderKey::Text(_)) => Ordering::Less,
+            (OrderKey::Text(_), OrderKey::Num(_)) => Ordering::Greater,
+        }
+    }
+}
+
+/// One filing: its distinct sentences and the sum of its points' vectors.
+#[derive(Default)]
+struct Filing {
+    order: Value,
+    texts: HashSet<String>,
+    sum: Vec<f64>,
+}
+
+fn column_error(column: &str, what: String) -> VdbError {
+    VdbError::new(ErrorKind::InvalidConfig, what).with_column(column)
+}
+
+/// The changes report of `collection` (only the points `filter` matches), rows sorted by scope then
+/// order. Every point must have each scope field and the order field (a number or a text, one type
+/// across the collection): a point without one, or an order column of mixed types, is an
+/// `InvalidConfig` error naming the column.
+pub fn changes(
+    store: &dyn VectorStore,
+    collection: &str,
+    scope: &[String],
+    order: &str,
+    filter: &[Condition],
+) -> Result<Vec<ChangeRow>> {
+    if scope.is_empty() {
+        return Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            "changes need at least one scope column (the company: ticker, cik, ...)",
+        ));
+    }
+    if order.is_empty() || scope.iter().any(|s| s == order || s.is_empty()) {
+        return Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!("changes need an order column (a year or a date) that is not a scope column; got scope {scope:?}, order {order:?}"),
+        ));
+    }
+    let mut fields: Vec<String> = scope.to_vec();
+    fields.push(order.to_string());
+    fields.push(TEXT_KEY.to_string());
+    // scope values (JSON text, for ordering) -> order key (as JSON text) -> filing.
+    let mut groups: BTreeMap<String, (Map<String, Value>, Vec<(OrderKey, Filing)>)> = BTreeMap::new();
+    let mut kind: Option<(bool, Value)> = None;
+    store.scan(collection, filter, &fields, true, &mut |points| {
+        for p in points {
+            let mut scope_values = Map::new();
+            for col in scope {
+                match p.payload.get(col) {
+                    Some(v) if !v.is_null() => scope_values.insert(col.clone(), v.clone()),
+                    _ => {
+                        return Err(column_error(
+                            col,
+                            format!(
+                                "point {} of collection '{collection}' has no value in the scope column '{col}': \
+                                 every point needs one (is '{col}' a payload column of every run?)",
+                                p.id
+                            ),
+                        ))
+                    }
+                };
+            }
+            let value = p.payload.get(order).filter(|v| !v.is_null()).ok_or_else(|| {
+                column_error(
+                    order,
+                    format!("point {} of collection '{collection}' has no value in the order column '{order}'", p.id),
+                )
+            })?;
+            let key = OrderKey::of(value).ok_or_else(|| {
+                column_error(
+                    order,
+                    format!("the order column '{order}' holds {value} (point {}): expected a number or a date", p.id),
+                )
+            })?;
+            let numeric = matches!(key, OrderKey::Num(_));
+            match &kind {
+                None => kind = Some((numeric, value.clone())),
+                Some((n, seen)) if *n != numeric => {
+                    return Err(column_error(
+                        order,
+                        format!(
+                            "the order column '{order}' mixes numbers and text ({seen} and {value}, point {}): one type is \
+                             needed to order the filings",
+                            p.id
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            let text = p.payload.get(TEXT_KEY).and_then(Value::as_str).ok_or_else(|| {
+                VdbError::new(
+                    ErrorKind::CollectionMismatch,
+                    format!("point {} of collection '{collection}' has no {TEXT_KEY} (not written by vdb_core)", p.id),
+                )
+            })?;
+            let group_key = serde_json::to_string(&scope_values).map_err(|e| VdbError::internal(e.to_string()))?;
+            let (_, filings) = groups.entry(group_key).or_insert_with(|| (scope_values, Vec::new()));
+            let at = match filings.iter().position(|(k, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    filings.push((key, Filing { order: value.clone(), ..Default::default() }));
+                    filings.len() - 1
+                }
+            };
+            let f = &mut filings[at].1;
+            f.texts.insert(text.to_string());
+            if let Some(v) = &p.vector {
+                if f.sum.is_empty() {
+                    f.sum = vec![0.0; v.len()];
+                }
+                for (s, x) in f.sum.iter_mut().zip(v) {
+                    *s += f64::from(*x);
+                }
+            }
+        }
+        Ok(())
+    })?;
+    let mut rows = Vec::new();
+    for (_, (scope_values, mut filings)) in groups {
+        filings.sort_by(|a, b| a.0.cmp(&b.0));
+        for pair in filings.windows(2) {
+            let (a, b) = (&pair[0].1, &pair[1].1);
+            let kept = a.texts.intersection(&b.texts).count() as u64;
+            let new = b.texts.len() as u64 - kept;
+            let removed = a.texts.len() as u64 - kept;
+            let union = new + removed + kept;
+            rows.push(ChangeRow {
+                scope: scope_values.clone(),
+                from: a.order.clone(),
+                to: b.order.clone(),
+                new,
+                removed,
+                kept,
+                jaccard: if union == 0 { 1.0 } else { kept as f64 / union as f64 },
+                cosine: cosine(&a.sum, &b.sum),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Cosine of two sums (the same as of the two means); 0 when one is empty or zero.
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let (na, nb) = (a.iter().map(|x| x * x).sum::<f64>().sqrt(), b.iter().map(|x| x * x).sum::<f64>().sqrt());
+    if na == 0.0 || nb == 0.0 || a.len() != b.len() {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}
