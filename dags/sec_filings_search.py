@@ -75,6 +75,14 @@ _defaults = vdb_core.resolved_settings()
             description="How hybrid search fuses its two result lists: rrf (reciprocal rank) or dbsf "
             "(distribution-based score fusion).",
         ),
+        "distinct": Param(
+            False,
+            type="boolean",
+            title="Distinct sentences",
+            section="Search",
+            description="One hit per distinct sentence: a sentence repeated in several filings is one result, "
+            "listing the filings that hold it.",
+        ),
         "filters": Param(
             {},
             type=["object", "null"],
@@ -114,6 +122,7 @@ def sec_filings_search():
             filters=p["filters"] or None,
             mode=p["mode"] or None,
             fusion=p["fusion"],
+            distinct=p["distinct"],
         )
         mode = hits[0]["mode"] if hits else p["mode"] or "default"
         log.info("%d hits (%s) for %r in %r at %s", len(hits), mode, p["query"], p["collection"], describe(target))
@@ -128,6 +137,8 @@ def sec_filings_search():
                 pl.get("fiscal_year", ""),
                 pl.get("text", ""),
             )
+            if len(h.get("filings", [])) > 1:
+                log.info("    in %d filings", len(h["filings"]))
         return hits
 
     search()

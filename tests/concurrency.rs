@@ -12,7 +12,7 @@ use vdb_core::embed::{self, Embedder, EncodeOptions, Precision};
 use vdb_core::handoff::{Manifest, RunDir, ShardState};
 use vdb_core::pipeline::{self, EnsureMode, PlanOptions};
 use vdb_core::progress::Silent;
-use vdb_core::store::{self, CollectionSpec, Distance, Fusion, StoreTarget, VectorStore};
+use vdb_core::store::{self, CollectionSpec, Distance, StoreTarget, VectorStore};
 use vdb_core::{ErrorKind, Result};
 
 /// The real embedder, held at a barrier inside `embed` until the other thread's embed is there
@@ -129,10 +129,8 @@ fn search_refuses_another_model(s: &dyn VectorStore) {
         model: Some(model.into()),
         options: Default::default(),
     };
-    let search = |c: &str| {
-        pipeline::search_text(embedder.as_ref(), s, c, "tax", 3, &[], &Default::default(), None, Fusion::Rrf)
-            .map(|found| found.hits)
-    };
+    let opts = pipeline::TextSearchOptions { limit: 3, ..Default::default() };
+    let search = |c: &str| pipeline::search_text(embedder.as_ref(), s, c, "tax", &opts).map(|found| found.hits);
     s.ensure_collection(&spec("other_model", 384, "e5-small-v2-0123456789ab"), false).unwrap();
     let err = search("other_model").unwrap_err();
     assert_eq!(err.kind, ErrorKind::CollectionMismatch, "{}", err.message);

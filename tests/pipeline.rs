@@ -5,10 +5,10 @@ use std::path::Path;
 
 use vdb_core::embed::{self, EncodeOptions};
 use vdb_core::handoff::{Manifest, RunDir, ShardState};
-use vdb_core::pipeline::{self, EnsureMode, IngestOptions, PlanOptions};
+use vdb_core::pipeline::{self, EnsureMode, IngestOptions, PlanOptions, TextSearchOptions};
 use vdb_core::progress::Silent;
 use vdb_core::sparse::Bm25Config;
-use vdb_core::store::{self, Fusion, LoadOptions, PointRecord, SearchMode, StoreTarget};
+use vdb_core::store::{self, LoadOptions, PointRecord, SearchMode, StoreTarget};
 use vdb_core::ErrorKind;
 
 fn options(input: &Path) -> IngestOptions {
@@ -69,18 +69,8 @@ fn ingest_resume_and_rerun_give_exactly_one_point_per_row() {
     assert_eq!(r.report.sparse, Some(Bm25Config::default()));
     assert_eq!(r.report.sparse_vectors, 300);
     let search = |mode| {
-        pipeline::search_text(
-            embedder.as_ref(),
-            s.as_ref(),
-            "sec",
-            "effective tax rate",
-            3,
-            &[],
-            &Default::default(),
-            mode,
-            Fusion::Rrf,
-        )
-        .unwrap()
+        let opts = TextSearchOptions { limit: 3, mode, ..Default::default() };
+        pipeline::search_text(embedder.as_ref(), s.as_ref(), "sec", "effective tax rate", &opts).unwrap()
     };
     for (asked, used) in [
         (None, SearchMode::Hybrid),
@@ -125,18 +115,8 @@ fn a_dense_only_collection_stays_dense_only() {
         pipeline::ingest(&RunDir::at(dir.path().join("r2")), &options(&input), embedder.as_ref(), s.as_ref(), &Silent)
             .unwrap();
     assert_eq!((r.report.sparse, r.report.sparse_vectors), (None, 0));
-    let found = pipeline::search_text(
-        embedder.as_ref(),
-        s.as_ref(),
-        "sec",
-        "tax",
-        3,
-        &[],
-        &Default::default(),
-        None,
-        Fusion::Rrf,
-    )
-    .unwrap();
+    let opts = TextSearchOptions { limit: 3, ..Default::default() };
+    let found = pipeline::search_text(embedder.as_ref(), s.as_ref(), "sec", "tax", &opts).unwrap();
     assert_eq!((found.mode, found.hits.len()), (SearchMode::Dense, 3));
     // A rebuild makes it hybrid.
     let mut rebuild = options(&input);

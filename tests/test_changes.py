@@ -162,3 +162,39 @@ def test_cli_changes(tmp_path, embedder):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0].split() == ["scope", "from", "to", "new", "removed", "kept", "jaccard", "cosine"]
     assert out.stdout.splitlines()[1].split()[:6] == ["AAA", "2016", "2017", "2", "2", "2"]
+
+
+@pytest.mark.parametrize("store_kind", ["embedded", "server"])
+def test_distinct_search_gives_each_sentence_once_with_its_filings(store_kind, tmp_path, embedder, request):
+    """The same sentence in several companies' and years' filings is one hit with all of them;
+    limits and filters apply to distinct texts."""
+    if store_kind == "server":
+        target = vdb_core.store_target(qdrant_url=request.getfixturevalue("qdrant_server").url)
+    else:
+        target = vdb_core.store_target(store_path=tmp_path / "store")
+    _ingest(tmp_path / "a.parquet", _table(FILINGS), tmp_path, "a", target, embedder)
+    full = _table(FILINGS).to_pylist()
+    holders = defaultdict(set)
+    for r in full:
+        holders[r["sentence"]].add((r["ticker"], r["year"], r["idx"]))
+    with vdb_core.Store(target, embedder=embedder) as s:
+        plain = s.search(S[2], "ch", limit=10)
+        assert len({h["payload"]["text"] for h in plain}) < len(plain), "the fixture repeats sentences"
+        hits = s.search(S[2], "ch", limit=20, distinct=True)
+        texts = [h["payload"]["text"] for h in hits]
+        assert sorted(texts) == sorted(S.values()), "every distinct sentence once, however many filings hold it"
+        hits = s.search(S[2], "ch", limit=5, distinct=True)
+        assert len(hits) == 5 and len({h["payload"]["text"] for h in hits}) == 5
+        assert hits[0]["payload"]["text"] == S[2]
+        for h in hits:
+            got = {(f["payload"]["ticker"], f["payload"]["year"], f["payload"]["idx"]) for f in h["filings"]}
+            assert got == holders[h["payload"]["text"]], h["payload"]["text"]
+            assert h["id"] in {f["id"] for f in h["filings"]}
+            assert all("text" not in f["payload"] for f in h["filings"])
+        # A filter applies to the hits and to the filings listed.
+        hits = s.search(S[2], "ch", limit=3, distinct=True, filters={"ticker": "AAA"})
+        assert hits[0]["payload"]["text"] == S[2]
+        assert {f["payload"]["ticker"] for h in hits for f in h["filings"]} == {"AAA"}
+        assert {(f["payload"]["year"]) for f in hits[0]["filings"]} == {2016, 2017}
+        with pytest.raises(vdb_core.ConfigError, match="distinct needs a text"):
+            s.search([0.0] * 384, "ch", distinct=True)

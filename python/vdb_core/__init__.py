@@ -656,6 +656,9 @@ class Hit(TypedDict):
     """The point's payload: ``text``, the mapped payload columns, ``_vdb_text`` (the vector key)."""
     mode: NotRequired[str]
     """Search results: the vectors that found it, ``"hybrid"``, ``"dense"`` or ``"sparse"``."""
+    filings: NotRequired[list[dict[str, Any]]]
+    """A ``distinct`` search: every point holding this text (``id``, ``payload`` without the text,
+    ``score`` 0), the hit itself included, in id order."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -745,8 +748,11 @@ class Store:
         exact: bool = False,
         mode: SearchMode | None = None,
         fusion: Fusion = "rrf",
+        distinct: bool = False,
     ) -> list[Hit]:
-        """The best points for a query text or vector, best first. A text is searched by ``mode``:
+        """The best points for a query text or vector, best first. With ``distinct``, ``limit``
+        distinct sentences: the same text in several filings is one hit (its best-scoring point),
+        with every point that holds it (and matches ``filters``) in ``hit["filings"]``. A text is searched by ``mode``:
         ``"hybrid"`` (the default where the collection has BM25: the dense MiniLM vector and Qdrant's
         BM25, fused by the engine with ``fusion`` ``"rrf"`` or ``"dbsf"``), ``"dense"`` (the default
         otherwise) or ``"sparse"`` (BM25 only); a vector is searched dense. ``filters``: Qdrant's
@@ -754,11 +760,18 @@ class Store:
         c = collection or self.collection
         f, p = _filter(filters), _search_params(hnsw_ef, exact)
         if isinstance(query, str):
-            found = json.loads(self._native.search_text(c, query, self.embedder._native, limit, f, p, mode, fusion))
+            raw = self._native.search_text(c, query, self.embedder._native, limit, f, p, mode, fusion, distinct)
+            found = json.loads(raw)
             hits: list[Hit] = found["hits"]
-            for h in hits:
+            for i, h in enumerate(hits):
                 h["mode"] = found["mode"]
+                if distinct:
+                    h["filings"] = found["filings"][i]
             return hits
+        if distinct:
+            raise _error(
+                ConfigError, "distinct needs a text query (the sentence fingerprints come with it)", "invalid_config"
+            )
         if mode not in (None, "dense"):
             msg = f"a vector query is searched dense, not {mode!r}: pass a text for {mode} search"
             raise _error(ConfigError, msg, "invalid_config")
@@ -821,13 +834,22 @@ def search(
     exact: bool = False,
     mode: SearchMode | None = None,
     fusion: Fusion = "rrf",
+    distinct: bool = False,
 ) -> list[Hit]:
-    """The best sentences for ``query``: ``[{id, score, payload, mode}]``; ``mode`` and ``fusion`` as
-    in :meth:`Store.search` (hybrid where the collection has BM25). A shortcut that opens a
-    :class:`Store` for this one call; keep a ``Store`` for many queries."""
+    """The best sentences for ``query``: ``[{id, score, payload, mode}]``; ``mode``, ``fusion`` and
+    ``distinct`` as in :meth:`Store.search` (hybrid where the collection has BM25). A shortcut that
+    opens a :class:`Store` for this one call; keep a ``Store`` for many queries."""
     with Store(target if target is not None else store_target(), embedder=embedder) as s:
         return s.search(
-            query, collection, limit=limit, filters=filters, hnsw_ef=hnsw_ef, exact=exact, mode=mode, fusion=fusion
+            query,
+            collection,
+            limit=limit,
+            filters=filters,
+            hnsw_ef=hnsw_ef,
+            exact=exact,
+            mode=mode,
+            fusion=fusion,
+            distinct=distinct,
         )
 
 

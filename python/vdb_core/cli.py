@@ -239,6 +239,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 exact=args.exact,
                 mode=args.mode,
                 fusion=args.fusion,
+                distinct=args.distinct,
             )
         except vdb_core.ConfigError as e:
             if filters and str(e).startswith("Qdrant filter"):
@@ -254,6 +255,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{i:>2}. {h['score']:.4f} {h.get('mode', '')}  id={h['id']}  {fields}".rstrip())
         if "text" in p:
             print(f"    {p['text']}")
+        if len(h.get("filings", [])) > 1:
+            others = [f for f in h["filings"] if f["id"] != h["id"]]
+            print(f"    also in {len(others)} other point(s): " + "; ".join(_brief(f["payload"]) for f in others[:5]))
     if not hits:
         print("no results")
     return 0
@@ -278,6 +282,11 @@ def cmd_changes(args: argparse.Namespace) -> int:
             f"{r['jaccard']:>8.3f} {r['cosine']:>7.4f}"
         )
     return 0
+
+
+def _brief(payload: dict[str, Any]) -> str:
+    """A filing's payload in a few words (its fields but the text and the fingerprint)."""
+    return " ".join(f"{k}={v}" for k, v in payload.items() if k not in ("text", "_vdb_text"))[:80]
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -414,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="rrf",
         help="how hybrid search fuses its two result lists: reciprocal rank (rrf, default) or distribution-based "
         "score fusion (dbsf)",
+    )
+    sp.add_argument(
+        "--distinct",
+        action="store_true",
+        help="one hit per distinct sentence (the same text in several filings is one hit, with the filings "
+        "that hold it)",
     )
     sp.add_argument("--hnsw-ef", type=int, default=None, help="HNSW search breadth (Qdrant's hnsw_ef)")
     sp.add_argument("--exact", action="store_true", help="exact (brute-force) search instead of HNSW")

@@ -31,7 +31,7 @@ use crate::progress::Progress;
 use crate::sparse::Bm25;
 use crate::store::{
     no_sparse_error, CollectionOptions, Condition, Fusion, Hit, LoadOptions, QueryVectors, SearchMode, SearchParams,
-    VectorStore,
+    VectorStore, TEXT_KEY,
 };
 
 #[derive(Debug, Clone)]
@@ -131,6 +131,21 @@ pub fn ingest(
     Ok(IngestResult { run_dir: run.path.display().to_string(), report, wall_seconds: started.elapsed().as_secs_f64() })
 }
 
+/// How [`search_text`] searches.
+#[derive(Debug, Clone, Default)]
+pub struct TextSearchOptions {
+    /// Results (distinct texts with `distinct`).
+    pub limit: usize,
+    pub filter: Vec<Condition>,
+    pub params: SearchParams,
+    /// `None`: hybrid where the collection has the BM25 vector, dense otherwise.
+    pub mode: Option<SearchMode>,
+    pub fusion: Fusion,
+    /// One hit per distinct text (the best-scoring point of each), with every point that holds the
+    /// text (and matches the filter) in [`TextSearch::filings`].
+    pub distinct: bool,
+}
+
 /// What a search by text found, and how.
 #[derive(Debug, Clone, Serialize)]
 pub struct TextSearch {
@@ -140,27 +155,27 @@ pub struct TextSearch {
     pub fusion: Option<Fusion>,
     /// Best first; in hybrid mode `score` is the fused score.
     pub hits: Vec<Hit>,
+    /// With `distinct`: for each hit (same order), every point holding its text that the filter
+    /// matches (its filings), in id order, the hit itself included; `score` 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filings: Option<Vec<Vec<Hit>>>,
 }
 
 /// Search by text: embed `query` with the same model (dense) and/or with the collection's BM25
-/// (sparse), then the best points (`mode`; `None`: hybrid where the collection has the BM25 vector,
-/// dense otherwise). A collection whose recorded model is another one (other weights; the precision
-/// may differ) is refused for dense and hybrid search: the neighbours of a query embedded by
-/// another model mean nothing.
-#[allow(clippy::too_many_arguments)]
+/// (sparse), then the best points (`opts.mode`; `None`: hybrid where the collection has the BM25
+/// vector, dense otherwise). A collection whose recorded model is another one (other weights; the
+/// precision may differ) is refused for dense and hybrid search: the neighbours of a query embedded
+/// by another model mean nothing. With `opts.distinct`, the result holds `limit` distinct texts:
+/// the same sentence in ten yearly filings is one hit, with its filings listed.
 pub fn search_text(
     embedder: &dyn Embedder,
     store: &dyn VectorStore,
     collection: &str,
     query: &str,
-    limit: usize,
-    filter: &[Condition],
-    params: &SearchParams,
-    mode: Option<SearchMode>,
-    fusion: Fusion,
+    opts: &TextSearchOptions,
 ) -> Result<TextSearch> {
     let sparse = store.collection_sparse(collection)?;
-    let mode = mode.unwrap_or(if sparse.is_some() { SearchMode::Hybrid } else { SearchMode::Dense });
+    let mode = opts.mode.unwrap_or(if sparse.is_some() { SearchMode::Hybrid } else { SearchMode::Dense });
     if mode != SearchMode::Sparse {
         if let Some(recorded) = store.collection_model(collection)? {
             if !crate::embed::same_weights(&recorded, embedder.model_id()) {
@@ -187,12 +202,73 @@ pub fn search_text(
     };
     let q = match (&bm25, mode) {
         (Some(s), SearchMode::Sparse) => QueryVectors::Sparse(s),
-        (Some(s), _) => QueryVectors::Hybrid { dense: &dense, sparse: s, fusion },
+        (Some(s), _) => QueryVectors::Hybrid { dense: &dense, sparse: s, fusion: opts.fusion },
         (None, _) => QueryVectors::Dense(&dense),
     };
-    let mut hits = store.query(collection, &q, limit, filter, params)?;
-    // Fused scores tie often (RRF: equal ranks give equal scores), and the engine returns ties in
-    // no fixed order: ties are put in id order, so the same search gives the same list.
-    hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
-    Ok(TextSearch { mode, fusion: (mode == SearchMode::Hybrid).then_some(fusion), hits })
+    let run = |limit: usize| -> Result<Vec<Hit>> {
+        let mut hits = store.query(collection, &q, limit, &opts.filter, &opts.params)?;
+        // Fused scores tie often (RRF: equal ranks give equal scores), and the engine returns ties
+        // in no fixed order: ties are put in id order, so the same search gives the same list.
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
+        Ok(hits)
+    };
+    let (hits, filings) = if opts.distinct {
+        let hits = distinct_hits(opts.limit, run)?;
+        let filings = filings_of(store, collection, &hits, &opts.filter)?;
+        (hits, Some(filings))
+    } else {
+        (run(opts.limit)?, None)
+    };
+    Ok(TextSearch { mode, fusion: (mode == SearchMode::Hybrid).then_some(opts.fusion), hits, filings })
+}
+
+/// The best hit of each of the first `limit` distinct texts ([`TEXT_KEY`]): searches for more
+/// points (4x, doubling) until `limit` distinct texts are found or the collection has no more.
+fn distinct_hits(limit: usize, run: impl Fn(usize) -> Result<Vec<Hit>>) -> Result<Vec<Hit>> {
+    let key = |h: &Hit| h.payload.get(TEXT_KEY).and_then(|v| v.as_str()).unwrap_or(&h.id).to_string();
+    let mut fetch = limit.saturating_mul(4).max(40);
+    loop {
+        let hits = run(fetch)?;
+        let exhausted = hits.len() < fetch;
+        let mut seen = std::collections::HashSet::new();
+        let distinct: Vec<Hit> = hits.into_iter().filter(|h| seen.insert(key(h))).take(limit).collect();
+        if distinct.len() == limit || exhausted || limit == 0 {
+            return Ok(distinct);
+        }
+        fetch = fetch.saturating_mul(2);
+    }
+}
+
+/// For each hit, the points holding its text that `filter` matches (one scan for all of them).
+fn filings_of(store: &dyn VectorStore, collection: &str, hits: &[Hit], filter: &[Condition]) -> Result<Vec<Vec<Hit>>> {
+    let keys: Vec<String> =
+        hits.iter().filter_map(|h| h.payload.get(TEXT_KEY).and_then(|v| v.as_str()).map(str::to_string)).collect();
+    let mut by_key: std::collections::HashMap<String, Vec<Hit>> = std::collections::HashMap::new();
+    if !keys.is_empty() {
+        let mut conditions = filter.to_vec();
+        conditions.push(Condition::Qdrant {
+            filter: serde_json::json!({ "must": [{ "key": TEXT_KEY, "match": { "any": keys } }] }),
+        });
+        let fields: Vec<String> = hits
+            .iter()
+            .flat_map(|h| h.payload.keys().cloned())
+            .filter(|k| k != "text")
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        store.scan(collection, &conditions, &fields, false, &mut |points| {
+            for p in points {
+                let key = p.payload.get(TEXT_KEY).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                by_key.entry(key).or_default().push(Hit { id: p.id.to_string(), score: 0.0, payload: p.payload });
+            }
+            Ok(())
+        })?;
+    }
+    Ok(hits
+        .iter()
+        .map(|h| {
+            let key = h.payload.get(TEXT_KEY).and_then(|v| v.as_str()).unwrap_or_default();
+            by_key.get(key).cloned().unwrap_or_default()
+        })
+        .collect())
 }

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use super::{json, parse, to_py, work, NativeEmbedder};
 use crate::error::{ErrorKind, VdbError};
 use crate::pipeline;
-use crate::store::{self, Condition, Fusion, SearchMode, SearchParams, StoreTarget, VectorStore};
+use crate::store::{self, Condition, SearchParams, StoreTarget, VectorStore};
 
 /// A search's filter (JSON list of conditions) and parameters (JSON object).
 fn query_options(filter: &str, params: &str) -> PyResult<(Vec<Condition>, SearchParams)> {
@@ -86,8 +86,9 @@ impl NativeStore {
     }
 
     /// `mode`: "hybrid", "dense", "sparse" or None (hybrid where the collection has BM25);
-    /// `fusion`: "rrf" or "dbsf". Returns `{"mode", "fusion", "hits"}` as JSON.
-    #[pyo3(signature = (collection, query, embedder, limit, filter="[]".to_string(), params="{}".to_string(), mode=None, fusion="rrf"))]
+    /// `fusion`: "rrf" or "dbsf"; `distinct`: one hit per distinct text, with its filings. Returns
+    /// `{"mode", "fusion", "hits", "filings"?}` as JSON.
+    #[pyo3(signature = (collection, query, embedder, limit, filter="[]".to_string(), params="{}".to_string(), mode=None, fusion="rrf", distinct=false))]
     #[allow(clippy::too_many_arguments)]
     fn search_text(
         &self,
@@ -100,12 +101,19 @@ impl NativeStore {
         params: String,
         mode: Option<&str>,
         fusion: &str,
+        distinct: bool,
     ) -> PyResult<String> {
-        let (f, p) = query_options(&filter, &params)?;
-        let mode: Option<SearchMode> = mode.map(str::parse).transpose().map_err(to_py)?;
-        let fusion: Fusion = fusion.parse().map_err(to_py)?;
+        let (filter, params) = query_options(&filter, &params)?;
+        let opts = pipeline::TextSearchOptions {
+            limit,
+            filter,
+            params,
+            mode: mode.map(str::parse).transpose().map_err(to_py)?,
+            fusion: fusion.parse().map_err(to_py)?,
+            distinct,
+        };
         let e = embedder.inner.as_ref();
-        json(&self.with(py, |s| pipeline::search_text(e, s, &collection, &query, limit, &f, &p, mode, fusion))?)
+        json(&self.with(py, |s| pipeline::search_text(e, s, &collection, &query, &opts))?)
     }
 
     /// The changes report (`pipeline::changes`) as JSON rows.
