@@ -73,6 +73,9 @@ struct Filing {
     sum: Vec<f64>,
 }
 
+/// One scope: its values and its filings, each with its order key.
+type Scope = (Map<String, Value>, Vec<(OrderKey, Filing)>);
+
 fn column_error(column: &str, what: String) -> VdbError {
     VdbError::new(ErrorKind::InvalidConfig, what).with_column(column)
 }
@@ -103,8 +106,8 @@ pub fn changes(
     let mut fields: Vec<String> = scope.to_vec();
     fields.push(order.to_string());
     fields.push(TEXT_KEY.to_string());
-    // scope values (JSON text, for ordering) -> order key (as JSON text) -> filing.
-    let mut groups: BTreeMap<String, (Map<String, Value>, Vec<(OrderKey, Filing)>)> = BTreeMap::new();
+    // scope values (as JSON text, for a stable order) -> the scope's filings.
+    let mut groups: BTreeMap<String, Scope> = BTreeMap::new();
     let mut kind: Option<(bool, Value)> = None;
     store.scan(collection, filter, &fields, true, &mut |points| {
         for p in points {
