@@ -33,6 +33,7 @@ import vdb_core
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 from vdb_core.airflow import (
+    changes_report_path,
     collection_asset,
     current_run_dir,
     describe,
@@ -146,6 +147,24 @@ _INPUT, _COLLECTION, _EMBEDDING, _LAYOUT = "Input", "Collection", "Embedding", "
                 "with one of the input's values that the input no longer has are deleted. Empty (null or []): "
                 "nothing is deleted."
             ),
+        ),
+        "changes_scope": Param(
+            [],
+            type=["array", "null"],
+            title="Changes report: company columns",
+            section=_COLLECTION,
+            description=(
+                "Payload columns naming the company (e.g. ticker or cik): after the load, a report of new, removed "
+                "and kept sentences between consecutive filings of each company is written and logged. Empty "
+                "(null or []): no report."
+            ),
+        ),
+        "changes_order": Param(
+            "fiscal_year",
+            type=["string", "null"],
+            title="Changes report: filing order column",
+            section=_COLLECTION,
+            description="The payload column that orders a company's filings (a year or a date). Empty: no report.",
         ),
         "precision": Param(
             _defaults["precision"],
@@ -476,15 +495,50 @@ def sec_filings_to_qdrant():
             log.info("not a rebuild: nothing to switch")
         return r
 
+    @task(execution_timeout=timedelta(hours=1))
+    @fail_fast
+    def changes() -> dict:
+        """What changed between consecutive filings of each company (Params changes_scope and
+        changes_order; off when either is empty): written as parquet under
+        `$VDB_WORK_DIR/reports/<collection>/` (it outlives the run directory), the biggest movers
+        logged, the totals returned for the asset event."""
+        p = get_current_context()["params"]
+        scope, order = list(p["changes_scope"] or []), p["changes_order"] or ""
+        if not scope or not order:
+            log.info("changes report off: changes_scope %r, changes_order %r", scope, order)
+            return {}
+        out = changes_report_path(p["collection"])
+        with vdb_core.Store(resolve_target()) as store:
+            rows = store.changes(p["collection"], scope=scope, order=order, out=out)
+        log.info("changes report: %d pairs of consecutive filings, written to %s", len(rows), out)
+        for r in sorted(rows, key=lambda r: r["new"] + r["removed"], reverse=True)[:10]:
+            log.info(
+                "  %s %s -> %s: %d new, %d removed, %d kept (jaccard %.3f, cosine %.4f)",
+                ",".join(str(v) for v in r["scope"].values()),
+                r["from"],
+                r["to"],
+                r["new"],
+                r["removed"],
+                r["kept"],
+                r["jaccard"],
+                r["cosine"],
+            )
+        return {
+            "changes_pairs": len(rows),
+            "changes_new": sum(r["new"] for r in rows),
+            "changes_removed": sum(r["removed"] for r in rows),
+            "changes_kept": sum(r["kept"] for r in rows),
+        }
+
     @task(outlets=[COLLECTION_ASSET], execution_timeout=timedelta(minutes=5))
-    def publish(counts: dict) -> None:
+    def publish(counts: dict, changed: dict) -> None:
         """Updates the asset `qdrant://qdrant_default/<default collection>` (DAGs scheduled on it run
         next). Skipped when this run loaded another collection: the asset stands for the default one."""
         ctx = get_current_context()
         collection = ctx["params"]["collection"]
         if COLLECTION_ASSET.uri != collection_asset(collection).uri:
             raise AirflowSkipException(f"collection {collection!r} is not the asset's ({COLLECTION_ASSET.uri})")
-        ctx["outlet_events"][COLLECTION_ASSET].extra = {"collection": collection, **counts}
+        ctx["outlet_events"][COLLECTION_ASSET].extra = {"collection": collection, **counts, **changed}
 
     @task(execution_timeout=timedelta(minutes=15))
     def cleanup() -> None:
@@ -500,9 +554,11 @@ def sec_filings_to_qdrant():
     verified = verify()
     synced = sync()
     switched = switch()
-    embedded >> ensure_collection() >> loaded >> restore_indexing() >> verified >> synced >> switched >> cleanup()
+    changed = changes()
+    chain = embedded >> ensure_collection() >> loaded >> restore_indexing() >> verified >> synced >> switched
+    chain >> changed >> cleanup()
     loaded >> verified  # a failed load fails the run (restore_indexing alone would let verify run)
-    switched >> publish(verified)  # the asset event comes once the collection holds this input
+    changed >> publish(verified, changed)  # the asset event comes once the collection holds this input
 
 
 sec_filings_to_qdrant()

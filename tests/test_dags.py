@@ -43,6 +43,7 @@ def test_dagbag_imports_without_errors():
         "verify",
         "sync",
         "switch",
+        "changes",
         "publish",
         "cleanup",
     }
@@ -62,6 +63,9 @@ def test_dagbag_imports_without_errors():
         "model_dir",
         "precision",
         "device",
+        "sparse",
+        "changes_scope",
+        "changes_order",
     }
     assert dag.params["device"] == "cpu"
     assert "float16" in dag.params.get_param("precision").schema["enum"]
@@ -130,12 +134,24 @@ def test_dags_test_into_the_embedded_store(airflow_env, sample_parquet, tmp_path
     assert vdb_core.count("dagtest", target=target) == 600
     # The run directory is removed after success.
     assert not list((Path(env["VDB_WORK_DIR"]) / DAG_ID).glob("*/manifest.json"))
-    # A second run adds nothing, and embeds nothing: every text's vector is in the collection.
-    out = dags_test(env, DAG_ID, conf)
+    # A second run adds nothing, and embeds nothing: every text's vector is in the collection. It
+    # writes the changes report (the collection is the asset's here: its event carries the totals).
+    env = {**env, "VDB_COLLECTION": "dagtest"}
+    out = dags_test(env, DAG_ID, {**conf, "changes_scope": ["ticker"], "changes_order": "fiscal_year"})
     assert vdb_core.count("dagtest", target=target) == 600
     log = out.stdout + out.stderr
     assert "texts embedded 0 of" in log, log[-3000:]
     assert "0 added, 0 updated, 600 unchanged" in log, log[-3000:]
+    with vdb_core.Store(target) as s:
+        rows = s.changes("dagtest", scope=["ticker"], order="fiscal_year")
+    assert rows and f"changes report: {len(rows)} pairs of consecutive filings" in log, log[-3000:]
+    (report,) = (Path(env["VDB_WORK_DIR"]) / "reports" / "dagtest").glob("changes-*.parquet")
+    written = pq.read_table(report).to_pylist()
+    assert [(w["ticker"], w["from"], w["to"], w["new"], w["removed"], w["kept"]) for w in written] == [
+        (r["scope"]["ticker"], str(r["from"]), str(r["to"]), r["new"], r["removed"], r["kept"]) for r in rows
+    ]
+    event = _asset_events(env, "qdrant://qdrant_default/dagtest")[-1]
+    assert event["changes_pairs"] == len(rows) and event["changes_new"] == sum(r["new"] for r in rows), event
 
 
 def test_dags_test_rebuild_switches_the_name_after_verify(airflow_env, sample_parquet, tmp_path):

@@ -793,16 +793,20 @@ class Store:
         scope: Sequence[str],
         order: str,
         filters: Mapping[str, Any] | None = None,
+        out: PathLike | None = None,
     ) -> list[ChangeRow]:
         """What changed between consecutive filings: for each value of the ``scope`` columns (the
         company: ``["ticker"]``, ``["cik"]``) and each pair of consecutive values of ``order`` (a
         year or a date column), the distinct sentences ``new`` (in the later filing only),
         ``removed`` (in the earlier only) and ``kept`` (in both), by exact text, with the Jaccard
         similarity of the two sets and the cosine of the two filings' mean vectors. Read from the
-        collection (whatever order the filings were loaded in); ``filters`` restrict the points."""
+        collection (whatever order the filings were loaded in); ``filters`` restrict the points.
+        With ``out``, the rows are also written there as a parquet file (scope columns, ``from`` and
+        ``to`` as text, the counts and both similarities)."""
         if isinstance(scope, str):
             scope = [scope]
-        raw = self._native.changes(collection or self.collection, list(scope), order, _filter(filters))
+        path = None if out is None else os.fspath(out)
+        raw = self._native.changes(collection or self.collection, list(scope), order, _filter(filters), path)
         return json.loads(raw)
 
     def retrieve(self, ids: Sequence[str], collection: str | None = None) -> list[Hit]:

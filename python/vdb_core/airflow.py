@@ -343,6 +343,19 @@ def current_run_dir() -> str:
     return str(path)
 
 
+def changes_report_path(collection: str) -> str:
+    """Where the DAG writes this run's changes report: ``$VDB_WORK_DIR/reports/<collection>/changes-
+    <run_id>.parquet`` (beside the run directories, so it outlives the run's cleanup)."""
+    from airflow.sdk import get_current_context
+
+    ctx = get_current_context()
+    folder = Path(vdb_core.resolved_settings()["work_dir"]) / "reports" / collection
+    _private_dir(folder.parent)
+    _private_dir(folder)
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", ctx["run_id"])
+    return str(folder / f"changes-{safe}.parquet")
+
+
 def task_progress(logger: logging.Logger | None = None) -> Callable[[str], None]:
     """A progress sink for vdb_core steps that writes count/rate/ETA lines into the task log."""
     return (logger or log).info

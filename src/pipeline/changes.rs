@@ -216,3 +216,51 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
         dot / (na * nb)
     }
 }
+
+/// A JSON value as report text: strings as they are, numbers and the rest in JSON.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Writes the report as a parquet file (atomically): one text column per scope column, `from` and
+/// `to` as text, the counts, `jaccard` and `cosine`.
+pub fn write_report(rows: &[ChangeRow], scope: &[String], path: &std::path::Path) -> Result<()> {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, UInt64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for col in scope {
+        fields.push(Field::new(col, DataType::Utf8, false));
+        columns.push(Arc::new(StringArray::from_iter_values(
+            rows.iter().map(|r| r.scope.get(col).map(text).unwrap_or_default()),
+        )));
+    }
+    for (name, f) in [("from", (|r: &ChangeRow| text(&r.from)) as fn(&ChangeRow) -> String), ("to", |r| text(&r.to))] {
+        fields.push(Field::new(name, DataType::Utf8, false));
+        columns.push(Arc::new(StringArray::from_iter_values(rows.iter().map(f))));
+    }
+    for (name, f) in
+        [("new", (|r: &ChangeRow| r.new) as fn(&ChangeRow) -> u64), ("removed", |r| r.removed), ("kept", |r| r.kept)]
+    {
+        fields.push(Field::new(name, DataType::UInt64, false));
+        columns.push(Arc::new(UInt64Array::from_iter_values(rows.iter().map(f))));
+    }
+    for (name, f) in [("jaccard", (|r: &ChangeRow| r.jaccard) as fn(&ChangeRow) -> f64), ("cosine", |r| r.cosine)] {
+        fields.push(Field::new(name, DataType::Float64, false));
+        columns.push(Arc::new(Float64Array::from_iter_values(rows.iter().map(f))));
+    }
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| VdbError::internal(e.to_string()))?;
+    let mut bytes = Vec::new();
+    let perr = |e: parquet::errors::ParquetError| VdbError::internal(format!("changes report: {e}"));
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut bytes, schema, None).map_err(perr)?;
+    w.write(&batch).map_err(perr)?;
+    w.close().map_err(perr)?;
+    crate::files::write_bytes_atomic(path, &bytes)
+}

@@ -116,8 +116,9 @@ impl NativeStore {
         json(&self.with(py, |s| pipeline::search_text(e, s, &collection, &query, &opts))?)
     }
 
-    /// The changes report (`pipeline::changes`) as JSON rows.
-    #[pyo3(signature = (collection, scope, order, filter="[]".to_string()))]
+    /// The changes report (`pipeline::changes`) as JSON rows; with `out`, also written there as
+    /// parquet.
+    #[pyo3(signature = (collection, scope, order, filter="[]".to_string(), out=None))]
     fn changes(
         &self,
         py: Python<'_>,
@@ -125,9 +126,17 @@ impl NativeStore {
         scope: Vec<String>,
         order: String,
         filter: String,
+        out: Option<std::path::PathBuf>,
     ) -> PyResult<String> {
         let f: Vec<Condition> = parse("filter", &filter)?;
-        json(&self.with(py, |s| pipeline::changes(s, &collection, &scope, &order, &f))?)
+        let rows = self.with(py, |s| {
+            let rows = pipeline::changes(s, &collection, &scope, &order, &f)?;
+            if let Some(path) = &out {
+                pipeline::changes::write_report(&rows, &scope, path)?;
+            }
+            Ok(rows)
+        })?;
+        json(&rows)
     }
 
     /// The BM25 parameters of the collection's sparse vector (JSON `{"k", "b", "avg_len"}`), or
