@@ -358,6 +358,86 @@ pub fn write_sample_with(path: &Path, rows: u64, seed: u64, duplicate_rate: f64)
     Ok(SampleInfo { path: path.display().to_string(), rows: written, filings, size_bytes })
 }
 
+/// Consecutive yearly 10-K filings of every sample company: `years` fiscal years ending 2024, each
+/// filing `rows / (companies x years)` sentences (at least 1). Each year keeps every sentence of the
+/// company's previous filing with probability `1 - change_rate` and replaces the others with new
+/// ones, as filings repeat themselves year after year: the input of `vdb changes`.
+pub fn write_yearly(path: &Path, rows: u64, seed: u64, years: u32, change_rate: f64) -> Result<SampleInfo> {
+    if !(0.0..=1.0).contains(&change_rate) || years == 0 {
+        return Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "yearly filings need at least 1 year and a change rate between 0 and 1 (got {years}, {change_rate})"
+            ),
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| VdbError::io(dir, "cannot create directory", e))?;
+    }
+    let per_filing = (rows / (COMPANIES.len() as u64 * u64::from(years))).max(1) as usize;
+    let mut rng = Rng(seed ^ 0x7EA2_1E5);
+    let mut cols: Columns = Default::default();
+    let mut filings = 0u64;
+    for (c, company) in COMPANIES.iter().enumerate() {
+        let mut previous: Vec<String> = Vec::new();
+        for k in 0..years {
+            let year = 2024 - (years - 1 - k) as i32;
+            filings += 1;
+            let mut texts: Vec<String> = previous
+                .iter()
+                .filter(|_| ((rng.next() >> 11) as f64 / (1u64 << 53) as f64) >= change_rate)
+                .cloned()
+                .collect();
+            while texts.len() < per_filing {
+                let t = sentence(&mut rng, company.0, year);
+                if !texts.contains(&t) {
+                    texts.push(t);
+                }
+            }
+            let fid = format!("{:010}-{:02}-{:06}", company.1, year % 100 + 1, c);
+            let date = (year - 1970 + 1) * 365 + (year - 1969 + 1) / 4 + 40 + rng.below(60) as i32;
+            for (i, t) in texts.iter().enumerate() {
+                cols.0.push(fid.clone());
+                cols.1.push(company.1);
+                cols.2.push(company.0);
+                cols.3.push(company.2);
+                cols.4.push("10-K");
+                cols.5.push(date);
+                cols.6.push(year);
+                cols.7.push("Item 1A. Risk Factors");
+                cols.8.push(i as i32);
+                cols.9.push(t.clone());
+            }
+            previous = texts;
+        }
+    }
+    let written = cols.0.len() as u64;
+    let schema = sample_schema();
+    let arrays: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(cols.0)),
+        Arc::new(Int64Array::from(cols.1)),
+        Arc::new(StringArray::from(cols.2)),
+        Arc::new(StringArray::from(cols.3)),
+        Arc::new(StringArray::from(cols.4)),
+        Arc::new(Date32Array::from(cols.5)),
+        Arc::new(Int32Array::from(cols.6)),
+        Arc::new(StringArray::from(cols.7)),
+        Arc::new(Int32Array::from(cols.8)),
+        Arc::new(StringArray::from(cols.9)),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(|e| VdbError::internal(e.to_string()))?;
+    let perr = |e: parquet::errors::ParquetError| {
+        VdbError::new(ErrorKind::Io, format!("cannot write {}: {e}", path.display())).with_file(path)
+    };
+    let file = File::create(path).map_err(|e| VdbError::io(path, "cannot create", e))?;
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(perr)?;
+    writer.write(&batch).map_err(perr)?;
+    writer.close().map_err(perr)?;
+    let size_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    Ok(SampleInfo { path: path.display().to_string(), rows: written, filings, size_bytes })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,5 +465,39 @@ mod tests {
             }
         }
         assert_eq!(keys.len(), 1234);
+    }
+
+    #[test]
+    fn yearly_filings_keep_the_asked_share_of_last_years_sentences() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("y.parquet");
+        let info = write_yearly(&p, 20 * 3 * 200, 5, 3, 0.3).unwrap();
+        assert_eq!((info.rows, info.filings), (20 * 3 * 200, 60));
+        let mut src = crate::source::reader::ParquetSource::open(&p).unwrap();
+        let m = src.resolve(&Default::default()).unwrap();
+        let mut by_filing: std::collections::BTreeMap<(String, i32), std::collections::HashSet<String>> =
+            Default::default();
+        for item in src.stream(&m).unwrap() {
+            let (_, batch) = item.unwrap();
+            let col = |n: &str| batch.column_by_name(n).unwrap().clone();
+            let (t, y, s) = (col("ticker"), col("fiscal_year"), col("sentence"));
+            let t = t.as_any().downcast_ref::<StringArray>().unwrap();
+            let y = y.as_any().downcast_ref::<Int32Array>().unwrap();
+            let s = s.as_any().downcast_ref::<StringArray>().unwrap();
+            for i in 0..batch.num_rows() {
+                by_filing.entry((t.value(i).to_string(), y.value(i))).or_default().insert(s.value(i).to_string());
+            }
+        }
+        assert_eq!(by_filing.keys().map(|k| k.1).collect::<std::collections::BTreeSet<_>>(), [2022, 2023, 2024].into());
+        let (mut kept, mut total) = (0, 0);
+        for ((ticker, year), texts) in &by_filing {
+            assert_eq!(texts.len(), 200, "{ticker} {year}: distinct sentences");
+            if let Some(before) = by_filing.get(&(ticker.clone(), year - 1)) {
+                kept += texts.intersection(before).count();
+                total += before.len();
+            }
+        }
+        let share = kept as f64 / total as f64;
+        assert!((0.65..0.75).contains(&share), "kept {share:.3} of last year's sentences, asked 0.7");
     }
 }

@@ -198,3 +198,24 @@ def test_distinct_search_gives_each_sentence_once_with_its_filings(store_kind, t
         assert {(f["payload"]["year"]) for f in hits[0]["filings"]} == {2016, 2017}
         with pytest.raises(vdb_core.ConfigError, match="distinct needs a text"):
             s.search([0.0] * 384, "ch", distinct=True)
+
+
+def test_yearly_sample_data_gives_one_row_per_company_and_year_pair(tmp_path, embedder):
+    """`vdb sample-data --yearly`: consecutive filings of every company with a share of sentences
+    replaced each year; its changes report has a row per company and pair of years, and each filing
+    holds as many distinct sentences as the last (new = removed)."""
+    data = tmp_path / "y.parquet"
+    out = vdb_cli("sample-data", "--yearly", "3", "--rows", "1200", "--change-rate", "0.5", "--out", str(data))
+    assert out.returncode == 0, out.stderr
+    table = pq.read_table(data)
+    assert table.num_rows == 1200 and sorted(set(table.column("fiscal_year").to_pylist())) == [2022, 2023, 2024]
+    target = vdb_core.store_target(store_path=tmp_path / "store")
+    vdb_core.ingest(data, run_dir=tmp_path / "r", collection="y", target=target, embedder=embedder)
+    with vdb_core.Store(target) as s:
+        rows = s.changes("y", scope=["ticker"], order="fiscal_year")
+    tickers = set(table.column("ticker").to_pylist())
+    assert len(rows) == 2 * len(tickers) == 40
+    for r in rows:
+        assert r["new"] == r["removed"] and r["new"] + r["kept"] == 20, r
+    share = sum(r["new"] for r in rows) / sum(r["new"] + r["kept"] for r in rows)
+    assert 0.35 < share < 0.65, share

@@ -325,10 +325,20 @@ def inspect(
     return json.loads(_native.inspect(os.fspath(path), _mapping(text_column, id_columns, payload_columns)))
 
 
-def sample_data(path: PathLike, rows: int = 200_000, seed: int = 0, duplicate_rate: float = 0.0) -> dict[str, Any]:
+def sample_data(
+    path: PathLike,
+    rows: int = 200_000,
+    seed: int = 0,
+    duplicate_rate: float = 0.0,
+    yearly: int | None = None,
+    change_rate: float = 0.3,
+) -> dict[str, Any]:
     """Write a deterministic SEC-filings-like parquet of ``rows`` rows; a share ``duplicate_rate``
-    of the sentences repeats an earlier sentence of the same company verbatim (as real filings do)."""
-    return json.loads(_native.sample_data(os.fspath(path), rows, seed, duplicate_rate))
+    of the sentences repeats an earlier sentence of the same company verbatim (as real filings do).
+    With ``yearly=N``: N consecutive yearly 10-K filings (fiscal years ending 2024) of every sample
+    company, each year keeping a share ``1 - change_rate`` of the company's previous sentences and
+    replacing the rest with new ones (the input of :meth:`Store.changes`)."""
+    return json.loads(_native.sample_data(os.fspath(path), rows, seed, duplicate_rate, yearly, change_rate))
 
 
 def plan(

@@ -76,7 +76,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
-    info = vdb_core.sample_data(args.out, rows=args.rows, seed=args.seed, duplicate_rate=args.duplicate_rate)
+    info = vdb_core.sample_data(
+        args.out,
+        rows=args.rows,
+        seed=args.seed,
+        duplicate_rate=args.duplicate_rate,
+        yearly=args.yearly,
+        change_rate=args.change_rate,
+    )
     print(f"wrote {info['rows']} rows ({info['filings']} filings, {info['size_bytes']} bytes) to {info['path']}")
     return 0
 
@@ -274,19 +281,27 @@ def cmd_changes(args: argparse.Namespace) -> int:
     if not rows:
         print("no scope has two filings")
         return 0
-    print(f"{'scope':<28} {'from':>12} {'to':>12} {'new':>7} {'removed':>8} {'kept':>7} {'jaccard':>8} {'cosine':>7}")
-    for r in rows:
-        scope = ",".join(str(v) for v in r["scope"].values())
+    scopes = [",".join(str(v) for v in r["scope"].values()) for r in rows]
+    width = max(len("scope"), *(len(x) for x in scopes))
+    order = max(len("from"), *(len(str(r[k])) for r in rows for k in ("from", "to")))
+    head = f"{'scope':<{width}} {'from':>{order}} {'to':>{order}}"
+    print(f"{head} {'new':>7} {'removed':>8} {'kept':>7} {'jaccard':>8} cosine")
+    for scope, r in zip(scopes, rows, strict=True):
         print(
-            f"{scope:<28.28} {r['from']!s:>12} {r['to']!s:>12} {r['new']:>7} {r['removed']:>8} {r['kept']:>7} "
-            f"{r['jaccard']:>8.3f} {r['cosine']:>7.4f}"
+            f"{scope:<{width}} {r['from']!s:>{order}} {r['to']!s:>{order}} {r['new']:>7} {r['removed']:>8} "
+            f"{r['kept']:>7} {r['jaccard']:>8.3f} {r['cosine']:.4f}"
         )
     return 0
 
 
+_FILING_KEYS = ("ticker", "company", "fiscal_year", "filing_date", "form_type", "filing_id")
+
+
 def _brief(payload: dict[str, Any]) -> str:
-    """A filing's payload in a few words (its fields but the text and the fingerprint)."""
-    return " ".join(f"{k}={v}" for k, v in payload.items() if k not in ("text", "_vdb_text"))[:80]
+    """A filing in a few words: up to three of its identifying fields (any fields when it has none of
+    the usual ones), never the text or the fingerprint."""
+    keys = [k for k in _FILING_KEYS if k in payload] or [k for k in payload if k not in ("text", "_vdb_text")]
+    return " ".join(str(payload[k]) for k in keys[:3])
 
 
 def cmd_count(args: argparse.Namespace) -> int:
@@ -331,6 +346,20 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="share of sentences (0-1) that repeat an earlier sentence of the same company verbatim",
+    )
+    sp.add_argument(
+        "--yearly",
+        type=int,
+        default=None,
+        metavar="YEARS",
+        help="consecutive yearly 10-K filings of every company instead (fiscal years ending 2024): the input of "
+        "`vdb changes`",
+    )
+    sp.add_argument(
+        "--change-rate",
+        type=float,
+        default=0.3,
+        help="with --yearly: share of a filing's sentences (0-1) replaced by new ones the next year (default: 0.3)",
     )
     sp.set_defaults(func=cmd_sample_data)
 

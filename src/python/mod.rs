@@ -245,9 +245,20 @@ fn inspect(py: Python<'_>, path: String, mapping: String) -> PyResult<String> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (path, rows, seed, duplicate_rate=0.0))]
-fn sample_data(py: Python<'_>, path: PathBuf, rows: u64, seed: u64, duplicate_rate: f64) -> PyResult<String> {
-    let r = work(py, || crate::sample::write_sample_with(&path, rows, seed, duplicate_rate))?;
+#[pyo3(signature = (path, rows, seed, duplicate_rate=0.0, yearly=None, change_rate=0.3))]
+fn sample_data(
+    py: Python<'_>,
+    path: PathBuf,
+    rows: u64,
+    seed: u64,
+    duplicate_rate: f64,
+    yearly: Option<u32>,
+    change_rate: f64,
+) -> PyResult<String> {
+    let r = work(py, || match yearly {
+        Some(years) => crate::sample::write_yearly(&path, rows, seed, years, change_rate),
+        None => crate::sample::write_sample_with(&path, rows, seed, duplicate_rate),
+    })?;
     json(&r)
 }
 
