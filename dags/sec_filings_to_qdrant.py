@@ -499,7 +499,8 @@ def sec_filings_to_qdrant():
     @fail_fast
     def changes() -> dict:
         """What changed between consecutive filings of each company (Params changes_scope and
-        changes_order; off when either is empty): written as parquet under
+        changes_order; off when either is empty): `_vdb_first_seen` set on the points of this input's
+        companies (so a search can ask for what was new in a year), the report written as parquet under
         `$VDB_WORK_DIR/reports/<collection>/` (it outlives the run directory), the biggest movers
         logged, the totals returned for the asset event."""
         p = get_current_context()["params"]
@@ -508,7 +509,16 @@ def sec_filings_to_qdrant():
             log.info("changes report off: changes_scope %r, changes_order %r", scope, order)
             return {}
         out = changes_report_path(p["collection"])
-        with vdb_core.Store(resolve_target()) as store:
+        target = resolve_target()
+        # Every point of this input's companies: the filing its text first appeared in.
+        first = vdb_core.update_first_seen(current_run_dir(), p["collection"], scope=scope, order=order, target=target)
+        log.info(
+            "_vdb_first_seen: %d points of %d companies read, %d set",
+            first["points"],
+            first["scopes"],
+            first["updated"],
+        )
+        with vdb_core.Store(target) as store:
             rows = store.changes(p["collection"], scope=scope, order=order, out=out)
         log.info("changes report: %d pairs of consecutive filings, written to %s", len(rows), out)
         for r in sorted(rows, key=lambda r: r["new"] + r["removed"], reverse=True)[:10]:

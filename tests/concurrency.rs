@@ -185,6 +185,7 @@ fn missing_and_unreadable_run_files_are_handoff_errors() {
         encode: EncodeOptions::default(),
         load: Default::default(),
         sync_scope: Vec::new(),
+        changes: None,
     };
     let s = store::open(&StoreTarget::Embedded { path: dir.path().join("store") }).unwrap();
     pipeline::ingest(&run, &opts, embedder.as_ref(), s.as_ref(), &Silent).unwrap();

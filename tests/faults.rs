@@ -34,6 +34,7 @@ fn options(input: &Path, shard_rows: usize, load: LoadOptions) -> IngestOptions 
         encode: EncodeOptions::default(),
         load,
         sync_scope: Vec::new(),
+        changes: None,
     }
 }
 

@@ -63,6 +63,7 @@ fn options(input: &Path, reuse: bool) -> IngestOptions {
         encode: EncodeOptions::default(),
         load: Default::default(),
         sync_scope: Vec::new(),
+        changes: None,
     }
 }
 

@@ -26,6 +26,7 @@ fn options(input: &Path) -> IngestOptions {
         encode: EncodeOptions::default(),
         load: LoadOptions { batch_size: 50, ..Default::default() },
         sync_scope: Vec::new(),
+        changes: None,
     }
 }
 

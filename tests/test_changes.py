@@ -219,3 +219,81 @@ def test_yearly_sample_data_gives_one_row_per_company_and_year_pair(tmp_path, em
         assert r["new"] == r["removed"] and r["new"] + r["kept"] == 20, r
     share = sum(r["new"] for r in rows) / sum(r["new"] + r["kept"] for r in rows)
     assert 0.35 < share < 0.65, share
+
+
+def _first_seen_expected(table: pa.Table) -> dict[tuple, int]:
+    """(ticker, year, idx) -> the earliest year of the ticker holding that point's sentence."""
+    first: dict[tuple, int] = {}
+    for r in table.to_pylist():
+        key = (r["ticker"], r["sentence"])
+        first[key] = min(first.get(key, r["year"]), r["year"])
+    return {(r["ticker"], r["year"], r["idx"]): first[(r["ticker"], r["sentence"])] for r in table.to_pylist()}
+
+
+def _first_seen_stored(s) -> dict[tuple, int]:
+    points = s.search("risk", "ch", limit=1000, mode="dense", exact=True)
+    return {
+        (p["payload"]["ticker"], p["payload"]["year"], p["payload"]["idx"]): p["payload"]["_vdb_first_seen"]
+        for p in points
+    }
+
+
+@pytest.mark.parametrize("store_kind", ["embedded", "server"])
+def test_first_seen_is_right_after_out_of_order_ingests_a_reingest_and_a_sync(store_kind, tmp_path, embedder, request):
+    if store_kind == "server":
+        target = vdb_core.store_target(qdrant_url=request.getfixturevalue("qdrant_server").url)
+    else:
+        target = vdb_core.store_target(store_path=tmp_path / "store")
+    track = {"changes_scope": ["ticker"], "changes_order": "year"}
+    for year in (2018, 2016, 2017):
+        part = [f for f in FILINGS if f[1] == year]
+        _ingest(tmp_path / f"{year}.parquet", _table(part), tmp_path, f"r{year}", target, embedder, **track)
+    with vdb_core.Store(target, embedder=embedder) as s:
+        assert _first_seen_stored(s) == _first_seen_expected(_table(FILINGS))
+        assert s.payload_indexes("ch")["_vdb_first_seen"] == "integer"
+        # What was new in 2017 at AAA: sentences 5 and 6 (2 and 3 were there in 2016).
+        new = s.search("risk", "ch", limit=50, filters={"ticker": "AAA", "_vdb_first_seen": 2017})
+        assert sorted({h["payload"]["text"] for h in new}) == sorted({S[5], S[6]})
+    _ingest(tmp_path / "again.parquet", _table([FILINGS[1]]), tmp_path, "again", target, embedder, **track)
+    # AAA 2016 loses sentence 2 (sync by ticker and year): 2 is first seen in 2017 now.
+    fixed = [("AAA", 2016, [1, 9, 3, 3, 4])]
+    _ingest(
+        tmp_path / "fixed.parquet",
+        _table(fixed),
+        tmp_path,
+        "sync",
+        target,
+        embedder,
+        sync_scope=["ticker", "year"],
+        **track,
+    )
+    now = _table([f for f in FILINGS if f[:2] != ("AAA", 2016)] + fixed)
+    with vdb_core.Store(target, embedder=embedder) as s:
+        stored = _first_seen_stored(s)
+        assert stored == _first_seen_expected(now)
+        assert stored[("AAA", 2017, 0)] == 2017  # sentence 2 at AAA 2017, once first seen in 2016
+        assert stored[("BBB", 2017, 0)] == 2017  # the same text at BBB: its own company's history
+
+
+def test_cli_new_in(tmp_path, embedder):
+    store = str(tmp_path / "store")
+    pq.write_table(_table(FILINGS), tmp_path / "a.parquet")
+    ingest = [
+        "ingest",
+        str(tmp_path / "a.parquet"),
+        "--store",
+        store,
+        "--collection",
+        "ch",
+        "--run-dir",
+        str(tmp_path / "r"),
+    ]
+    out = vdb_cli(*ingest, "--id-columns", "ticker,year,idx", "--changes-scope", "ticker", "--changes-order", "year")
+    assert out.returncode == 0, out.stderr
+    out = vdb_cli(
+        "search", "risk", "--store", store, "--collection", "ch", "--new-in", "2018", "--filter", "ticker=AAA", "--json"
+    )
+    assert out.returncode == 0, out.stderr
+    assert sorted(h["payload"]["text"] for h in json.loads(out.stdout)) == [S[7]]
+    out = vdb_cli("search", "risk", "--store", str(tmp_path / "other"), "--collection", "ch", "--new-in", "2018")
+    assert out.returncode != 0

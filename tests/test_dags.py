@@ -145,6 +145,9 @@ def test_dags_test_into_the_embedded_store(airflow_env, sample_parquet, tmp_path
     with vdb_core.Store(target) as s:
         rows = s.changes("dagtest", scope=["ticker"], order="fiscal_year")
     assert rows and f"changes report: {len(rows)} pairs of consecutive filings" in log, log[-3000:]
+    assert "_vdb_first_seen: 600 points of" in log, log[-3000:]
+    with vdb_core.Store(target) as s:
+        assert s.payload_indexes("dagtest")["_vdb_first_seen"] == "integer"
     (report,) = (Path(env["VDB_WORK_DIR"]) / "reports" / "dagtest").glob("changes-*.parquet")
     written = pq.read_table(report).to_pylist()
     assert [(w["ticker"], w["from"], w["to"], w["new"], w["removed"], w["kept"]) for w in written] == [

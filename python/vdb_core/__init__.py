@@ -91,6 +91,7 @@ __all__ = [
     "verify",
     "switch",
     "sync",
+    "update_first_seen",
     "ingest",
     "report_summary",
     "search",
@@ -540,6 +541,17 @@ def report_summary(report: Mapping[str, Any]) -> str:
     return _native.report_summary(json.dumps(dict(report)))
 
 
+def update_first_seen(
+    run_dir: PathLike, collection: str, *, scope: Sequence[str], order: str, target: Target | None = None
+) -> dict[str, Any]:
+    """Set ``_vdb_first_seen`` on every point of the scope values (companies) a run loaded: the
+    ``order`` value (year, date) of the earliest filing of the point's scope that holds its exact
+    text, as the collection now holds them (right whatever order filings arrive in, after re-ingests
+    and syncs). ``{"_vdb_first_seen": 2017}`` (or ``vdb search --new-in 2017``) then finds the
+    sentences that were new in 2017. Returns ``{"scopes", "points", "updated"}``."""
+    return json.loads(_native.update_first_seen(os.fspath(run_dir), _target(target), collection, list(scope), order))
+
+
 def ingest(
     input: PathLike,
     *,
@@ -558,6 +570,8 @@ def ingest(
     sync_scope: Sequence[str] | None = None,
     collection_options: Mapping[str, Any] | None = None,
     sparse: bool | Mapping[str, float] | None = None,
+    changes_scope: Sequence[str] | None = None,
+    changes_order: str | None = None,
     batch_size: int | None = None,
     upsert_batch_size: int | None = None,
     upsert_parallel: int | None = None,
@@ -571,7 +585,10 @@ def ingest(
     a new collection and switches the name ``collection`` to it only after verify (blue/green; see
     :func:`switch`): searches see the old data until then, and a failed run changes nothing.
     ``sparse`` (default ``VDB_SPARSE``, on): a new collection gets a BM25 sparse vector next to the
-    dense one (see :func:`collection_options`); an existing collection keeps its layout."""
+    dense one (see :func:`collection_options`); an existing collection keeps its layout. With
+    ``changes_scope`` (the company columns, e.g. ``["ticker"]``) and ``changes_order`` (e.g.
+    ``"fiscal_year"``), every point of the companies this input holds gets ``_vdb_first_seen``: the
+    order value of the company's earliest filing with its exact text (see :func:`update_first_seen`)."""
     emb = embedder if embedder is not None else Embedder()
     return json.loads(
         _native.ingest(
@@ -591,6 +608,8 @@ def ingest(
             _layout(collection_options, sparse),
             rebuild,
             progress,
+            list(changes_scope or []),
+            changes_order or None,
         )
     )
 

@@ -25,6 +25,7 @@ __all__ = [
     "NativeStore",
     "error_kinds",
     "bm25",
+    "update_first_seen",
     "settings_json",
     "cpu_info_json",
     "linear_gflops",
@@ -187,6 +188,8 @@ def embed_shard(
     recreate: bool = False,
     rebuild: bool = False,
     progress: _Progress = None,
+    changes_scope: list[str] = ...,
+    changes_order: str | None = None,
 ) -> str: ...
 def ensure_collection(
     run_dir: str, target: str, collection: str, recreate: bool, rebuild: bool = False, options: str = ...
@@ -198,6 +201,7 @@ def restore_indexing(target: str, collection: str, run_dir: str | None = None) -
 def verify(run_dir: str, target: str, collection: str) -> str: ...
 def sync(run_dir: str, target: str, collection: str, scope: list[str]) -> str: ...
 def switch(run_dir: str, target: str, collection: str) -> str: ...
+def update_first_seen(run_dir: str, target: str, collection: str, scope: list[str], order: str) -> str: ...
 def report_summary(report: str) -> str: ...
 def ingest(
     run_dir: str,

@@ -125,6 +125,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         recreate=args.recreate,
         rebuild=args.rebuild,
         sync_scope=_split(args.sync_scope),
+        changes_scope=_split(args.changes_scope),
+        changes_order=args.changes_order,
         collection_options=vdb_core.collection_options(
             shard_number=args.shard_number,
             replication_factor=args.replication_factor,
@@ -235,7 +237,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     embedder = vdb_core.Embedder(args.model_dir) if args.model_dir else None
     with vdb_core.Store(_target(args), embedder=embedder) as store:
         collection = args.collection or store.collection
-        filters = _filters(args.filter, store.payload_indexes(collection), collection) if args.filter else None
+        indexes = store.payload_indexes(collection) if args.filter or args.new_in else {}
+        filter_args = list(args.filter or [])
+        if args.new_in:
+            if "_vdb_first_seen" not in indexes:
+                raise UsageError(
+                    f"--new-in: collection {collection!r} has no _vdb_first_seen; ingest with --changes-scope and "
+                    "--changes-order first"
+                )
+            if filter_args and filter_args[0].lstrip().startswith("{"):
+                raise UsageError("--new-in cannot be combined with a Qdrant filter JSON; add the condition to the JSON")
+            filter_args.append(f"_vdb_first_seen={args.new_in}")
+        filters = _filters(filter_args, indexes, collection) if filter_args else None
         try:
             hits = store.search(
                 args.query,
@@ -422,6 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
         "of their values in this input that the input no longer has",
     )
     sp.add_argument(
+        "--changes-scope",
+        default=None,
+        metavar="COLUMNS",
+        help="comma-separated payload columns naming the company (e.g. ticker): with --changes-order, every point "
+        "of the companies in this input gets _vdb_first_seen (the first filing with its exact text; see "
+        "vdb search --new-in)",
+    )
+    sp.add_argument(
+        "--changes-order", default=None, metavar="COLUMN", help="payload column ordering the filings (e.g. fiscal_year)"
+    )
+    sp.add_argument(
         "--strict", action="store_true", help="fail on null/blank text and duplicate ids instead of skipping them"
     )
     sp.add_argument("--json", action="store_true", help="print the run result as JSON")
@@ -452,6 +476,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="rrf",
         help="how hybrid search fuses its two result lists: reciprocal rank (rrf, default) or distribution-based "
         "score fusion (dbsf)",
+    )
+    sp.add_argument(
+        "--new-in",
+        default=None,
+        metavar="VALUE",
+        help="only sentences new in this filing of their company (e.g. 2017): _vdb_first_seen equals VALUE "
+        "(needs an ingest with --changes-scope/--changes-order)",
     )
     sp.add_argument(
         "--distinct",

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::error::{ErrorKind, Result, VdbError};
-use crate::store::{Condition, VectorStore, TEXT_KEY};
+use crate::store::{Condition, IndexKind, ScannedPoint, VectorStore, TEXT_KEY};
 
 /// One pair of consecutive filings of one scope.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -76,6 +76,92 @@ struct Filing {
 /// One scope: its values and its filings, each with its order key.
 type Scope = (Map<String, Value>, Vec<(OrderKey, Filing)>);
 
+/// Checks the scope and order columns a changes computation is asked for.
+fn check_columns(scope: &[String], order: &str) -> Result<()> {
+    if scope.is_empty() {
+        return Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            "changes need at least one scope column (the company: ticker, cik, ...)",
+        ));
+    }
+    if order.is_empty() || scope.iter().any(|s| s == order || s.is_empty()) {
+        return Err(VdbError::new(
+            ErrorKind::InvalidConfig,
+            format!(
+                "changes need an order column (a year or a date) that is not a scope column; got scope {scope:?}, \
+                 order {order:?}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a point's scope values, order value and text fingerprint, with errors naming the column
+/// (and the order column's type kept the same across the points read).
+struct Reader<'a> {
+    collection: &'a str,
+    scope: &'a [String],
+    order: &'a str,
+    /// Whether the order values are numbers, and the first one seen (for the mixed-types error).
+    kind: Option<(bool, Value)>,
+}
+
+impl Reader<'_> {
+    fn read(&mut self, p: &ScannedPoint) -> Result<(Map<String, Value>, OrderKey, Value, String)> {
+        let (collection, order) = (self.collection, self.order);
+        let mut scope_values = Map::new();
+        for col in self.scope {
+            match p.payload.get(col) {
+                Some(v) if !v.is_null() => scope_values.insert(col.clone(), v.clone()),
+                _ => {
+                    return Err(column_error(
+                        col,
+                        format!(
+                            "point {} of collection '{collection}' has no value in the scope column '{col}': every \
+                             point needs one (is '{col}' a payload column of every run?)",
+                            p.id
+                        ),
+                    ))
+                }
+            };
+        }
+        let value = p.payload.get(order).filter(|v| !v.is_null()).ok_or_else(|| {
+            column_error(
+                order,
+                format!("point {} of collection '{collection}' has no value in the order column '{order}'", p.id),
+            )
+        })?;
+        let key = OrderKey::of(value).ok_or_else(|| {
+            column_error(
+                order,
+                format!("the order column '{order}' holds {value} (point {}): expected a number or a date", p.id),
+            )
+        })?;
+        let numeric = matches!(key, OrderKey::Num(_));
+        match &self.kind {
+            None => self.kind = Some((numeric, value.clone())),
+            Some((n, seen)) if *n != numeric => {
+                return Err(column_error(
+                    order,
+                    format!(
+                        "the order column '{order}' mixes numbers and text ({seen} and {value}, point {}): one type \
+                         is needed to order the filings",
+                        p.id
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        let text = p.payload.get(TEXT_KEY).and_then(Value::as_str).ok_or_else(|| {
+            VdbError::new(
+                ErrorKind::CollectionMismatch,
+                format!("point {} of collection '{collection}' has no {TEXT_KEY} (not written by vdb_core)", p.id),
+            )
+        })?;
+        Ok((scope_values, key, value.clone(), text.to_string()))
+    }
+}
+
 fn column_error(column: &str, what: String) -> VdbError {
     VdbError::new(ErrorKind::InvalidConfig, what).with_column(column)
 }
@@ -91,75 +177,16 @@ pub fn changes(
     order: &str,
     filter: &[Condition],
 ) -> Result<Vec<ChangeRow>> {
-    if scope.is_empty() {
-        return Err(VdbError::new(
-            ErrorKind::InvalidConfig,
-            "changes need at least one scope column (the company: ticker, cik, ...)",
-        ));
-    }
-    if order.is_empty() || scope.iter().any(|s| s == order || s.is_empty()) {
-        return Err(VdbError::new(
-            ErrorKind::InvalidConfig,
-            format!("changes need an order column (a year or a date) that is not a scope column; got scope {scope:?}, order {order:?}"),
-        ));
-    }
+    check_columns(scope, order)?;
     let mut fields: Vec<String> = scope.to_vec();
     fields.push(order.to_string());
     fields.push(TEXT_KEY.to_string());
     // scope values (as JSON text, for a stable order) -> the scope's filings.
     let mut groups: BTreeMap<String, Scope> = BTreeMap::new();
-    let mut kind: Option<(bool, Value)> = None;
+    let mut reader = Reader { collection, scope, order, kind: None };
     store.scan(collection, filter, &fields, true, &mut |points| {
         for p in points {
-            let mut scope_values = Map::new();
-            for col in scope {
-                match p.payload.get(col) {
-                    Some(v) if !v.is_null() => scope_values.insert(col.clone(), v.clone()),
-                    _ => {
-                        return Err(column_error(
-                            col,
-                            format!(
-                                "point {} of collection '{collection}' has no value in the scope column '{col}': \
-                                 every point needs one (is '{col}' a payload column of every run?)",
-                                p.id
-                            ),
-                        ))
-                    }
-                };
-            }
-            let value = p.payload.get(order).filter(|v| !v.is_null()).ok_or_else(|| {
-                column_error(
-                    order,
-                    format!("point {} of collection '{collection}' has no value in the order column '{order}'", p.id),
-                )
-            })?;
-            let key = OrderKey::of(value).ok_or_else(|| {
-                column_error(
-                    order,
-                    format!("the order column '{order}' holds {value} (point {}): expected a number or a date", p.id),
-                )
-            })?;
-            let numeric = matches!(key, OrderKey::Num(_));
-            match &kind {
-                None => kind = Some((numeric, value.clone())),
-                Some((n, seen)) if *n != numeric => {
-                    return Err(column_error(
-                        order,
-                        format!(
-                            "the order column '{order}' mixes numbers and text ({seen} and {value}, point {}): one type is \
-                             needed to order the filings",
-                            p.id
-                        ),
-                    ))
-                }
-                _ => {}
-            }
-            let text = p.payload.get(TEXT_KEY).and_then(Value::as_str).ok_or_else(|| {
-                VdbError::new(
-                    ErrorKind::CollectionMismatch,
-                    format!("point {} of collection '{collection}' has no {TEXT_KEY} (not written by vdb_core)", p.id),
-                )
-            })?;
+            let (scope_values, key, value, text) = reader.read(&p)?;
             let group_key = serde_json::to_string(&scope_values).map_err(|e| VdbError::internal(e.to_string()))?;
             let (_, filings) = groups.entry(group_key).or_insert_with(|| (scope_values, Vec::new()));
             let at = match filings.iter().position(|(k, _)| *k == key) {
@@ -170,7 +197,7 @@ pub fn changes(
                 }
             };
             let f = &mut filings[at].1;
-            f.texts.insert(text.to_string());
+            f.texts.insert(text);
             if let Some(v) = &p.vector {
                 if f.sum.is_empty() {
                     f.sum = vec![0.0; v.len()];
@@ -263,4 +290,146 @@ pub fn write_report(rows: &[ChangeRow], scope: &[String], path: &std::path::Path
     w.write(&batch).map_err(perr)?;
     w.close().map_err(perr)?;
     crate::files::write_bytes_atomic(path, &bytes)
+}
+
+/// Payload key of every point of a collection whose changes are tracked: the order value (e.g. the
+/// fiscal year) of the earliest filing of the point's scope (e.g. its ticker) that holds its exact
+/// text. `{"key": "_vdb_first_seen", "match": {"value": 2017}}` finds what was new in 2017.
+pub const FIRST_SEEN_KEY: &str = "_vdb_first_seen";
+
+/// What [`update_first_seen`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FirstSeenResult {
+    /// Scope values whose points were read.
+    pub scopes: u64,
+    pub points: u64,
+    /// Points whose `_vdb_first_seen` was set or changed.
+    pub updated: u64,
+}
+
+/// Points per set_payload request.
+const SET_PAYLOAD_BATCH: usize = 1000;
+
+/// Sets [`FIRST_SEEN_KEY`] on every point of the scope values `only` (`None`: every scope of the
+/// collection) to what the collection now holds: the smallest order value among the points of its
+/// scope with its text. Run after every load and sync of those scopes, it stays right whatever order
+/// filings arrive in, after re-ingests and after deletions. Only points whose value changes are
+/// written; the field gets a payload index (integer for numeric order values, keyword for text).
+pub fn update_first_seen(
+    store: &dyn VectorStore,
+    collection: &str,
+    scope: &[String],
+    order: &str,
+    only: Option<&[Map<String, Value>]>,
+) -> Result<FirstSeenResult> {
+    check_columns(scope, order)?;
+    let filter = match only {
+        Some([]) => return Ok(FirstSeenResult::default()),
+        Some(values) => vec![Condition::Qdrant {
+            filter: serde_json::json!({ "should": values.iter().map(|m| {
+                let must: Vec<Value> = m.iter().map(|(k, v)| serde_json::json!({"key": k, "match": {"value": v}})).collect();
+                serde_json::json!({ "must": must })
+            }).collect::<Vec<_>>() }),
+        }],
+        None => Vec::new(),
+    };
+    let mut fields: Vec<String> = scope.to_vec();
+    fields.extend([order.to_string(), TEXT_KEY.to_string(), FIRST_SEEN_KEY.to_string()]);
+    // scope (JSON text) -> (text -> earliest (key, value)), and the points with their text and value.
+    type Earliest = std::collections::HashMap<String, (OrderKey, Value)>;
+    let mut groups: BTreeMap<String, (Earliest, Vec<(uuid::Uuid, String, Option<Value>)>)> = BTreeMap::new();
+    let mut reader = Reader { collection, scope, order, kind: None };
+    let mut result = FirstSeenResult::default();
+    store.scan(collection, &filter, &fields, false, &mut |points| {
+        for p in points {
+            let (scope_values, key, value, text) = reader.read(&p)?;
+            let group_key = serde_json::to_string(&scope_values).map_err(|e| VdbError::internal(e.to_string()))?;
+            let (earliest, members) = groups.entry(group_key).or_default();
+            match earliest.get(&text) {
+                Some((k, _)) if k.cmp(&key) != Ordering::Greater => {}
+                _ => {
+                    earliest.insert(text.clone(), (key, value));
+                }
+            }
+            members.push((p.id, text, p.payload.get(FIRST_SEEN_KEY).cloned()));
+            result.points += 1;
+        }
+        Ok(())
+    })?;
+    result.scopes = groups.len() as u64;
+    let mut updates: BTreeMap<String, (Value, Vec<uuid::Uuid>)> = BTreeMap::new();
+    for (earliest, members) in groups.into_values() {
+        for (id, text, current) in members {
+            let want = &earliest[&text].1;
+            if current.as_ref() != Some(want) {
+                let k = want.to_string();
+                updates.entry(k).or_insert_with(|| (want.clone(), Vec::new())).1.push(id);
+            }
+        }
+    }
+    if let Some((numeric, _)) = &reader.kind {
+        let kind = if *numeric { IndexKind::Integer } else { IndexKind::Keyword };
+        store.create_payload_index(collection, FIRST_SEEN_KEY, kind)?;
+    }
+    for (value, ids) in updates.into_values() {
+        let payload: Map<String, Value> = [(FIRST_SEEN_KEY.to_string(), value)].into_iter().collect();
+        for chunk in ids.chunks(SET_PAYLOAD_BATCH) {
+            store.set_payload(collection, chunk, &payload)?;
+            result.updated += chunk.len() as u64;
+        }
+    }
+    Ok(result)
+}
+
+/// The scope values (e.g. tickers) of the points of a run, read back from the collection: what a
+/// load or sync of the run may have changed, so what [`update_first_seen`] must look at again.
+pub fn scopes_of_run(
+    run: &crate::handoff::RunDir,
+    store: &dyn VectorStore,
+    collection: &str,
+    scope: &[String],
+) -> Result<Vec<Map<String, Value>>> {
+    use arrow::array::Array;
+
+    use crate::handoff::shard::{self, ID};
+    let m = crate::handoff::Manifest::read(run)?;
+    let mut seen: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+    for s in &m.shards {
+        let batch = shard::read_shard(&run.shard_path(s.index), Some(&s.checksum))?;
+        let ids = shard::string_column(&batch, ID)?;
+        let ids: Vec<uuid::Uuid> = (0..ids.len()).filter_map(|i| uuid::Uuid::parse_str(ids.value(i)).ok()).collect();
+        for chunk in ids.chunks(SET_PAYLOAD_BATCH) {
+            for hit in store.retrieve(collection, chunk)? {
+                let values: Map<String, Value> =
+                    scope.iter().filter_map(|c| hit.payload.get(c).map(|v| (c.clone(), v.clone()))).collect();
+                if values.len() == scope.len() {
+                    let key = serde_json::to_string(&values).map_err(|e| VdbError::internal(e.to_string()))?;
+                    seen.entry(key).or_insert(values);
+                }
+            }
+        }
+    }
+    Ok(seen.into_values().collect())
+}
+
+/// [`update_first_seen`] for the scopes a run loaded (see [`scopes_of_run`]).
+pub fn update_first_seen_for_run(
+    run: &crate::handoff::RunDir,
+    store: &dyn VectorStore,
+    collection: &str,
+    scope: &[String],
+    order: &str,
+) -> Result<FirstSeenResult> {
+    check_columns(scope, order)?;
+    let started = std::time::Instant::now();
+    let scopes = scopes_of_run(run, store, collection, scope)?;
+    let r = update_first_seen(store, collection, scope, order, Some(&scopes))?;
+    log::info!(
+        "{FIRST_SEEN_KEY}: {} points of {} scope value(s) read, {} set, in {:.1}s",
+        r.points,
+        r.scopes,
+        r.updated,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(r)
 }

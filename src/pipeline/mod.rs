@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-pub use changes::{changes, ChangeRow};
+pub use changes::{changes, update_first_seen, update_first_seen_for_run, ChangeRow, FirstSeenResult, FIRST_SEEN_KEY};
 pub use embed::{embed_shard, EmbedResult, VectorSource};
 pub use load::{ensure_collection, load_shard, restore_indexing, EnsureMode, EnsureResult, LoadResult, ShardResult};
 pub use plan::{plan, PlanOptions, PlanSummary};
@@ -46,6 +46,9 @@ pub struct IngestOptions {
     pub load: LoadOptions,
     /// Columns whose values delimit what this input replaces (see [`sync`]); empty: no sync.
     pub sync_scope: Vec<String>,
+    /// Track what changes between filings: (scope columns, order column). Each point of the scopes
+    /// this input loads gets [`changes::FIRST_SEEN_KEY`] (see [`changes::update_first_seen`]).
+    pub changes: Option<(Vec<String>, String)>,
 }
 
 impl IngestOptions {
@@ -127,6 +130,9 @@ pub fn ingest(
         if let Some(built) = &switched.collection {
             report.record_switch(built, switched.previous.as_deref(), store.count(&opts.collection)?);
         }
+    }
+    if let Some((scope, order)) = &opts.changes {
+        changes::update_first_seen_for_run(run, store, &opts.collection, scope, order)?;
     }
     Ok(IngestResult { run_dir: run.path.display().to_string(), report, wall_seconds: started.elapsed().as_secs_f64() })
 }

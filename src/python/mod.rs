@@ -459,6 +459,21 @@ fn sync(py: Python<'_>, run_dir: PathBuf, target: String, collection: String, sc
 }
 
 #[pyfunction]
+fn update_first_seen(
+    py: Python<'_>,
+    run_dir: PathBuf,
+    target: String,
+    collection: String,
+    scope: Vec<String>,
+    order: String,
+) -> PyResult<String> {
+    let r = with_store(py, &target, |s| {
+        pipeline::update_first_seen_for_run(&RunDir::at(run_dir), s, &collection, &scope, &order)
+    })?;
+    json(&r)
+}
+
+#[pyfunction]
 fn switch(py: Python<'_>, run_dir: PathBuf, target: String, collection: String) -> PyResult<String> {
     let r = with_store(py, &target, |s| pipeline::switch(&RunDir::at(run_dir), s, &collection))?;
     json(&r)
@@ -471,7 +486,7 @@ fn report_summary(report: String) -> PyResult<String> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, sync_scope=Vec::new(), collection_options="{}".to_string(), rebuild=false, progress=None))]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, sync_scope=Vec::new(), collection_options="{}".to_string(), rebuild=false, progress=None, changes_scope=Vec::new(), changes_order=None))]
 #[allow(clippy::too_many_arguments)]
 fn ingest(
     py: Python<'_>,
@@ -491,6 +506,8 @@ fn ingest(
     collection_options: String,
     rebuild: bool,
     progress: Option<Py<PyAny>>,
+    changes_scope: Vec<String>,
+    changes_order: Option<String>,
 ) -> PyResult<String> {
     let mode = pipeline::EnsureMode::from_flags(recreate, rebuild).map_err(to_py)?;
     let collection_options: store::CollectionOptions = parse("collection options", &collection_options)?;
@@ -505,6 +522,7 @@ fn ingest(
         encode: EncodeOptions { batch_size, normalize: true },
         load,
         sync_scope,
+        changes: changes_order.filter(|_| !changes_scope.is_empty()).map(|o| (changes_scope, o)),
     };
     let r = p.result(with_store(py, &target, |s| {
         pipeline::ingest(&RunDir::at(run_dir), &opts, embedder.inner.as_ref(), s, p.sink())
@@ -539,6 +557,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store_handle::NativeStore>()?;
     m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(bm25, m)?)?;
+    m.add_function(wrap_pyfunction!(update_first_seen, m)?)?;
     m.add_function(wrap_pyfunction!(settings_json, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_info_json, m)?)?;
     m.add_function(wrap_pyfunction!(linear_gflops, m)?)?;

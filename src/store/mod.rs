@@ -489,6 +489,14 @@ pub trait VectorStore: Send + Sync {
         page: &mut dyn FnMut(Vec<ScannedPoint>) -> Result<()>,
     ) -> Result<()>;
 
+    /// Set the payload keys of `payload` on the points `ids` (other keys stay; ids not in the
+    /// collection are no error): Qdrant's `set_payload`.
+    fn set_payload(&self, collection: &str, ids: &[Uuid], payload: &Map<String, Value>) -> Result<()>;
+
+    /// Create a payload index on `field` if the collection has none there (recorded like those
+    /// of [`CollectionSpec::payload_indexes`]).
+    fn create_payload_index(&self, collection: &str, field: &str, kind: IndexKind) -> Result<()>;
+
     /// Delete points by id (ids not in the collection are no error); returns the number of ids.
     fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<u64>;
 

@@ -416,8 +416,24 @@ impl Points for Service {
         unimplemented("delete_vectors")
     }
 
-    async fn set_payload(&self, _r: Request<pb::SetPayloadPoints>) -> R<pb::PointsOperationResponse> {
-        unimplemented("set_payload")
+    async fn set_payload(&self, r: Request<pb::SetPayloadPoints>) -> R<pb::PointsOperationResponse> {
+        use pb::points_selector::PointsSelectorOneOf as P;
+        let start = Instant::now();
+        let req = r.into_inner();
+        if req.key.is_some() {
+            return unimplemented("set_payload with a key");
+        }
+        let name = req.collection_name;
+        let c = self.engine.get(&name)?;
+        let (points, filter) = match req.points_selector.and_then(|p| p.points_selector_one_of) {
+            Some(P::Points(list)) => (Some(list.ids.iter().map(edge_id).collect::<Result<Vec<_>, _>>()?), None),
+            Some(P::Filter(f)) => (None, edge_filter(Some(&f))?),
+            None => return Err(Status::invalid_argument("Wrong input: points selector is required")),
+        };
+        let payload = qe::Payload(req.payload.into_iter().map(|(k, v)| (k, from_pb_value(v))).collect());
+        let op = qe::PayloadOps::SetPayload(qe::SetPayloadOp { payload, points, filter, key: None });
+        c.with(&name, move |shard| shard.update(qe::UpdateOperation::PayloadOperation(op)).map_err(op_err)).await?;
+        done(update_ok(start))
     }
 
     async fn overwrite_payload(&self, _r: Request<pb::SetPayloadPoints>) -> R<pb::PointsOperationResponse> {

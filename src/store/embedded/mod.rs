@@ -634,6 +634,42 @@ impl VectorStore for EmbeddedStore {
         })
     }
 
+    fn set_payload(&self, collection: &str, ids: &[Uuid], payload: &Map<String, Value>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let h = self.existing(collection)?;
+        let st = h.state.write();
+        let Some(open) = st.open.as_ref() else {
+            return Err(missing(collection, &h.dir));
+        };
+        let shard_dir = h.dir.join(SHARD_DIR);
+        let op = qe::UpdateOperation::PayloadOperation(qe::PayloadOps::SetPayload(qe::SetPayloadOp {
+            payload: qe::Payload(payload.clone().into_iter().collect()),
+            points: Some(ids.iter().map(edge_id).collect()),
+            filter: None,
+            key: None,
+        }));
+        open.shard.update(op).map_err(|e| edge_err(&shard_dir, "set payload", e))?;
+        open.shard.flush();
+        Ok(())
+    }
+
+    fn create_payload_index(&self, collection: &str, field: &str, kind: IndexKind) -> Result<()> {
+        let h = self.existing(collection)?;
+        let mut st = h.state.write();
+        let Some(open) = st.open.as_mut() else {
+            return Err(missing(collection, &h.dir));
+        };
+        if open.meta.payload_indexes.iter().any(|(f, _)| f == field) {
+            return Ok(());
+        }
+        create_index(&open.shard, &h.dir.join(SHARD_DIR), field, kind)?;
+        open.meta.payload_indexes.push((field.to_string(), kind));
+        open.shard.flush();
+        save_meta(&h.dir, &open.meta)
+    }
+
     fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<u64> {
         if ids.is_empty() {
             return Ok(0);

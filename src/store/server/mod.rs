@@ -845,6 +845,43 @@ impl VectorStore for ServerStore {
         }
     }
 
+    fn set_payload(&self, collection: &str, ids: &[Uuid], payload: &Map<String, Value>) -> Result<()> {
+        validate_collection_name(collection)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let req = pb::SetPayloadPoints {
+            collection_name: collection.to_string(),
+            wait: Some(true),
+            payload: to_pb_payload(payload.clone()),
+            points_selector: Some(pb::PointsSelector {
+                points_selector_one_of: Some(pb::points_selector::PointsSelectorOneOf::Points(pb::PointsIdsList {
+                    ids: ids.iter().map(pb_id).collect(),
+                })),
+            }),
+            ..Default::default()
+        };
+        self.call("set_payload", collection, |c| {
+            let req = req.clone();
+            async move { c.set_payload(req).await }
+        })?;
+        Ok(())
+    }
+
+    fn create_payload_index(&self, collection: &str, field: &str, kind: IndexKind) -> Result<()> {
+        validate_collection_name(collection)?;
+        let info = self.info(collection)?.ok_or_else(|| self.missing(collection))?;
+        let spec = CollectionSpec {
+            name: collection.to_string(),
+            dim: 0,
+            distance: Distance::Cosine,
+            payload_indexes: vec![(field.to_string(), kind)],
+            model: None,
+            options: CollectionOptions::default(),
+        };
+        self.ensure_indexes(&spec, &info.payload_schema)
+    }
+
     fn delete(&self, collection: &str, ids: &[Uuid]) -> Result<u64> {
         validate_collection_name(collection)?;
         if ids.is_empty() {
