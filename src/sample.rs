@@ -375,7 +375,7 @@ pub fn write_yearly(path: &Path, rows: u64, seed: u64, years: u32, change_rate: 
         std::fs::create_dir_all(dir).map_err(|e| VdbError::io(dir, "cannot create directory", e))?;
     }
     let per_filing = (rows / (COMPANIES.len() as u64 * u64::from(years))).max(1) as usize;
-    let mut rng = Rng(seed ^ 0x7EA2_1E5);
+    let mut rng = Rng(seed ^ 0x07EA_21E5);
     let mut cols: Columns = Default::default();
     let mut filings = 0u64;
     for (c, company) in COMPANIES.iter().enumerate() {

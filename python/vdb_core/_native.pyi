@@ -188,8 +188,6 @@ def embed_shard(
     recreate: bool = False,
     rebuild: bool = False,
     progress: _Progress = None,
-    changes_scope: list[str] = ...,
-    changes_order: str | None = None,
 ) -> str: ...
 def ensure_collection(
     run_dir: str, target: str, collection: str, recreate: bool, rebuild: bool = False, options: str = ...
@@ -220,4 +218,6 @@ def ingest(
     collection_options: str = ...,
     rebuild: bool = False,
     progress: _Progress = None,
+    changes_scope: list[str] = ...,
+    changes_order: str | None = None,
 ) -> str: ...

@@ -337,7 +337,8 @@ pub fn update_first_seen(
     fields.extend([order.to_string(), TEXT_KEY.to_string(), FIRST_SEEN_KEY.to_string()]);
     // scope (JSON text) -> (text -> earliest (key, value)), and the points with their text and value.
     type Earliest = std::collections::HashMap<String, (OrderKey, Value)>;
-    let mut groups: BTreeMap<String, (Earliest, Vec<(uuid::Uuid, String, Option<Value>)>)> = BTreeMap::new();
+    type Members = Vec<(uuid::Uuid, String, Option<Value>)>;
+    let mut groups: BTreeMap<String, (Earliest, Members)> = BTreeMap::new();
     let mut reader = Reader { collection, scope, order, kind: None };
     let mut result = FirstSeenResult::default();
     store.scan(collection, &filter, &fields, false, &mut |points| {
