@@ -324,6 +324,8 @@ def sec_filings_to_qdrant():
             shard_rows=shard_rows,
             strict=p["strict"],
             progress=task_progress(log),
+            changes_scope=p["changes_scope"] or None,
+            changes_order=p["changes_order"] if p["changes_scope"] else None,
         )
         log.info(
             "planned %d shards in %s: %d rows read, %d valid, skipped %s%s",

@@ -353,10 +353,14 @@ def plan(
     strict: bool = False,
     reuse: bool | None = None,
     progress: Progress = None,
+    changes_scope: Sequence[str] | None = None,
+    changes_order: str | None = None,
 ) -> dict[str, Any]:
     """Validate the parquet and split its valid rows into shard files under ``run_dir``. With
     ``reuse`` (default ``VDB_REUSE``, on), each distinct text is embedded once: its first shard
-    provides the vector for every row with the same text."""
+    provides the vector for every row with the same text. With ``changes_scope`` and
+    ``changes_order``, the run's loads write ``_vdb_first_seen`` with their points (see
+    :func:`update_first_seen`, which the run then calls for what the loads could not know)."""
     return json.loads(
         _native.plan(
             os.fspath(run_dir),
@@ -366,6 +370,8 @@ def plan(
             strict,
             _or_setting(reuse, "reuse"),
             progress,
+            list(changes_scope or []),
+            changes_order or None,
         )
     )
 

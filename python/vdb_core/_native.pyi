@@ -176,7 +176,15 @@ def sample_data(
     change_rate: float = ...,
 ) -> str: ...
 def plan(
-    run_dir: str, input: str, mapping: str, shard_rows: int, strict: bool, reuse: bool, progress: _Progress = None
+    run_dir: str,
+    input: str,
+    mapping: str,
+    shard_rows: int,
+    strict: bool,
+    reuse: bool,
+    progress: _Progress = None,
+    changes_scope: list[str] = ...,
+    changes_order: str | None = None,
 ) -> str: ...
 def embed_shard(
     run_dir: str,

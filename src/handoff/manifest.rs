@@ -181,6 +181,10 @@ pub struct Manifest {
     /// every load of the run writes next to the dense one; `None`: the collection is dense only.
     #[serde(default)]
     pub sparse: Option<crate::sparse::Bm25Config>,
+    /// Changes tracking (scope columns, order column): every load of the run writes
+    /// `_vdb_first_seen` with its points (see `pipeline::changes`).
+    #[serde(default)]
+    pub changes: Option<(Vec<String>, String)>,
 }
 
 impl Manifest {

@@ -434,3 +434,86 @@ pub fn update_first_seen_for_run(
     );
     Ok(r)
 }
+
+/// Writes [`FIRST_SEEN_KEY`] into the payloads of points about to be loaded: for each point, the
+/// smallest order value among its own, those of the points of the same scope and text in `points`,
+/// and those the collection already holds for them. With filings loaded in order this is final;
+/// [`update_first_seen`] after the load corrects what a later load or a sync changes. Points
+/// without a scope or order value are left alone ([`update_first_seen`] names the column).
+pub fn with_first_seen(
+    store: &dyn VectorStore,
+    collection: &str,
+    scope: &[String],
+    order: &str,
+    points: &mut [crate::store::PointRecord],
+) -> Result<()> {
+    check_columns(scope, order)?;
+    let read = |payload: &Map<String, Value>| -> Option<(String, Map<String, Value>, OrderKey, Value, String)> {
+        let values: Map<String, Value> = scope
+            .iter()
+            .map(|c| payload.get(c).filter(|v| !v.is_null()).map(|v| (c.clone(), v.clone())))
+            .collect::<Option<_>>()?;
+        let value = payload.get(order)?;
+        let key = OrderKey::of(value)?;
+        let text = payload.get(TEXT_KEY)?.as_str()?.to_string();
+        Some((serde_json::to_string(&values).ok()?, values, key, value.clone(), text))
+    };
+    let mut best: std::collections::HashMap<(String, String), (OrderKey, Value)> = Default::default();
+    let mut texts: BTreeMap<String, (Map<String, Value>, HashSet<String>)> = BTreeMap::new();
+    let offer = |best: &mut std::collections::HashMap<(String, String), (OrderKey, Value)>,
+                 k: (String, String),
+                 key: OrderKey,
+                 value: Value| match best.get(&k) {
+        Some((have, _)) if have.cmp(&key) != Ordering::Greater => {}
+        _ => {
+            best.insert(k, (key, value));
+        }
+    };
+    for p in points.iter() {
+        if let Some((sk, values, key, value, text)) = read(&p.payload) {
+            texts.entry(sk.clone()).or_insert_with(|| (values, HashSet::new())).1.insert(text.clone());
+            offer(&mut best, (sk, text), key, value);
+        }
+    }
+    for (sk, (values, set)) in &texts {
+        let all: Vec<&String> = set.iter().collect();
+        for chunk in all.chunks(SET_PAYLOAD_BATCH) {
+            let mut must: Vec<Value> =
+                values.iter().map(|(k, v)| serde_json::json!({"key": k, "match": {"value": v}})).collect();
+            must.push(serde_json::json!({"key": TEXT_KEY, "match": {"any": chunk}}));
+            let filter = [Condition::Qdrant { filter: serde_json::json!({ "must": must }) }];
+            let fields = [TEXT_KEY.to_string(), FIRST_SEEN_KEY.to_string(), order.to_string()];
+            store.scan(collection, &filter, &fields, false, &mut |found| {
+                for q in found {
+                    let Some(text) = q.payload.get(TEXT_KEY).and_then(Value::as_str) else { continue };
+                    for v in [q.payload.get(FIRST_SEEN_KEY), q.payload.get(order)].into_iter().flatten() {
+                        if let Some(key) = OrderKey::of(v) {
+                            offer(&mut best, (sk.clone(), text.to_string()), key, v.clone());
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+    }
+    for p in points.iter_mut() {
+        if let Some((sk, _, _, _, text)) = read(&p.payload) {
+            if let Some((_, v)) = best.get(&(sk, text)) {
+                p.payload.insert(FIRST_SEEN_KEY.to_string(), v.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records in the run's manifest that its loads write `_vdb_first_seen` for `(scope, order)`
+/// (`None`: leaves the manifest as it is).
+pub fn track(run: &crate::handoff::RunDir, changes: Option<&(Vec<String>, String)>) -> Result<()> {
+    let Some((scope, order)) = changes else { return Ok(()) };
+    check_columns(scope, order)?;
+    crate::handoff::Manifest::update(run, |m| {
+        m.changes = Some((scope.clone(), order.clone()));
+        Ok(())
+    })
+    .map(drop)
+}

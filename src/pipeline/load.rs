@@ -385,7 +385,10 @@ pub fn load_shard(
         ));
     }
     let collection = &build_target(&m, collection, run)?;
-    let points = shard_points(run, &m, index)?;
+    let mut points = shard_points(run, &m, index)?;
+    if let Some((scope, order)) = &m.changes {
+        super::changes::with_first_seen(store, collection, scope, order, &mut points)?;
+    }
     let with_sparse = points.iter().filter(|p| p.sparse.is_some()).count() as u64;
     progress.start(&format!("load shard {index}"), points.len() as u64);
     let (mut written, mut added, mut updated, mut unchanged) = (0u64, 0u64, 0u64, 0u64);

@@ -107,6 +107,7 @@ pub fn ingest(
     }
     let _ingest_lock = lock_ingest(run)?;
     let planned = plan(run, &opts.plan, progress)?;
+    changes::track(run, opts.changes.as_ref())?;
     let source = VectorSource { store, collection: &opts.collection, replaces: opts.mode.replaces() };
     for &i in &planned.shards {
         embed_shard(run, i, embedder, &opts.encode, Some(source), progress)?;

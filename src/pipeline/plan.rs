@@ -228,6 +228,7 @@ fn manifest(
         synced: None,
         rebuild: old.as_ref().and_then(|m| m.rebuild.clone()),
         sparse: old.as_ref().and_then(|m| m.sparse),
+        changes: old.as_ref().and_then(|m| m.changes.clone()),
         steps: old.map(|m| m.steps).unwrap_or_default(),
     })
 }

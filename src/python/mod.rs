@@ -263,7 +263,7 @@ fn sample_data(
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, progress=None))]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, progress=None, changes_scope=Vec::new(), changes_order=None))]
 #[allow(clippy::too_many_arguments)]
 fn plan(
     py: Python<'_>,
@@ -274,11 +274,19 @@ fn plan(
     strict: bool,
     reuse: bool,
     progress: Option<Py<PyAny>>,
+    changes_scope: Vec<String>,
+    changes_order: Option<String>,
 ) -> PyResult<String> {
     let mapping: ColumnMapping = parse("column mapping", &mapping)?;
     let p = self::progress(progress, 10.0)?;
     let opts = PlanOptions { input, mapping, shard_rows, strict, reuse };
-    let r = p.result(work(py, || pipeline::plan(&RunDir::at(run_dir), &opts, p.sink())))?;
+    let changes = changes_order.filter(|_| !changes_scope.is_empty()).map(|o| (changes_scope, o));
+    let run = RunDir::at(run_dir);
+    let r = p.result(work(py, || {
+        let r = pipeline::plan(&run, &opts, p.sink())?;
+        pipeline::changes::track(&run, changes.as_ref())?;
+        Ok(r)
+    }))?;
     json(&r)
 }
 

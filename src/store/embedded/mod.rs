@@ -651,6 +651,11 @@ impl VectorStore for EmbeddedStore {
             key: None,
         }));
         open.shard.update(op).map_err(|e| edge_err(&shard_dir, "set payload", e))?;
+        // Changing the payload of a point in an indexed (immutable) segment moves it to the
+        // appendable one: index what moved, as upsert does outside bulk mode.
+        if !st.bulk {
+            open.shard.optimize().map_err(|e| edge_err(&shard_dir, "optimize", e))?;
+        }
         open.shard.flush();
         Ok(())
     }
