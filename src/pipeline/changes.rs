@@ -448,7 +448,9 @@ pub fn with_first_seen(
     points: &mut [crate::store::PointRecord],
 ) -> Result<()> {
     check_columns(scope, order)?;
-    let read = |payload: &Map<String, Value>| -> Option<(String, Map<String, Value>, OrderKey, Value, String)> {
+    // (scope as JSON text, scope values, order key, order value, text fingerprint) of a payload.
+    type Keys = (String, Map<String, Value>, OrderKey, Value, String);
+    let read = |payload: &Map<String, Value>| -> Option<Keys> {
         let values: Map<String, Value> = scope
             .iter()
             .map(|c| payload.get(c).filter(|v| !v.is_null()).map(|v| (c.clone(), v.clone())))
