@@ -179,33 +179,25 @@ pub(crate) fn search_edge(
         score_threshold,
     };
     let points = shard.search(req).map_err(op_err)?;
-    Ok(points
-        .into_iter()
-        .map(|p| pb::ScoredPoint {
-            id: Some(pb_id(&p.id)),
-            payload: p.payload.map(|p| to_pb_payload(p.0)).unwrap_or_default(),
-            score: p.score,
-            version: p.version,
-            vectors: pb_vectors(p.vector),
-            ..Default::default()
-        })
-        .collect())
+    Ok(points.into_iter().map(scored).collect())
+}
+
+/// An engine result as Qdrant's gRPC answer gives it.
+fn scored(p: qe::ScoredPoint) -> pb::ScoredPoint {
+    pb::ScoredPoint {
+        id: Some(pb_id(&p.id)),
+        payload: p.payload.map(|p| to_pb_payload(p.0)).unwrap_or_default(),
+        score: p.score,
+        version: p.version,
+        vectors: pb_vectors(p.vector),
+        ..Default::default()
+    }
 }
 
 /// A Query API request with prefetches or a sparse query, run by qdrant-edge's query planner.
 pub(crate) fn query_edge(shard: &qe::EdgeShard, request: qe::QueryRequest) -> Result<Vec<pb::ScoredPoint>, Status> {
     let points = shard.query(request).map_err(op_err)?;
-    Ok(points
-        .into_iter()
-        .map(|p| pb::ScoredPoint {
-            id: Some(pb_id(&p.id)),
-            payload: p.payload.map(|p| to_pb_payload(p.0)).unwrap_or_default(),
-            score: p.score,
-            version: p.version,
-            vectors: pb_vectors(p.vector),
-            ..Default::default()
-        })
-        .collect())
+    Ok(points.into_iter().map(scored).collect())
 }
 
 pub(crate) fn scroll_edge(
