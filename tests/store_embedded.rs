@@ -53,6 +53,12 @@ fn load_search_filter_retrieve() {
 }
 
 #[test]
+fn paged_scroll() {
+    let tmp = tempfile::tempdir().unwrap();
+    contract::paged_scroll(&store(tmp.path()), "paged");
+}
+
+#[test]
 fn data_is_durable_across_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     {

@@ -93,6 +93,13 @@ fn errors() {
 }
 
 #[test]
+fn paged_scroll() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(tmp.path());
+    contract::paged_scroll(&connect(&server.url()), "paged");
+}
+
+#[test]
 fn bulk_mode_roundtrip() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start(tmp.path());

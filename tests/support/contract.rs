@@ -191,6 +191,60 @@ pub fn retrieve(store: &dyn VectorStore, name: &str) {
     assert!(store.retrieve(name, &[]).unwrap().is_empty());
 }
 
+/// More points than one scroll page (the stores' `SCROLL_PAGE`, 1,024): `scroll_ids`, `scan` and
+/// `find_keys` go through every page, and `find_keys` stops paging once it has every key.
+pub fn paged_scroll(store: &dyn VectorStore, name: &str) {
+    const PAGE: usize = 1024;
+    let n = 2 * PAGE + 452;
+    store.ensure_collection(&spec(name, DIM), false).unwrap();
+    store.upsert(name, points(0..n, DIM), &opts()).unwrap();
+    let acme = [Condition::Equals { field: "company".into(), value: json!("acme") }];
+
+    let mut all: Vec<String> = store.scroll_ids(name, &[]).unwrap().iter().map(|u| u.to_string()).collect();
+    all.sort();
+    assert_eq!(all, ids_where(n, |_| true));
+    let mut some: Vec<String> = store.scroll_ids(name, &acme).unwrap().iter().map(|u| u.to_string()).collect();
+    some.sort();
+    assert_eq!(some, ids_where(n, |i| i % 3 == 0));
+
+    let (mut sizes, mut seen) = (Vec::new(), Vec::new());
+    store
+        .scan(name, &[], &["row".to_string()], true, &mut |page| {
+            sizes.push(page.len());
+            for p in page {
+                let row = p.payload["row"].as_u64().unwrap() as usize;
+                assert_eq!((p.id, p.payload.len()), (id(row), 1));
+                assert_eq!(p.vector.map(|v| v.len()), Some(DIM));
+                seen.push(p.id.to_string());
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(sizes, [PAGE, PAGE, n - 2 * PAGE]);
+    seen.sort();
+    assert_eq!(seen, all);
+    // An error of the page callback ends the scan with that error.
+    let mut pages = 0;
+    let err = store
+        .scan(name, &[], &[], false, &mut |_| {
+            pages += 1;
+            Err(vdb_core::VdbError::internal("stop"))
+        })
+        .unwrap_err();
+    assert_eq!((pages, err.message.as_str()), (1, "stop"));
+
+    // Every company is on the first page (so the paging can stop there); an absent key makes it read
+    // every page. Either way each key found names a point that holds it.
+    for keys in [vec!["acme", "globex", "initech corp"], vec!["acme", "globex", "initech corp", "nobody"]] {
+        let keys: Vec<String> = keys.into_iter().map(String::from).collect();
+        let found = store.find_keys(name, "company", &keys).unwrap();
+        assert_eq!(found.len(), 3, "{found:?}");
+        for (key, point) in &found {
+            assert_eq!(store.retrieve(name, &[*point]).unwrap()[0].payload["company"], json!(key));
+        }
+    }
+}
+
 /// Wrong sizes, unknown collections and bad names are clear errors.
 pub fn errors(store: &dyn VectorStore, name: &str) {
     store.ensure_collection(&spec(name, DIM), false).unwrap();

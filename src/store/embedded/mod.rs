@@ -38,6 +38,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,6 +139,37 @@ impl EmbeddedStore {
             return Err(missing(collection, &h.dir));
         };
         f(open, &h.dir)
+    }
+
+    /// Every point of an existing collection matching `filter`, a page ([`SCROLL_PAGE`] points) at
+    /// a time in id order, with the payload `with_payload` selects and the vectors `with_vector`
+    /// does: `f` is called once per page, under the collection's read lock, until the scroll ends,
+    /// `f` breaks or `f` (or the scroll) fails.
+    fn scroll_each(
+        &self,
+        collection: &str,
+        filter: Option<qe::Filter>,
+        with_payload: qe::WithPayloadInterface,
+        with_vector: qe::WithVector,
+        mut f: impl FnMut(Vec<qe::Record>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        self.read(collection, |open, dir| {
+            let mut req = qe::ScrollRequest {
+                offset: None,
+                limit: Some(SCROLL_PAGE),
+                filter,
+                with_payload: Some(with_payload),
+                with_vector,
+                order_by: None,
+            };
+            loop {
+                let (records, next) = open.shard.scroll(req.clone()).map_err(|e| edge_err(dir, "scroll", e))?;
+                if f(records)?.is_break() || next.is_none() {
+                    return Ok(());
+                }
+                req.offset = next;
+            }
+        })
     }
 
     /// Points per indexed segment in bulk mode (at least 1,000).
@@ -557,28 +589,16 @@ impl VectorStore for EmbeddedStore {
 
     fn scroll_ids(&self, collection: &str, filter: &[Condition]) -> Result<Vec<Uuid>> {
         let filter = edge_filter(filter)?;
-        self.read(collection, |open, dir| {
-            let (mut ids, mut offset) = (Vec::new(), None);
-            loop {
-                let req = qe::ScrollRequest {
-                    offset,
-                    limit: Some(SCROLL_PAGE),
-                    filter: filter.clone(),
-                    with_payload: Some(qe::WithPayloadInterface::Bool(false)),
-                    with_vector: qe::WithVector::Bool(false),
-                    order_by: None,
-                };
-                let (records, next) = open.shard.scroll(req).map_err(|e| edge_err(dir, "scroll", e))?;
-                ids.extend(records.into_iter().filter_map(|r| match r.id {
-                    qe::PointId::Uuid(u) => Some(u),
-                    qe::PointId::NumId(_) => None,
-                }));
-                match next {
-                    Some(n) => offset = Some(n),
-                    None => return Ok(ids),
-                }
-            }
-        })
+        let mut ids = Vec::new();
+        let (no_payload, no_vector) = (qe::WithPayloadInterface::Bool(false), qe::WithVector::Bool(false));
+        self.scroll_each(collection, filter, no_payload, no_vector, |records| {
+            ids.extend(records.into_iter().filter_map(|r| match r.id {
+                qe::PointId::Uuid(u) => Some(u),
+                qe::PointId::NumId(_) => None,
+            }));
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(ids)
     }
 
     fn scan(
@@ -603,34 +623,19 @@ impl VectorStore for EmbeddedStore {
         } else {
             qe::WithVector::Bool(false)
         };
-        self.read(collection, |open, dir| {
-            let mut offset = None;
-            loop {
-                let req = qe::ScrollRequest {
-                    offset,
-                    limit: Some(SCROLL_PAGE),
-                    filter: filter.clone(),
-                    with_payload: Some(qe::WithPayloadInterface::Fields(paths.clone())),
-                    with_vector: with_vector.clone(),
-                    order_by: None,
-                };
-                let (records, next) = open.shard.scroll(req).map_err(|e| edge_err(dir, "scroll", e))?;
-                page(
-                    records
-                        .into_iter()
-                        .filter_map(|r| match r.id {
-                            qe::PointId::Uuid(id) => {
-                                Some(ScannedPoint { id, payload: payload_map(r.payload), vector: dense(r.vector) })
-                            }
-                            qe::PointId::NumId(_) => None,
-                        })
-                        .collect(),
-                )?;
-                match next {
-                    Some(n) => offset = Some(n),
-                    None => return Ok(()),
-                }
-            }
+        self.scroll_each(collection, filter, qe::WithPayloadInterface::Fields(paths), with_vector, |records| {
+            page(
+                records
+                    .into_iter()
+                    .filter_map(|r| match r.id {
+                        qe::PointId::Uuid(id) => {
+                            Some(ScannedPoint { id, payload: payload_map(r.payload), vector: dense(r.vector) })
+                        }
+                        qe::PointId::NumId(_) => None,
+                    })
+                    .collect(),
+            )?;
+            Ok(ControlFlow::Continue(()))
         })
     }
 
@@ -747,30 +752,16 @@ impl VectorStore for EmbeddedStore {
         }))
         .map_err(|e| VdbError::internal(format!("cannot build the key filter: {e}")))?;
         let only_field = payload_fields(field)?;
-        self.read(collection, |open, dir| {
-            let mut offset = None;
-            loop {
-                let req = qe::ScrollRequest {
-                    offset,
-                    limit: Some(SCROLL_PAGE),
-                    filter: Some(filter.clone()),
-                    with_payload: Some(only_field.clone()),
-                    with_vector: qe::WithVector::Bool(false),
-                    order_by: None,
-                };
-                let (records, next) = open.shard.scroll(req).map_err(|e| edge_err(dir, "scroll", e))?;
-                for r in records {
-                    let key = payload_map(r.payload).get(field).and_then(Value::as_str).map(str::to_string);
-                    if let (Some(key), qe::PointId::Uuid(id)) = (key, r.id) {
-                        found.entry(key).or_insert(id);
-                    }
-                }
-                match next {
-                    Some(n) if found.len() < keys.len() => offset = Some(n),
-                    _ => return Ok(found),
+        self.scroll_each(collection, Some(filter), only_field, qe::WithVector::Bool(false), |records| {
+            for r in records {
+                let key = payload_map(r.payload).get(field).and_then(Value::as_str).map(str::to_string);
+                if let (Some(key), qe::PointId::Uuid(id)) = (key, r.id) {
+                    found.entry(key).or_insert(id);
                 }
             }
-        })
+            Ok(if found.len() < keys.len() { ControlFlow::Continue(()) } else { ControlFlow::Break(()) })
+        })?;
+        Ok(found)
     }
 
     fn vectors(&self, collection: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<f32>>> {

@@ -198,6 +198,19 @@ pub(super) fn with_payload() -> pb::WithPayloadSelector {
     pb::WithPayloadSelector { selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(true)) }
 }
 
+pub(super) fn no_payload() -> pb::WithPayloadSelector {
+    pb::WithPayloadSelector { selector_options: Some(pb::with_payload_selector::SelectorOptions::Enable(false)) }
+}
+
+/// A selector of the points `ids`.
+pub(super) fn points_by_id(ids: &[Uuid]) -> pb::PointsSelector {
+    pb::PointsSelector {
+        points_selector_one_of: Some(pb::points_selector::PointsSelectorOneOf::Points(pb::PointsIdsList {
+            ids: ids.iter().map(pb_id).collect(),
+        })),
+    }
+}
+
 /// (size, distance) of an unnamed-vector collection, or a description of what it has instead.
 pub(super) fn vector_params(info: &pb::CollectionInfo) -> std::result::Result<(usize, Distance), String> {
     let cfg = info
