@@ -136,9 +136,13 @@ USER airflow
 # 4. A smoke test: both import, and the model files are where vdb_core will look for them; vdb_core
 #    is the Airflow provider of the `qdrant` connection type (its entry point), and no official
 #    Qdrant provider is there to take that type over (README "The Qdrant connection in the UI").
+# The requirement files are mounted one by one, not the docker/ folder: a bind mount's content is part
+# of the layer's cache key, and an edit of docker/deploy.py (copied below) must not reinstall all this.
 ARG VDB_FEATURES=""
 RUN --mount=type=bind,from=wheel,source=/dist,target=/tmp/vdb-dist \
-    --mount=type=bind,source=docker,target=/tmp/vdb-docker \
+    --mount=type=bind,source=docker/constraints.txt,target=/tmp/vdb-docker/constraints.txt \
+    --mount=type=bind,source=docker/model-requirements.txt,target=/tmp/vdb-docker/model-requirements.txt \
+    --mount=type=bind,source=docker/cuda-requirements.txt,target=/tmp/vdb-docker/cuda-requirements.txt \
     uv pip install --no-cache \
         --constraint "${HOME}/constraints.txt" \
         --constraint /tmp/vdb-docker/constraints.txt \
@@ -162,3 +166,9 @@ assert find_spec('airflow.providers.qdrant') is None, 'apache-airflow-providers-
 ENV VDB_WORK_DIR=/tmp/vdb
 RUN mkdir -p "${VDB_WORK_DIR}" \
  && chmod 2775 "${VDB_WORK_DIR}"
+
+# The secrets tool docker-compose.yml's airflow-init runs (`python /opt/vdb/deploy.py init-secrets
+# /opt/airflow/auth`): deployment tooling (standard library only), not part of the vdb_core wheel.
+# Last, so an edit of it rebuilds only this layer; owned by root, so the airflow user runs it but
+# cannot change it.
+COPY docker/deploy.py /opt/vdb/deploy.py

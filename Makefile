@@ -49,8 +49,8 @@ lint: develop
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --features vdb_core/reference -- -D warnings
 	cargo clippy --no-default-features --features python --lib -- -D warnings   # the Docker image's feature set
-	$(VENV)/bin/ruff format --check python dags tests bench
-	$(VENV)/bin/ruff check python dags tests bench
+	$(VENV)/bin/ruff format --check python dags tests bench docker
+	$(VENV)/bin/ruff check python dags tests bench docker
 	cd python && $(abspath $(PY)) -m mypy.stubtest vdb_core --allowlist stubtest-allowlist.txt
 
 bench: setup

@@ -1,4 +1,4 @@
-"""vdb_core.airflow and vdb_core.deploy without a scheduler: the Qdrant connection as the official
+"""vdb_core.airflow and docker/deploy.py without a scheduler: the Qdrant connection as the official
 provider reads it, no silent fallback, fail-fast errors, the data root, pruning run directories,
 and the secrets airflow-init writes. Real Airflow (its Connection and exceptions), no mocks except
 one injected failure of the secrets lookup."""
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import importlib.util
 import json
 import logging
 import os
@@ -17,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import vdb_core
-from vdb_core import deploy
 from vdb_core.airflow import (
     collection_asset_uri,
     connection_target,
@@ -29,6 +29,18 @@ from vdb_core.airflow import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script(path: Path):
+    """A script of the image (not part of the vdb_core package) imported as a module."""
+    spec = importlib.util.spec_from_file_location(f"_script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+deploy = _load_script(ROOT / "docker" / "deploy.py")
+
 CLOUD = "xyz-example.eu-central.aws.cloud.qdrant.io"
 
 # (id, host, port, password, extra, expected gRPC url or ("error", text), expected api key)

@@ -633,7 +633,7 @@ def test_dependencies_compile_in_a_layer_keyed_on_the_lock_file():
 
 
 def test_what_the_dockerfile_copies_is_not_dockerignored():
-    """Every COPY source of the wheel stage is in the build context, checked with the same pattern
+    """Every COPY source from the build context (any stage) is in it, checked with the same pattern
     semantics Docker uses for simple patterns (fnmatch on the path and each of its parents)."""
     import fnmatch
 
@@ -642,8 +642,8 @@ def test_what_the_dockerfile_copies_is_not_dockerignored():
         for line in DOCKERIGNORE.read_text().splitlines()
         if line.strip() and not line.startswith(("#", "!"))
     ]
-    for keyword, rest in _stages()[0]:
-        if keyword != "COPY":
+    for keyword, rest in [instruction for stage in _stages() for instruction in stage]:
+        if keyword != "COPY" or "--from=" in rest:
             continue
         for src in _copy_sources(rest):
             path = src.strip("/")
@@ -669,6 +669,20 @@ def test_final_stage_installs_pinned_packages_and_copies_no_dags_or_data():
     labels = " ".join(rest for keyword, rest in final if keyword == "LABEL")
     for label in ("title", "description", "version", "revision", "created", "licenses", "base.name"):
         assert f"org.opencontainers.image.{label}=" in labels, label
+
+
+def test_the_secrets_tool_is_in_the_image_not_in_the_wheel():
+    """airflow-init runs docker/deploy.py where the final stage copies it; the vdb_core package does
+    not carry it, and the install layer does not depend on it (the requirement files are bind-mounted
+    one by one, not the docker/ folder, whose content would be part of that layer's cache key)."""
+    final = _stages()[-1]
+    copies = [[*_copy_sources(rest), rest.split()[-1]] for keyword, rest in final if keyword == "COPY"]
+    assert ["docker/deploy.py", "/opt/vdb/deploy.py"] in copies, copies
+    init = " ".join(_compose_raw()["services"]["airflow-init"]["command"])
+    assert "python /opt/vdb/deploy.py init-secrets /opt/airflow/auth" in init
+    assert not (ROOT / "python" / "vdb_core" / "deploy.py").exists()
+    install = next(rest for keyword, rest in final if keyword == "RUN" and "uv pip install" in rest)
+    assert "source=docker," not in install, "mount the requirement files, not docker/"
 
 
 def test_the_image_gets_the_qdrant_connection_type_from_vdb_core_only():
@@ -785,7 +799,7 @@ def test_env_example_documents_every_compose_variable():
     unused = documented - used - INIT_READS
     assert unused == set(), f".env.example keys that nothing reads: {sorted(unused)}"
     init_command = " ".join(_compose_raw()["services"]["airflow-init"]["command"])
-    deploy_source = (ROOT / "python" / "vdb_core" / "deploy.py").read_text()
+    deploy_source = (ROOT / "docker" / "deploy.py").read_text()
     for name in INIT_READS:
         assert f'"{name}"' in deploy_source or f"$${{{name}" in init_command, f"airflow-init never reads {name}"
 
@@ -814,7 +828,7 @@ def test_env_example_holds_placeholders_not_secrets():
     assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env and "AIRFLOW__CELERY__RESULT_BACKEND" not in env
     assert "local-dev-jwt-secret" not in text and "AIRFLOW_ADMIN_PASSWORD:-" not in text
     init = " ".join(_compose_raw()["services"]["airflow-init"]["command"])
-    assert "python -m vdb_core.deploy init-secrets /opt/airflow/auth" in init
+    assert "python /opt/vdb/deploy.py init-secrets /opt/airflow/auth" in init
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""Deployment helpers run by docker-compose's ``airflow-init``: ``python -m vdb_core.deploy init-secrets DIR``.
+"""Deployment helpers run by docker-compose's ``airflow-init``: ``python /opt/vdb/deploy.py init-secrets DIR``.
+
+Part of the image (the Dockerfile copies it to ``/opt/vdb/deploy.py``), not of the ``vdb_core`` wheel:
+standard library only, so it runs with any Python 3.11+.
 
 Airflow's shared secrets (the JWT secret that signs API and task tokens, the Fernet key that encrypts
 connection passwords, the ``[api] secret_key`` that signs the UI's session cookies) and the UI admin
@@ -200,7 +203,7 @@ def default_secret_warnings(env: Mapping[str, str] | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vdb_core.deploy")
+    parser = argparse.ArgumentParser(prog="python /opt/vdb/deploy.py")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("init-secrets", help="write Airflow's secrets into DIR (airflow-init)")
     p.add_argument("dir")
