@@ -198,6 +198,14 @@ _INPUT, _COLLECTION, _EMBEDDING, _LAYOUT = "Input", "Collection", "Embedding", "
             section=_EMBEDDING,
             description="Sentences per forward pass (upper bound). CPU: 32; GPU: a few hundred.",
         ),
+        "reuse": Param(
+            _defaults["reuse"],
+            type="boolean",
+            title="Embed each distinct text once",
+            section=_EMBEDDING,
+            description="Embed each distinct text once and take vectors the collection already holds for the same "
+            "text and model. Off: embed every row. Default: VDB_REUSE.",
+        ),
         "model_dir": Param(
             None,
             type=["string", "null"],
@@ -223,7 +231,27 @@ _INPUT, _COLLECTION, _EMBEDDING, _LAYOUT = "Input", "Collection", "Embedding", "
             maximum=4096,
             title="Points per upsert",
             section=_LAYOUT,
-            description="Points sent to Qdrant in one upsert request.",
+            description="Points sent to Qdrant in one upsert request. Default: VDB_UPSERT_BATCH.",
+        ),
+        "upsert_parallel": Param(
+            _defaults["upsert_parallel"],
+            type="integer",
+            minimum=1,
+            maximum=64,
+            title="Upserts in flight",
+            section=_LAYOUT,
+            description="Upsert requests a load task keeps in flight (server store). Default: VDB_UPSERT_PARALLEL.",
+        ),
+        "upsert_retries": Param(
+            _defaults["upsert_retries"],
+            type="integer",
+            minimum=1,
+            maximum=100,
+            title="Attempts per upsert",
+            section=_LAYOUT,
+            description="Attempts per upsert request on transient Qdrant errors (unavailable, deadline, overloaded), "
+            "backing off from 200 ms, doubling; then the task fails and Airflow's task retries take over. "
+            "Default: VDB_UPSERT_RETRIES.",
         ),
         # Collection layout for large collections and Qdrant clusters (applied when it is created).
         "shard_number": Param(
@@ -323,6 +351,7 @@ def sec_filings_to_qdrant():
             payload_columns=payload_columns,
             shard_rows=shard_rows,
             strict=p["strict"],
+            reuse=p["reuse"],
             progress=task_progress(log),
             changes_scope=p["changes_scope"] or None,
             changes_order=p["changes_order"] if p["changes_scope"] else None,
@@ -420,7 +449,9 @@ def sec_filings_to_qdrant():
             shard,
             p["collection"],
             target=resolve_target(),
-            batch_size=p["upsert_batch_size"],
+            upsert_batch_size=p["upsert_batch_size"],
+            upsert_parallel=p["upsert_parallel"],
+            upsert_retries=p["upsert_retries"],
             progress=task_progress(log),
         )
         log.info(

@@ -29,13 +29,14 @@ pub const SETTINGS: &[Setting] = &[
     Setting { env: "VDB_BATCH_SIZE", default: "32", help: "Sentences per forward pass (upper bound; batches are also capped by tokens)." },
     Setting { env: "VDB_UPSERT_BATCH", default: "128", help: "Points per upsert request." },
     Setting { env: "VDB_UPSERT_PARALLEL", default: "4", help: "Upsert requests in flight (server store)." },
+    Setting { env: "VDB_UPSERT_RETRIES", default: "6", help: "Attempts per upsert request on transient Qdrant errors (unavailable, deadline, overloaded), backing off from 200 ms, doubling." },
     Setting { env: "VDB_THREADS", default: "0", help: "Embedding threads; 0 = the CPUs this process may use." },
     Setting { env: "VDB_REUSE", default: "1", help: "1: embed each distinct text once and reuse vectors the collection already holds for the same text and model; 0: embed every row." },
     Setting { env: "VDB_SPARSE", default: "1", help: "1: new collections get a BM25 sparse vector next to the dense one (Qdrant's BM25, IDF by the engine) and search is hybrid; 0: dense only. An existing collection keeps its layout." },
-    Setting { env: "VDB_PRECISION", default: "float32", help: "Embedding arithmetic: float32 (identical to sentence-transformers), int8 (opt-in, 1.4-2x faster, cosine >= 0.99) or bf16 (opt-in, CPUs with AVX512-BF16, cosine >= 0.9999); on a GPU float16 or bf16 (cosine >= 0.999)." },
+    Setting { env: "VDB_PRECISION", default: "float32", help: "Embedding arithmetic: float32 (identical to sentence-transformers), int8 (opt-in, 1.1-1.3x as fast on the CPUs measured in docs/benchmarks.md, cosine >= 0.99) or bf16 (opt-in, CPUs with AVX512-BF16, cosine >= 0.9999); on a GPU float16 or bf16 (cosine >= 0.999)." },
     Setting { env: "VDB_DEVICE", default: "cpu", help: "Where embedding runs: cpu, or cuda / cuda:N (an NVIDIA GPU; needs a build with the cuda feature, `make cuda`, and the NVIDIA driver)." },
     Setting { env: "VDB_GPU_BATCH_TOKENS", default: "16384", help: "On a GPU: padded tokens (sentences x longest) per forward pass, an upper bound next to VDB_BATCH_SIZE (raise that to a few hundred on a GPU)." },
-    Setting { env: "VDB_AMX", default: "0", help: "1: let int8 and bf16 use the AMX kernels on CPUs that have AMX (not yet verified on an AMX machine; each checks itself against a verified kernel first)." },
+    Setting { env: "VDB_AMX", default: "0", help: "1: let int8 and bf16 use the AMX kernels on CPUs that have AMX (each checks itself against a verified kernel first). Off until benchmarked: they pass every kernel test on an AMX Xeon, their speed is not yet measured." },
     Setting { env: "VDB_DATA_ROOT", default: "", help: "Folder that DAG input paths must resolve under (`..` and symlinks out of it are refused); empty = no restriction." },
     Setting { env: "VDB_REQUIRE_SERVER", default: "0", help: "1 = a Qdrant server is required: a DAG task fails when the Airflow connection qdrant_default is not defined, instead of falling back to QDRANT_URL or the embedded store." },
     Setting { env: "VDB_RUN_RETENTION_DAYS", default: "7", help: "The maintenance DAG deletes run directories nothing touched for this many days (failed runs stay resumable until then)." },
@@ -56,6 +57,7 @@ pub struct Settings {
     pub batch_size: usize,
     pub upsert_batch: usize,
     pub upsert_parallel: usize,
+    pub upsert_retries: u32,
     /// `None` = automatic.
     pub threads: Option<usize>,
     pub precision: Precision,
@@ -127,6 +129,7 @@ impl Settings {
             batch_size: env_usize(vars, "VDB_BATCH_SIZE", 32, 1)?,
             upsert_batch: env_usize(vars, "VDB_UPSERT_BATCH", 128, 1)?,
             upsert_parallel: env_usize(vars, "VDB_UPSERT_PARALLEL", 4, 1)?,
+            upsert_retries: u32::try_from(env_usize(vars, "VDB_UPSERT_RETRIES", 6, 1)?).unwrap_or(u32::MAX),
             threads: if threads == 0 { None } else { Some(threads) },
             precision: match env_str(vars, "VDB_PRECISION") {
                 Some(v) => v.parse().map_err(|e: VdbError| {

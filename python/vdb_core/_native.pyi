@@ -1,15 +1,44 @@
 """Type stubs of the Rust extension ``vdb_core._native``: the contract the runtime is checked
 against (``python -m mypy.stubtest vdb_core._native``, in ``make lint``).
 
-Functions exchange JSON strings for structured values (the ``vdb_core`` package decodes them);
-errors are raised as the exceptions below, each with ``kind`` (a stable slug such as
-``"missing_column"``), ``file``, ``row`` and ``column`` attributes (None when not applicable).
+Options go in as the Python dicts and lists of ``vdb_core.types`` and results come back as
+such (the core converts them with serde; an option that does not fit is a ``ConfigError`` naming
+the argument and what was expected). Errors are raised as the exceptions below, each with
+``kind`` (a stable slug such as ``"missing_column"``), ``file``, ``row`` and ``column`` attributes
+(None when not applicable).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeAlias, final
 
 from vdb_core._kinds import ErrorKind
+from vdb_core.types import (
+    Bm25Params,
+    ChangeRow,
+    CollectionOptions,
+    ColumnMapping,
+    Condition,
+    CpuInfo,
+    EmbedResult,
+    EnsureResult,
+    FirstSeenResult,
+    Hit,
+    IngestResult,
+    Inspection,
+    Kernels,
+    LoadOptions,
+    LoadResult,
+    PlanSummary,
+    Report,
+    ResolvedSettings,
+    SampleInfo,
+    SearchParams,
+    SettingRow,
+    StoreTarget,
+    SwitchResult,
+    SyncResult,
+    TextSearch,
+)
 
 __all__ = [
     "__version__",
@@ -26,10 +55,10 @@ __all__ = [
     "error_kinds",
     "bm25",
     "update_first_seen",
-    "settings_json",
-    "cpu_info_json",
+    "settings",
+    "cpu_info",
     "linear_gflops",
-    "resolved_settings_json",
+    "resolved_settings",
     "resolve_target",
     "run_dir",
     "remove_run_dir",
@@ -107,8 +136,8 @@ class NativeEmbedder:
     def device(self) -> str:
         """``"cpu"`` or ``"cuda:N"``."""
     @property
-    def kernels_json(self) -> str:
-        """JSON ``{"f32_gemm": str, "int8": str | None, "bf16": str | None}``: the kernels in use."""
+    def kernels(self) -> Kernels:
+        """The kernels in use."""
     def token_lengths(self, texts: list[str]) -> list[int]: ...
     def encode(
         self, texts: list[str], batch_size: int = 32, normalize: bool = True, progress: _Progress = None
@@ -119,32 +148,42 @@ class NativeEmbedder:
 class NativeStore:
     """One opened store (server client or embedded engine), kept for many calls."""
 
-    def __new__(cls, target: str) -> NativeStore: ...
+    def __new__(cls, target: StoreTarget) -> NativeStore: ...
     def describe(self) -> str: ...
     def collections(self) -> list[str]: ...
     def aliases(self) -> list[tuple[str, str]]: ...
     def count(self, collection: str) -> int: ...
     def payload_indexes(self, collection: str) -> list[tuple[str, str]]: ...
     def search_vector(
-        self, collection: str, vector: list[float], limit: int, filter: str = ..., params: str = ...
-    ) -> str: ...
+        self,
+        collection: str,
+        vector: list[float],
+        limit: int,
+        filter: Sequence[Condition] | None = None,
+        params: SearchParams | None = None,
+    ) -> list[Hit]: ...
     def search_text(
         self,
         collection: str,
         query: str,
         embedder: NativeEmbedder,
         limit: int,
-        filter: str = ...,
-        params: str = ...,
-        mode: str | None = ...,
-        fusion: str = ...,
-        distinct: bool = ...,
-    ) -> str: ...
-    def collection_sparse(self, collection: str) -> str | None: ...
+        filter: Sequence[Condition] | None = None,
+        params: SearchParams | None = None,
+        mode: str | None = None,
+        fusion: str = "rrf",
+        distinct: bool = False,
+    ) -> TextSearch: ...
+    def collection_sparse(self, collection: str) -> Bm25Params | None: ...
     def changes(
-        self, collection: str, scope: list[str], order: str, filter: str = ..., out: str | None = ...
-    ) -> str: ...
-    def retrieve(self, collection: str, ids: list[str]) -> str: ...
+        self,
+        collection: str,
+        scope: list[str],
+        order: str,
+        filter: Sequence[Condition] | None = None,
+        out: str | None = None,
+    ) -> list[ChangeRow]: ...
+    def retrieve(self, collection: str, ids: list[str]) -> list[Hit]: ...
     def release(self, collection: str) -> None: ...
     def close(self) -> None: ...
     @property
@@ -153,20 +192,22 @@ class NativeStore:
 def error_kinds() -> list[str]:
     """Every kind the Rust core raises (``ErrorKind::ALL``)."""
 
-def settings_json() -> str: ...
+def settings() -> list[SettingRow]: ...
 def bm25(text: str, query: bool = ...) -> tuple[list[int], list[float]]: ...
-def cpu_info_json() -> str:
-    """JSON ``{"cpu", "f32_gemm", "int8", "bf16", "features"}`` of the running CPU."""
+def cpu_info() -> CpuInfo:
+    """The running CPU's name, the kernel of each matrix-product path, its relevant flags."""
 
 def linear_gflops(precision: str, m: int, inp: int, out: int, threads: int, reps: int = 10) -> float:
     """GFLOP/s of one ``m x inp -> m x out`` linear layer in ``precision`` on this CPU's kernels
     (the forward pass's own GEMM code; best of 3 rounds of ``reps``)."""
 
-def resolved_settings_json() -> str: ...
-def resolve_target(url: str | None = None, api_key: str | None = None, store_path: str | None = None) -> str: ...
+def resolved_settings() -> ResolvedSettings: ...
+def resolve_target(
+    url: str | None = None, api_key: str | None = None, store_path: str | None = None
+) -> StoreTarget: ...
 def run_dir(work_dir: str | None, dag_id: str, run_id: str) -> str: ...
 def remove_run_dir(path: str) -> None: ...
-def inspect(path: str, mapping: str) -> str: ...
+def inspect(path: str, mapping: ColumnMapping) -> Inspection: ...
 def sample_data(
     path: str,
     rows: int,
@@ -174,58 +215,70 @@ def sample_data(
     duplicate_rate: float = ...,
     yearly: int | None = ...,
     change_rate: float = ...,
-) -> str: ...
+) -> SampleInfo: ...
 def plan(
     run_dir: str,
     input: str,
-    mapping: str,
+    mapping: ColumnMapping,
     shard_rows: int,
     strict: bool,
     reuse: bool,
     progress: _Progress = None,
     changes_scope: list[str] = ...,
     changes_order: str | None = None,
-) -> str: ...
+) -> PlanSummary: ...
 def embed_shard(
     run_dir: str,
     shard: int,
     embedder: NativeEmbedder,
     batch_size: int = 32,
-    target: str | None = None,
+    target: StoreTarget | None = None,
     collection: str | None = None,
     recreate: bool = False,
     rebuild: bool = False,
     progress: _Progress = None,
-) -> str: ...
+) -> EmbedResult: ...
 def ensure_collection(
-    run_dir: str, target: str, collection: str, recreate: bool, rebuild: bool = False, options: str = ...
-) -> str: ...
+    run_dir: str,
+    target: StoreTarget,
+    collection: str,
+    recreate: bool,
+    rebuild: bool = False,
+    options: CollectionOptions | None = None,
+) -> EnsureResult: ...
 def load_shard(
-    run_dir: str, shard: int, target: str, collection: str, load_options: str, progress: _Progress = None
-) -> str: ...
-def restore_indexing(target: str, collection: str, run_dir: str | None = None) -> None: ...
-def verify(run_dir: str, target: str, collection: str) -> str: ...
-def sync(run_dir: str, target: str, collection: str, scope: list[str]) -> str: ...
-def switch(run_dir: str, target: str, collection: str) -> str: ...
-def update_first_seen(run_dir: str, target: str, collection: str, scope: list[str], order: str) -> str: ...
-def report_summary(report: str) -> str: ...
+    run_dir: str,
+    shard: int,
+    target: StoreTarget,
+    collection: str,
+    load_options: LoadOptions,
+    progress: _Progress = None,
+) -> LoadResult: ...
+def restore_indexing(target: StoreTarget, collection: str, run_dir: str | None = None) -> None: ...
+def verify(run_dir: str, target: StoreTarget, collection: str) -> Report: ...
+def sync(run_dir: str, target: StoreTarget, collection: str, scope: list[str]) -> SyncResult: ...
+def switch(run_dir: str, target: StoreTarget, collection: str) -> SwitchResult: ...
+def update_first_seen(
+    run_dir: str, target: StoreTarget, collection: str, scope: list[str], order: str
+) -> FirstSeenResult: ...
+def report_summary(report: Mapping[str, Any]) -> str: ...
 def ingest(
     run_dir: str,
     input: str,
-    mapping: str,
+    mapping: ColumnMapping,
     shard_rows: int,
     strict: bool,
     reuse: bool,
     collection: str,
     recreate: bool,
-    target: str,
+    target: StoreTarget,
     embedder: NativeEmbedder,
     batch_size: int,
-    load_options: str,
+    load_options: LoadOptions,
     sync_scope: list[str] = ...,
-    collection_options: str = ...,
+    collection_options: CollectionOptions | None = None,
     rebuild: bool = False,
     progress: _Progress = None,
     changes_scope: list[str] = ...,
     changes_order: str | None = None,
-) -> str: ...
+) -> IngestResult: ...

@@ -37,6 +37,7 @@ from vdb_core._kinds import ErrorKind
 from vdb_core.qdrant_url import DEFAULT_GRPC_PORT as _DEFAULT_GRPC_PORT
 from vdb_core.qdrant_url import DEFAULT_REST_PORT as _DEFAULT_REST_PORT
 from vdb_core.qdrant_url import port_note
+from vdb_core.types import StoreTarget
 
 log = logging.getLogger("vdb_core")
 
@@ -95,10 +96,12 @@ class ConnectionTarget:
     api_key: str | None
     notes: list[str] = field(default_factory=list)
 
-    def target(self) -> dict[str, Any]:
-        t = vdb_core.store_target(qdrant_url=self.url)
-        t["api_key"] = self.api_key  # the connection's key, never QDRANT_API_KEY behind its back
-        return t
+    def target(self) -> StoreTarget:
+        t = vdb_core.store_target(qdrant_url=self.url)  # the REST -> gRPC port rule
+        if t["kind"] != "server":
+            raise _config_error(f"connection URL {self.url!r} does not name a Qdrant server")
+        # The connection's key, never QDRANT_API_KEY behind its back.
+        return {"kind": "server", "url": t["url"], "api_key": self.api_key}
 
 
 def connection_target(
@@ -209,7 +212,7 @@ def require_server() -> bool:
     return bool(vdb_core.resolved_settings()["require_server"])
 
 
-def resolve_target(conn_id: str = QDRANT_CONN_ID) -> dict[str, Any]:
+def resolve_target(conn_id: str = QDRANT_CONN_ID) -> StoreTarget:
     """Where the vectors go: the Airflow connection ``conn_id``; only when that connection is
     genuinely not defined, ``QDRANT_URL``, else the embedded store. With ``VDB_REQUIRE_SERVER=1``
     a missing connection is a ``ConfigError`` too. Any other failure to read the connection (a

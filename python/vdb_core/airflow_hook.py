@@ -26,6 +26,7 @@ from airflow.sdk import BaseHook
 
 import vdb_core
 from vdb_core.airflow import QDRANT_CONN_ID, ConnectionTarget, connection_target, describe
+from vdb_core.types import StoreTarget
 
 log = logging.getLogger("vdb_core")
 
@@ -57,7 +58,7 @@ class VdbQdrantHook(BaseHook):
             log.warning("connection %r has type %r, read as a 'qdrant' connection", self.conn_id, conn.conn_type)
         return connection_target(conn.host, conn.port, conn.password, conn.extra_dejson, self.conn_id)
 
-    def target(self) -> dict[str, Any]:
+    def target(self) -> StoreTarget:
         """The store target (``vdb_core.store_target`` form) of the connection; the reasoning (REST
         -> gRPC port, ignored fields) goes to the log, the API key never does."""
         ct = self.connection_target()

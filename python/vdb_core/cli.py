@@ -19,6 +19,7 @@ from typing import Any
 
 import vdb_core
 from vdb_core import qdrant_url as _qdrant_url
+from vdb_core.types import StoreTarget
 
 
 def _settings_epilog() -> str:
@@ -30,7 +31,7 @@ def _progress() -> str:
     return "bar" if sys.stderr.isatty() else "lines"
 
 
-def _target(args: argparse.Namespace) -> dict[str, Any]:
+def _target(args: argparse.Namespace) -> StoreTarget:
     return vdb_core.store_target(args.qdrant_url, args.api_key, args.store)
 
 
@@ -57,8 +58,13 @@ def _split(v: str | None) -> list[str] | None:
     return [c.strip() for c in v.split(",") if c.strip()]
 
 
+def _payload_columns(args: argparse.Namespace) -> list[str] | None:
+    """``--payload-columns``; empty means what it means in the DAG's form: every column but the text."""
+    return _split(args.payload_columns) or None
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    info = vdb_core.inspect(args.parquet, args.text_column, _split(args.id_columns), _split(args.payload_columns))
+    info = vdb_core.inspect(args.parquet, args.text_column, _split(args.id_columns), _payload_columns(args))
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -100,12 +106,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     )
     started = time.monotonic()
     # Check the input and the mapping before loading the model: bad input fails in a second.
-    info = vdb_core.inspect(args.parquet, args.text_column, _split(args.id_columns), _split(args.payload_columns))
+    info = vdb_core.inspect(args.parquet, args.text_column, _split(args.id_columns), _payload_columns(args))
     if info["mapping_error"]:
         raise vdb_core._error(
             vdb_core.InputError,
             info["mapping_error"],
-            info["mapping_error_kind"],
+            info["mapping_error_kind"] or "invalid_config",
             file=info["path"],
             column=info["mapping_error_column"],
         )
@@ -119,9 +125,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         embedder=embedder,
         text_column=args.text_column,
         id_columns=_split(args.id_columns),
-        payload_columns=_split(args.payload_columns),
+        payload_columns=_payload_columns(args),
         shard_rows=args.shard_rows,
         strict=args.strict,
+        reuse=False if args.no_reuse else None,
         recreate=args.recreate,
         rebuild=args.rebuild,
         sync_scope=_split(args.sync_scope),
@@ -138,6 +145,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ),
         batch_size=args.batch_size,
         upsert_batch_size=args.upsert_batch_size,
+        upsert_parallel=args.upsert_parallel,
+        upsert_retries=args.upsert_retries,
         progress=_progress(),
     )
     report = result["report"]
@@ -159,7 +168,7 @@ def _private_run_dir(run_dir: str, own_parent: bool) -> None:
     os.chmod(path, 0o770)
 
 
-def _describe(target: dict[str, Any]) -> str:
+def _describe(target: StoreTarget) -> str:
     return f"qdrant server {target['url']}" if target["kind"] == "server" else f"embedded store {target['path']}"
 
 
@@ -234,7 +243,8 @@ def _filters(items: Sequence[str] | None, indexes: dict[str, str], collection: s
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    embedder = vdb_core.Embedder(args.model_dir) if args.model_dir else None
+    model = (args.model_dir, args.threads, args.precision, args.device)
+    embedder = vdb_core.Embedder(*model) if any(v is not None for v in model) else None
     with vdb_core.Store(_target(args), embedder=embedder) as store:
         collection = args.collection or store.collection
         indexes = store.payload_indexes(collection) if args.filter or args.new_in else {}
@@ -336,10 +346,37 @@ def build_parser() -> argparse.ArgumentParser:
     def mapping_flags(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--text-column", default=None, help="text column (default: sentence)")
         sp.add_argument(
-            "--id-columns", default=None, help="comma-separated id columns (default: filing_id,sentence_index)"
+            "--id-columns",
+            default=None,
+            help="comma-separated id columns (default: filing_id,sentence_index); '' for ids from the text itself",
         )
         sp.add_argument(
-            "--payload-columns", default=None, help="comma-separated payload columns (default: all but the text)"
+            "--payload-columns",
+            default=None,
+            help="comma-separated payload columns (default, or '': every column but the text)",
+        )
+
+    def embedding_flags(sp: argparse.ArgumentParser) -> None:
+        """The model's flags, the same for ingest and search (a query is embedded like the sentences)."""
+        sp.add_argument(
+            "--threads", type=int, default=None, help="embedding threads (default: VDB_THREADS or all allowed CPUs)"
+        )
+        sp.add_argument(
+            "--precision",
+            choices=["float32", "int8", "bf16", "float16"],
+            default=None,
+            help=(
+                "embedding arithmetic (default: VDB_PRECISION, float32); int8 is 1.1-1.3x as fast (measured: "
+                "docs/benchmarks.md), cosine >= 0.99 to float32; "
+                "bf16 needs AVX512-BF16 (or a GPU), cosine >= 0.9999 (GPU: 0.999); float16 runs on a GPU only"
+            ),
+        )
+        sp.add_argument(
+            "--device",
+            default=None,
+            metavar="cpu|cuda[:N]",
+            help="where embedding runs (default: VDB_DEVICE, cpu); cuda needs a vdb_core built with `make cuda` and "
+            "an NVIDIA GPU; raise --batch-size to a few hundred there",
         )
 
     sp = sub.add_parser("inspect", help="row count, schema, null counts and column mapping of a parquet file")
@@ -387,24 +424,23 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch-size", type=int, default=None, help="sentences per forward pass (default: VDB_BATCH_SIZE)")
     sp.add_argument("--upsert-batch-size", type=int, default=None, help="points per upsert (default: VDB_UPSERT_BATCH)")
     sp.add_argument(
-        "--threads", type=int, default=None, help="embedding threads (default: VDB_THREADS or all allowed CPUs)"
+        "--upsert-parallel",
+        type=int,
+        default=None,
+        help="upsert requests in flight, server store (default: VDB_UPSERT_PARALLEL)",
     )
     sp.add_argument(
-        "--precision",
-        choices=["float32", "int8", "bf16", "float16"],
+        "--upsert-retries",
+        type=int,
         default=None,
-        help=(
-            "embedding arithmetic (default: VDB_PRECISION, float32); int8 is 1.1-1.3x as fast (measured: "
-            "docs/benchmarks.md), cosine >= 0.99 to float32; "
-            "bf16 needs AVX512-BF16 (or a GPU), cosine >= 0.9999 (GPU: 0.999); float16 runs on a GPU only"
-        ),
+        help="attempts per upsert on transient Qdrant errors (default: VDB_UPSERT_RETRIES)",
     )
+    embedding_flags(sp)
     sp.add_argument(
-        "--device",
-        default=None,
-        metavar="cpu|cuda[:N]",
-        help="where embedding runs (default: VDB_DEVICE, cpu); cuda needs a vdb_core built with `make cuda` and an "
-        "NVIDIA GPU; raise --batch-size to a few hundred there",
+        "--no-reuse",
+        action="store_true",
+        help="embed every row (default: VDB_REUSE, on: each distinct text once, and texts the collection already "
+        "holds for the same model not again)",
     )
     mode = sp.add_mutually_exclusive_group()
     mode.add_argument("--recreate", action="store_true", help="drop and recreate the collection first")
@@ -454,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("search", help="nearest sentences to a query text")
     sp.add_argument("query", help="the query text (embedded with the same model as the sentences)")
     _add_store_flags(sp)
+    embedding_flags(sp)
     sp.add_argument("--limit", type=int, default=10, help="number of hits (default: 10)")
     sp.add_argument(
         "--filter",

@@ -1,5 +1,6 @@
-//! The pyo3 layer: translation only. Python values in, Rust calls (GIL released, panics caught),
-//! JSON or bytes out, `VdbError` -> the Python exception hierarchy. No logic lives here.
+//! The pyo3 layer: translation only. Python values in (typed through serde: `convert`), Rust calls
+//! (GIL released, panics caught), Python dicts/lists or bytes out, `VdbError` -> the Python
+//! exception hierarchy. No logic lives here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use serde::Serialize;
 
+use convert::{arg, arg_or_default, out};
+
 use crate::config::{Settings, SETTINGS};
 use crate::embed::{Embedder as EmbedderTrait, EncodeOptions};
 use crate::error::{ErrorKind, VdbError};
@@ -20,6 +23,7 @@ use crate::progress::{Bar, LogLines, Progress, Silent};
 use crate::source::ColumnMapping;
 use crate::store::{self, LoadOptions, StoreTarget};
 
+mod convert;
 mod store_handle;
 
 /// The Python exception hierarchy (module `vdb_core._native`, re-exported by `vdb_core`).
@@ -86,14 +90,6 @@ fn work<T: Send>(py: Python<'_>, f: impl FnOnce() -> crate::Result<T> + Send) ->
         .and_then(|r| r)
     });
     out.map_err(to_py)
-}
-
-fn json<T: Serialize>(v: &T) -> PyResult<String> {
-    serde_json::to_string(v).map_err(|e| to_py(VdbError::internal(e.to_string())))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> PyResult<T> {
-    serde_json::from_str(s).map_err(|e| to_py(VdbError::new(ErrorKind::InvalidConfig, format!("bad {what}: {e}"))))
 }
 
 /// The progress sink of one call. `progress`: None (silent), "bar" (terminal bar), "lines" (stderr
@@ -173,14 +169,14 @@ fn bm25(text: &str, query: bool) -> PyResult<(Vec<u32>, Vec<f32>)> {
 
 /// The settings in force: defaults overlaid with the environment.
 #[pyfunction]
-fn resolved_settings_json() -> PyResult<String> {
-    json(&Settings::from_env().map_err(to_py)?)
+fn resolved_settings(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    out(py, &Settings::from_env().map_err(to_py)?)
 }
 
-/// The CPU's name and the kernel each GEMM path would use on it (JSON).
+/// The CPU's name and the kernel each GEMM path would use on it.
 #[pyfunction]
-fn cpu_info_json() -> PyResult<String> {
-    json(&crate::embed::cpu::cpu_info())
+fn cpu_info(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    out(py, &crate::embed::cpu::cpu_info())
 }
 
 /// GFLOP/s of one `m x inp -> m x out` linear layer in `precision` on this CPU's kernels.
@@ -199,28 +195,34 @@ fn linear_gflops(
     work(py, || crate::embed::cpu::linear_gflops(precision, m, inp, out, threads, reps))
 }
 
+/// The configuration table: every setting's variable, default and meaning.
 #[pyfunction]
-fn settings_json() -> PyResult<String> {
+fn settings(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     #[derive(Serialize)]
     struct Row {
         env: &'static str,
         default: &'static str,
         help: &'static str,
     }
-    json(&SETTINGS.iter().map(|s| Row { env: s.env, default: s.default, help: s.help }).collect::<Vec<_>>())
+    out(py, &SETTINGS.iter().map(|s| Row { env: s.env, default: s.default, help: s.help }).collect::<Vec<_>>())
 }
 
 /// The store target: explicit arguments, else QDRANT_URL / QDRANT_API_KEY / VDB_STORE_PATH.
 #[pyfunction]
 #[pyo3(signature = (url=None, api_key=None, store_path=None))]
-fn resolve_target(url: Option<String>, api_key: Option<String>, store_path: Option<PathBuf>) -> PyResult<String> {
+fn resolve_target(
+    py: Python<'_>,
+    url: Option<String>,
+    api_key: Option<String>,
+    store_path: Option<PathBuf>,
+) -> PyResult<Bound<'_, PyAny>> {
     let s = Settings::from_env().map_err(to_py)?;
     let t = match (url.filter(|u| !u.is_empty()), store_path) {
         (Some(url), _) => StoreTarget::Server { url, api_key: api_key.or(s.qdrant_api_key) },
         (None, Some(path)) => StoreTarget::Embedded { path },
         (None, None) => s.store_target(),
     };
-    json(&t)
+    out(py, &t)
 }
 
 #[pyfunction]
@@ -238,10 +240,10 @@ fn remove_run_dir(py: Python<'_>, path: PathBuf) -> PyResult<()> {
 }
 
 #[pyfunction]
-fn inspect(py: Python<'_>, path: String, mapping: String) -> PyResult<String> {
-    let mapping: ColumnMapping = parse("column mapping", &mapping)?;
+fn inspect<'py>(py: Python<'py>, path: String, mapping: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let mapping: ColumnMapping = arg("mapping", mapping)?;
     let r = work(py, || crate::source::inspect::inspect(&path, &mapping))?;
-    json(&r)
+    out(py, &r)
 }
 
 #[pyfunction]
@@ -254,30 +256,30 @@ fn sample_data(
     duplicate_rate: f64,
     yearly: Option<u32>,
     change_rate: f64,
-) -> PyResult<String> {
+) -> PyResult<Bound<'_, PyAny>> {
     let r = work(py, || match yearly {
         Some(years) => crate::sample::write_yearly(&path, rows, seed, years, change_rate),
         None => crate::sample::write_sample_with(&path, rows, seed, duplicate_rate),
     })?;
-    json(&r)
+    out(py, &r)
 }
 
 #[pyfunction]
 #[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, progress=None, changes_scope=Vec::new(), changes_order=None))]
 #[allow(clippy::too_many_arguments)]
-fn plan(
-    py: Python<'_>,
+fn plan<'py>(
+    py: Python<'py>,
     run_dir: PathBuf,
     input: PathBuf,
-    mapping: String,
+    mapping: &Bound<'py, PyAny>,
     shard_rows: usize,
     strict: bool,
     reuse: bool,
     progress: Option<Py<PyAny>>,
     changes_scope: Vec<String>,
     changes_order: Option<String>,
-) -> PyResult<String> {
-    let mapping: ColumnMapping = parse("column mapping", &mapping)?;
+) -> PyResult<Bound<'py, PyAny>> {
+    let mapping: ColumnMapping = arg("mapping", mapping)?;
     let p = self::progress(progress, 10.0)?;
     let opts = PlanOptions { input, mapping, shard_rows, strict, reuse };
     let changes = changes_order.filter(|_| !changes_scope.is_empty()).map(|o| (changes_scope, o));
@@ -287,7 +289,7 @@ fn plan(
         pipeline::changes::track(&run, changes.as_ref())?;
         Ok(r)
     }))?;
-    json(&r)
+    out(py, &r)
 }
 
 /// A loaded model. `encode` returns raw float32 bytes; the Python wrapper makes the numpy array.
@@ -334,10 +336,10 @@ impl NativeEmbedder {
     fn device(&self) -> String {
         self.inner.device().to_string()
     }
-    /// The kernels the GEMMs run on (JSON: f32_gemm, int8, bf16).
+    /// The kernels the GEMMs run on (f32_gemm, int8, bf16).
     #[getter]
-    fn kernels_json(&self) -> PyResult<String> {
-        json(&self.inner.kernels())
+    fn kernels<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        out(py, &self.inner.kernels())
     }
     /// Tokens per text after truncation (for throughput accounting).
     fn token_lengths(&self, py: Python<'_>, texts: Vec<String>) -> PyResult<Vec<usize>> {
@@ -374,22 +376,23 @@ impl NativeEmbedder {
 #[pyfunction]
 #[pyo3(signature = (run_dir, shard, embedder, batch_size=32, target=None, collection=None, recreate=false, rebuild=false, progress=None))]
 #[allow(clippy::too_many_arguments)]
-fn embed_shard(
-    py: Python<'_>,
+fn embed_shard<'py>(
+    py: Python<'py>,
     run_dir: PathBuf,
     shard: usize,
     embedder: &NativeEmbedder,
     batch_size: usize,
-    target: Option<String>,
+    target: Option<&Bound<'py, PyAny>>,
     collection: Option<String>,
     recreate: bool,
     rebuild: bool,
     progress: Option<Py<PyAny>>,
-) -> PyResult<String> {
+) -> PyResult<Bound<'py, PyAny>> {
     let replaces = pipeline::EnsureMode::from_flags(recreate, rebuild).map_err(to_py)?.replaces();
     let p = self::progress(progress, 10.0)?;
     let opts = EncodeOptions { batch_size, normalize: true };
     let run = RunDir::at(run_dir);
+    let target: Option<StoreTarget> = target.filter(|t| !t.is_none()).map(|t| arg("target", t)).transpose()?;
     let r = p.result(match (target, collection) {
         (Some(target), Some(collection)) => with_store(py, &target, |store| {
             let source = pipeline::VectorSource { store, collection: &collection, replaces };
@@ -397,130 +400,157 @@ fn embed_shard(
         }),
         _ => work(py, || pipeline::embed_shard(&run, shard, embedder.inner.as_ref(), &opts, None, p.sink())),
     })?;
-    json(&r)
+    out(py, &r)
 }
 
-/// Parses the target (JSON from `vdb_core.store_target`), then opens the store and runs `f` on it
-/// with the GIL released.
+/// Opens the store `target` names and runs `f` on it, with the GIL released.
 fn with_store<T: Send>(
     py: Python<'_>,
-    target: &str,
+    target: &StoreTarget,
     f: impl FnOnce(&dyn store::VectorStore) -> crate::Result<T> + Send,
 ) -> PyResult<T> {
-    let t: StoreTarget = parse("store target", target)?;
-    work(py, || f(store::open(&t)?.as_ref()))
+    work(py, || f(store::open(target)?.as_ref()))
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, target, collection, recreate, rebuild=false, options="{}".to_string()))]
-fn ensure_collection(
-    py: Python<'_>,
+#[pyo3(signature = (run_dir, target, collection, recreate, rebuild=false, options=None))]
+fn ensure_collection<'py>(
+    py: Python<'py>,
     run_dir: PathBuf,
-    target: String,
+    target: &Bound<'py, PyAny>,
     collection: String,
     recreate: bool,
     rebuild: bool,
-    options: String,
-) -> PyResult<String> {
-    let o: store::CollectionOptions = parse("collection options", &options)?;
+    options: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let target: StoreTarget = arg("target", target)?;
+    let o: store::CollectionOptions = arg_or_default("options", options)?;
     let mode = pipeline::EnsureMode::from_flags(recreate, rebuild).map_err(to_py)?;
     let r = with_store(py, &target, |s| pipeline::ensure_collection(&RunDir::at(run_dir), s, &collection, mode, &o))?;
-    json(&r)
+    out(py, &r)
 }
 
 #[pyfunction]
 #[pyo3(signature = (run_dir, shard, target, collection, load_options, progress=None))]
-fn load_shard(
-    py: Python<'_>,
+fn load_shard<'py>(
+    py: Python<'py>,
     run_dir: PathBuf,
     shard: usize,
-    target: String,
+    target: &Bound<'py, PyAny>,
     collection: String,
-    load_options: String,
+    load_options: &Bound<'py, PyAny>,
     progress: Option<Py<PyAny>>,
-) -> PyResult<String> {
-    let o: LoadOptions = parse("load options", &load_options)?;
+) -> PyResult<Bound<'py, PyAny>> {
+    let target: StoreTarget = arg("target", target)?;
+    let o: LoadOptions = arg("load_options", load_options)?;
     let p = self::progress(progress, 10.0)?;
     let r = p.result(with_store(py, &target, |s| {
         pipeline::load_shard(&RunDir::at(run_dir), shard, s, &collection, &o, p.sink())
     }))?;
-    json(&r)
+    out(py, &r)
 }
 
 #[pyfunction]
 #[pyo3(signature = (target, collection, run_dir=None))]
-fn restore_indexing(py: Python<'_>, target: String, collection: String, run_dir: Option<PathBuf>) -> PyResult<()> {
+fn restore_indexing(
+    py: Python<'_>,
+    target: &Bound<'_, PyAny>,
+    collection: String,
+    run_dir: Option<PathBuf>,
+) -> PyResult<()> {
+    let target: StoreTarget = arg("target", target)?;
     let run = run_dir.map(RunDir::at);
     with_store(py, &target, |s| pipeline::restore_indexing(run.as_ref(), s, &collection))
 }
 
 #[pyfunction]
-fn verify(py: Python<'_>, run_dir: PathBuf, target: String, collection: String) -> PyResult<String> {
-    let r = with_store(py, &target, |s| pipeline::verify(&RunDir::at(run_dir), s, &collection))?;
-    json(&r)
-}
-
-#[pyfunction]
-fn sync(py: Python<'_>, run_dir: PathBuf, target: String, collection: String, scope: Vec<String>) -> PyResult<String> {
-    let r = with_store(py, &target, |s| pipeline::sync(&RunDir::at(run_dir), s, &collection, &scope))?;
-    json(&r)
-}
-
-#[pyfunction]
-fn update_first_seen(
-    py: Python<'_>,
+fn verify<'py>(
+    py: Python<'py>,
     run_dir: PathBuf,
-    target: String,
+    target: &Bound<'py, PyAny>,
+    collection: String,
+) -> PyResult<Bound<'py, PyAny>> {
+    let target: StoreTarget = arg("target", target)?;
+    let r = with_store(py, &target, |s| pipeline::verify(&RunDir::at(run_dir), s, &collection))?;
+    out(py, &r)
+}
+
+#[pyfunction]
+fn sync<'py>(
+    py: Python<'py>,
+    run_dir: PathBuf,
+    target: &Bound<'py, PyAny>,
+    collection: String,
+    scope: Vec<String>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let target: StoreTarget = arg("target", target)?;
+    let r = with_store(py, &target, |s| pipeline::sync(&RunDir::at(run_dir), s, &collection, &scope))?;
+    out(py, &r)
+}
+
+#[pyfunction]
+fn update_first_seen<'py>(
+    py: Python<'py>,
+    run_dir: PathBuf,
+    target: &Bound<'py, PyAny>,
     collection: String,
     scope: Vec<String>,
     order: String,
-) -> PyResult<String> {
+) -> PyResult<Bound<'py, PyAny>> {
+    let target: StoreTarget = arg("target", target)?;
     let r = with_store(py, &target, |s| {
         pipeline::update_first_seen_for_run(&RunDir::at(run_dir), s, &collection, &scope, &order)
     })?;
-    json(&r)
+    out(py, &r)
 }
 
 #[pyfunction]
-fn switch(py: Python<'_>, run_dir: PathBuf, target: String, collection: String) -> PyResult<String> {
+fn switch<'py>(
+    py: Python<'py>,
+    run_dir: PathBuf,
+    target: &Bound<'py, PyAny>,
+    collection: String,
+) -> PyResult<Bound<'py, PyAny>> {
+    let target: StoreTarget = arg("target", target)?;
     let r = with_store(py, &target, |s| pipeline::switch(&RunDir::at(run_dir), s, &collection))?;
-    json(&r)
+    out(py, &r)
 }
 
 #[pyfunction]
-fn report_summary(report: String) -> PyResult<String> {
-    let r: pipeline::Report = parse("report", &report)?;
+fn report_summary(report: &Bound<'_, PyAny>) -> PyResult<String> {
+    let r: pipeline::Report = arg("report", report)?;
     Ok(r.summary())
 }
 
 #[pyfunction]
-#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, sync_scope=Vec::new(), collection_options="{}".to_string(), rebuild=false, progress=None, changes_scope=Vec::new(), changes_order=None))]
+#[pyo3(signature = (run_dir, input, mapping, shard_rows, strict, reuse, collection, recreate, target, embedder, batch_size, load_options, sync_scope=Vec::new(), collection_options=None, rebuild=false, progress=None, changes_scope=Vec::new(), changes_order=None))]
 #[allow(clippy::too_many_arguments)]
-fn ingest(
-    py: Python<'_>,
+fn ingest<'py>(
+    py: Python<'py>,
     run_dir: PathBuf,
     input: PathBuf,
-    mapping: String,
+    mapping: &Bound<'py, PyAny>,
     shard_rows: usize,
     strict: bool,
     reuse: bool,
     collection: String,
     recreate: bool,
-    target: String,
+    target: &Bound<'py, PyAny>,
     embedder: &NativeEmbedder,
     batch_size: usize,
-    load_options: String,
+    load_options: &Bound<'py, PyAny>,
     sync_scope: Vec<String>,
-    collection_options: String,
+    collection_options: Option<&Bound<'py, PyAny>>,
     rebuild: bool,
     progress: Option<Py<PyAny>>,
     changes_scope: Vec<String>,
     changes_order: Option<String>,
-) -> PyResult<String> {
+) -> PyResult<Bound<'py, PyAny>> {
     let mode = pipeline::EnsureMode::from_flags(recreate, rebuild).map_err(to_py)?;
-    let collection_options: store::CollectionOptions = parse("collection options", &collection_options)?;
-    let mapping: ColumnMapping = parse("column mapping", &mapping)?;
-    let load: LoadOptions = parse("load options", &load_options)?;
+    let target: StoreTarget = arg("target", target)?;
+    let collection_options: store::CollectionOptions = arg_or_default("collection_options", collection_options)?;
+    let mapping: ColumnMapping = arg("mapping", mapping)?;
+    let load: LoadOptions = arg("load_options", load_options)?;
     let p = self::progress(progress, 10.0)?;
     let opts = IngestOptions {
         plan: PlanOptions { input, mapping, shard_rows, strict, reuse },
@@ -535,7 +565,7 @@ fn ingest(
     let r = p.result(with_store(py, &target, |s| {
         pipeline::ingest(&RunDir::at(run_dir), &opts, embedder.inner.as_ref(), s, p.sink())
     }))?;
-    json(&r)
+    out(py, &r)
 }
 
 #[pymodule]
@@ -566,10 +596,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(bm25, m)?)?;
     m.add_function(wrap_pyfunction!(update_first_seen, m)?)?;
-    m.add_function(wrap_pyfunction!(settings_json, m)?)?;
-    m.add_function(wrap_pyfunction!(cpu_info_json, m)?)?;
+    m.add_function(wrap_pyfunction!(settings, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_info, m)?)?;
     m.add_function(wrap_pyfunction!(linear_gflops, m)?)?;
-    m.add_function(wrap_pyfunction!(resolved_settings_json, m)?)?;
+    m.add_function(wrap_pyfunction!(resolved_settings, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_target, m)?)?;
     m.add_function(wrap_pyfunction!(run_dir, m)?)?;
     m.add_function(wrap_pyfunction!(remove_run_dir, m)?)?;

@@ -4,14 +4,19 @@
 use parking_lot::RwLock;
 use pyo3::prelude::*;
 
-use super::{json, parse, to_py, work, NativeEmbedder};
+use super::convert::{arg, arg_or_default, out};
+use super::{to_py, work, NativeEmbedder};
 use crate::error::{ErrorKind, VdbError};
 use crate::pipeline;
 use crate::store::{self, Condition, SearchParams, StoreTarget, VectorStore};
 
-/// A search's filter (JSON list of conditions) and parameters (JSON object).
-fn query_options(filter: &str, params: &str) -> PyResult<(Vec<Condition>, SearchParams)> {
-    Ok((parse("filter", filter)?, parse("search parameters", params)?))
+/// A search's filter (a list of conditions) and parameters (`{"hnsw_ef", "exact"}`); either may be
+/// left out.
+fn query_options(
+    filter: Option<&Bound<'_, PyAny>>,
+    params: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(Vec<Condition>, SearchParams)> {
+    Ok((arg_or_default("filter", filter)?, arg_or_default("params", params)?))
 }
 
 #[pyclass(frozen, name = "NativeStore", module = "vdb_core._native")]
@@ -41,10 +46,10 @@ impl NativeStore {
 
 #[pymethods]
 impl NativeStore {
-    /// Opens the store a target (JSON from `vdb_core.store_target`) names.
+    /// Opens the store a target (`vdb_core.store_target()`) names.
     #[new]
-    fn new(py: Python<'_>, target: String) -> PyResult<Self> {
-        let t: StoreTarget = parse("store target", &target)?;
+    fn new(py: Python<'_>, target: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let t: StoreTarget = arg("target", target)?;
         let inner = work(py, || store::open(&t))?;
         Ok(NativeStore { inner: RwLock::new(Some(inner)) })
     }
@@ -71,39 +76,39 @@ impl NativeStore {
         self.with(py, |s| s.count(&collection))
     }
 
-    #[pyo3(signature = (collection, vector, limit, filter="[]".to_string(), params="{}".to_string()))]
-    fn search_vector(
+    #[pyo3(signature = (collection, vector, limit, filter=None, params=None))]
+    fn search_vector<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         collection: String,
         vector: Vec<f32>,
         limit: usize,
-        filter: String,
-        params: String,
-    ) -> PyResult<String> {
-        let (f, p) = query_options(&filter, &params)?;
-        json(&self.with(py, |s| s.search_with(&collection, &vector, limit, &f, &p))?)
+        filter: Option<&Bound<'py, PyAny>>,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (f, p) = query_options(filter, params)?;
+        out(py, &self.with(py, |s| s.search_with(&collection, &vector, limit, &f, &p))?)
     }
 
     /// `mode`: "hybrid", "dense", "sparse" or None (hybrid where the collection has BM25);
     /// `fusion`: "rrf" or "dbsf"; `distinct`: one hit per distinct text, with its filings. Returns
-    /// `{"mode", "fusion", "hits", "filings"?}` as JSON.
-    #[pyo3(signature = (collection, query, embedder, limit, filter="[]".to_string(), params="{}".to_string(), mode=None, fusion="rrf", distinct=false))]
+    /// `{"mode", "fusion", "hits", "filings"?}`.
+    #[pyo3(signature = (collection, query, embedder, limit, filter=None, params=None, mode=None, fusion="rrf", distinct=false))]
     #[allow(clippy::too_many_arguments)]
-    fn search_text(
+    fn search_text<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         collection: String,
         query: String,
         embedder: &NativeEmbedder,
         limit: usize,
-        filter: String,
-        params: String,
+        filter: Option<&Bound<'py, PyAny>>,
+        params: Option<&Bound<'py, PyAny>>,
         mode: Option<&str>,
         fusion: &str,
         distinct: bool,
-    ) -> PyResult<String> {
-        let (filter, params) = query_options(&filter, &params)?;
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (filter, params) = query_options(filter, params)?;
         let opts = pipeline::TextSearchOptions {
             limit,
             filter,
@@ -113,22 +118,21 @@ impl NativeStore {
             distinct,
         };
         let e = embedder.inner.as_ref();
-        json(&self.with(py, |s| pipeline::search_text(e, s, &collection, &query, &opts))?)
+        out(py, &self.with(py, |s| pipeline::search_text(e, s, &collection, &query, &opts))?)
     }
 
-    /// The changes report (`pipeline::changes`) as JSON rows; with `out`, also written there as
-    /// parquet.
-    #[pyo3(signature = (collection, scope, order, filter="[]".to_string(), out=None))]
-    fn changes(
+    /// The changes report (`pipeline::changes`) as rows; with `out`, also written there as parquet.
+    #[pyo3(signature = (collection, scope, order, filter=None, out=None))]
+    fn changes<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         collection: String,
         scope: Vec<String>,
         order: String,
-        filter: String,
+        filter: Option<&Bound<'py, PyAny>>,
         out: Option<std::path::PathBuf>,
-    ) -> PyResult<String> {
-        let f: Vec<Condition> = parse("filter", &filter)?;
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let f: Vec<Condition> = arg_or_default("filter", filter)?;
         let rows = self.with(py, |s| {
             let rows = pipeline::changes(s, &collection, &scope, &order, &f)?;
             if let Some(path) = &out {
@@ -136,16 +140,16 @@ impl NativeStore {
             }
             Ok(rows)
         })?;
-        json(&rows)
+        super::convert::out(py, &rows)
     }
 
-    /// The BM25 parameters of the collection's sparse vector (JSON `{"k", "b", "avg_len"}`), or
-    /// None for a dense-only collection.
-    fn collection_sparse(&self, py: Python<'_>, collection: String) -> PyResult<Option<String>> {
-        self.with(py, |s| s.collection_sparse(&collection))?.map(|c| json(&c)).transpose()
+    /// The BM25 parameters of the collection's sparse vector (`{"k", "b", "avg_len"}`), or None
+    /// for a dense-only collection.
+    fn collection_sparse<'py>(&self, py: Python<'py>, collection: String) -> PyResult<Bound<'py, PyAny>> {
+        out(py, &self.with(py, |s| s.collection_sparse(&collection))?)
     }
 
-    fn retrieve(&self, py: Python<'_>, collection: String, ids: Vec<String>) -> PyResult<String> {
+    fn retrieve<'py>(&self, py: Python<'py>, collection: String, ids: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
         let ids = ids
             .iter()
             .map(|s| {
@@ -154,7 +158,7 @@ impl NativeStore {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(to_py)?;
-        json(&self.with(py, |s| s.retrieve(&collection, &ids))?)
+        out(py, &self.with(py, |s| s.retrieve(&collection, &ids))?)
     }
 
     /// Gives back what the store holds for `collection` (the embedded store's file lock) until

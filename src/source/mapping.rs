@@ -11,6 +11,7 @@ pub const DEFAULT_ID_COLUMNS: &[&str] = &["filing_id", "sentence_index"];
 
 /// The mapping as the user gives it (unset = defaults).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ColumnMapping {
     /// Text to embed. Default `sentence`.
     pub text: Option<String>,

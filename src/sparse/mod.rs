@@ -11,7 +11,7 @@
 //!    values are 1. The IDF part is not in the vector: the collection's sparse vector has Qdrant's
 //!    `idf` modifier, so the engine computes IDF from the live collection at search time.
 //!
-//! The collection records the parameters ([`Bm25Config`], metadata [`crate::store::SPARSE_KEY`]): a
+//! The collection records the parameters ([`Bm25Config`], under the metadata key `vdb_core_bm25`): a
 //! run with other parameters is refused, as one with another model is. The tests compare every
 //! step with qdrant-edge's own `EdgeBm25` (built with the `embedded` feature); this module needs
 //! none of qdrant-edge, so the Docker image (built without it) writes the same vectors.

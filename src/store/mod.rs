@@ -23,7 +23,7 @@ pub mod server;
 
 /// Where vectors go. One setting switches between the two.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StoreTarget {
     /// A Qdrant server; `url` is its gRPC endpoint (`http://host:6334`, `https://...` for TLS).
     Server { url: String, api_key: Option<String> },
@@ -103,6 +103,7 @@ pub struct CollectionSpec {
 /// clusters named as in Qdrant's collection API; applied when a collection is created (or
 /// recreated). Unset: Qdrant's defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CollectionOptions {
     /// A BM25 sparse vector ([`SPARSE_VECTOR`], Qdrant's IDF modifier) next to the dense one, with
     /// these parameters (recorded under [`SPARSE_KEY`]); `None`: dense only. Default: BM25 with
@@ -242,7 +243,7 @@ pub struct ScannedPoint {
 
 /// A simple payload condition; a search's conditions are ANDed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     /// `field == value` (string, integer or bool).
     Equals { field: String, value: Value },
@@ -348,6 +349,7 @@ pub fn prefetch_limit(limit: usize) -> usize {
 
 /// Search options, as Qdrant names them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchParams {
     /// HNSW search breadth (`hnsw_ef`): higher is slower and more accurate. `None`: Qdrant's default.
     #[serde(default)]
@@ -359,6 +361,7 @@ pub struct SearchParams {
 
 /// How a bulk load is done.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoadOptions {
     /// Points per upsert request.
     pub batch_size: usize,
